@@ -1,0 +1,125 @@
+"""The contract between the runner and a model kind's experiment.
+
+The runner owns the phase loop, seeding, progress and the run file's lifecycle; an experiment
+owns the model state and knows what ``wake``, ``sleep`` and ``test`` mean for its kind. The
+runner calls exactly one method per phase (no per-step hooks) and reads the experiment's
+clock (``time_ms``) at phase boundaries.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from neurosleep.errors import KeyPath
+from neurosleep.io.recorder import Recorder
+from neurosleep.registry import Registry
+from neurosleep.spec import Spec
+
+PhaseKind = Literal["wake", "sleep", "test"]
+Progress = Callable[[float], None]  # called with the fraction of the phase done, per block
+
+
+class Params(BaseModel):
+    """Base of every protocol section schema (data, record, phase parameters): strict keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class PlannedPhase:
+    """One phase of the expanded schedule.
+
+    ``task`` is the 0-based task index (−1: none); ``params`` is the validated schema of the
+    phase kind (or of the sleep algorithm); ``source`` is its key path in the protocol file.
+    """
+
+    index: int
+    kind: PhaseKind
+    name: str
+    task: int
+    params: BaseModel
+    source: KeyPath
+    algorithm: str | None = None  # sleep phases: the registered sleep algorithm's name
+    engine: str | None = None  # phase-level engine override (sleep on another engine)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A test phase's result: one value per task for each metric (NaN: task not tested)."""
+
+    metrics: dict[str, np.ndarray]
+    units: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+
+class Experiment(ABC):
+    """Base class: subclasses declare their schemas and implement the three phase kinds.
+
+    Parameters
+    ----------
+    model : Spec
+        The validated model spec.
+    data, record : Params
+        The protocol's validated ``data`` and ``record`` sections.
+    engine, device : str
+        Simulation engine name and torch device string.
+    seed : int
+        The protocol seed (the runner has already seeded python, numpy and torch with it).
+    recorder : Recorder
+        Where the experiment writes what it records.
+    """
+
+    model_kind: ClassVar[str]
+    engines: ClassVar[tuple[str, ...]]
+    Data: ClassVar[type[Params]]
+    Record: ClassVar[type[Params]]
+    Wake: ClassVar[type[Params]]
+    Test: ClassVar[type[Params]]
+
+    def __init__(
+        self,
+        model: Spec,
+        data: Params,
+        record: Params,
+        *,
+        engine: str,
+        device: str,
+        seed: int,
+        recorder: Recorder,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.record = record
+        self.engine = engine
+        self.device = device
+        self.seed = seed
+        self.recorder = recorder
+        self.time_ms = 0.0
+
+    @classmethod
+    @abstractmethod
+    def n_tasks(cls, data: Params) -> int:
+        """Number of tasks the data section defines."""
+
+    @abstractmethod
+    def wake(self, phase: PlannedPhase, progress: Progress) -> None: ...
+
+    @abstractmethod
+    def sleep(self, phase: PlannedPhase, progress: Progress) -> None: ...
+
+    @abstractmethod
+    def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation: ...
+
+    @classmethod
+    def headline(cls, phases: list[Any], evaluations: Any) -> str:
+        """One or two lines summing up a finished run (from what the run file holds)."""
+        return ""
+
+
+EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment (model kind)")

@@ -1,0 +1,35 @@
+"""The run-file layout shared by writer and reader: names, dtypes, chunk sizes.
+
+docs/run-file.md is the prose version of this module; keep them in step.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+FORMAT = "neurosleep-run"
+FORMAT_VERSION = 1
+LIBVER = ("v110", "v110")  # HDF5 1.10+ readers (libsonata's bundled HDF5 included) open it
+
+STATUSES = ("running", "complete", "failed", "interrupted")
+
+SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
+STRING = h5py.string_dtype()
+
+PHASE_DTYPE = np.dtype(
+    [
+        ("index", "i8"),
+        ("name", STRING),
+        ("kind", STRING),
+        ("task", "i8"),  # 0-based task index, -1 when the phase belongs to no task
+        ("start_time", "f8"),  # ms
+        ("stop_time", "f8"),  # ms
+        ("wall_seconds", "f8"),
+        ("status", STRING),
+    ]
+)
+SCALAR_DTYPE = np.dtype([("phase", "i8"), ("name", STRING), ("value", "f8"), ("units", STRING)])
+
+SPIKE_CHUNK = 65_536  # elements: 512 KiB of float64 per chunk
+ROW_CHUNK_BYTES = 256 * 1024

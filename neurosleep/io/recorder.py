@@ -1,0 +1,348 @@
+"""Streaming run-file writer.
+
+The recorder appends to chunked, resizable datasets in blocks and flushes the file after every
+block and every phase boundary, so a run killed at any moment leaves a readable file whose root
+attribute ``status`` is still ``"running"``. Memory use does not grow with the run: nothing is
+kept in Python beyond the current block.
+
+Examples
+--------
+>>> import tempfile, numpy as np
+>>> path = tempfile.mkdtemp() + "/run.h5"
+>>> with Recorder.create(path, attrs={"seed": 1}, n_tasks=1) as rec:
+...     phase = rec.begin_phase("wake", "wake", task=0, start_time=0.0)
+...     rec.append_spikes("exc", np.array([1.0, 2.5]), np.array([3, 0]))
+...     rec.end_phase(stop_time=10.0)
+...     rec.close("complete")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from neurosleep.io import layout as L
+
+
+class Recorder:
+    """Writes one run file while the run goes; see docs/run-file.md for the layout.
+
+    Parameters
+    ----------
+    file : h5py.File
+        Opened by :meth:`create`; the recorder owns it and closes it.
+    n_tasks : int
+        Width of the evaluation matrices (``/metrics/evaluations/*``).
+    """
+
+    def __init__(self, file: h5py.File, n_tasks: int) -> None:
+        self.file = file
+        self.n_tasks = n_tasks
+        self.phase: int | None = None
+        self._phase_wall = 0.0
+        self._n_phases = 0
+
+    # ------------------------------------------------------------------ creation and status
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        attrs: dict[str, Any],
+        n_tasks: int,
+        provenance: dict[str, str] | None = None,
+        overwrite: bool = False,
+    ) -> Recorder:
+        """Create a new run file; refuse an existing one unless ``overwrite``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"{path}: a run file already exists; pass --overwrite to replace it "
+                    "or --output to write elsewhere"
+                )
+            path.unlink()
+        file = h5py.File(path, "x", libver=L.LIBVER)
+        from neurosleep import __version__
+
+        file.attrs.update(
+            {
+                "format": L.FORMAT,
+                "format_version": L.FORMAT_VERSION,
+                "neurosleep_version": __version__,
+                "status": "running",
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
+        for key, value in attrs.items():
+            file.attrs[key] = value
+        file.create_dataset(
+            "phases", shape=(0,), maxshape=(None,), dtype=L.PHASE_DTYPE, chunks=(256,)
+        )
+        prov = file.create_group("provenance")
+        for key, text in (provenance or {}).items():
+            prov.create_dataset(key, data=text, dtype=L.STRING)
+        metrics = file.create_group("metrics")
+        metrics.create_dataset(
+            "scalars", shape=(0,), maxshape=(None,), dtype=L.SCALAR_DTYPE, chunks=(1024,)
+        )
+        evaluations = metrics.create_group("evaluations")
+        evaluations.create_dataset("phase", shape=(0,), maxshape=(None,), dtype="i8", chunks=(256,))
+        recorder = cls(file, n_tasks)
+        recorder.flush()
+        return recorder
+
+    def close(self, status: str) -> None:
+        """Set the final ``status`` (complete, failed, interrupted) and close the file."""
+        if status not in L.STATUSES:
+            raise ValueError(f"status must be one of {L.STATUSES}, not {status!r}")
+        if not self.file.id.valid:
+            return
+        if self.phase is not None:
+            self.end_phase(stop_time=float("nan"), status=status)
+        self.file.attrs["status"] = status
+        self.file.attrs["closed"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self.flush()
+        self.file.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.file.id.valid:
+            self.close("failed" if exc_type else "complete")
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def set_provenance(self, key: str, text: str) -> None:
+        prov = self.file["provenance"]
+        if key in prov:
+            del prov[key]
+        prov.create_dataset(key, data=text, dtype=L.STRING)
+        self.flush()
+
+    # ------------------------------------------------------------------ phases
+    def begin_phase(self, name: str, kind: str, *, task: int, start_time: float) -> int:
+        """Open a phase row (``status="running"``); returns the phase index."""
+        if self.phase is not None:
+            raise RuntimeError(f"phase {self.phase} is still open")
+        table = self.file["phases"]
+        index = table.shape[0]
+        table.resize((index + 1,))
+        table[index] = (index, name, kind, task, start_time, np.nan, np.nan, "running")
+        self.phase = index
+        self._phase_wall = time.perf_counter()
+        self.flush()
+        return index
+
+    def end_phase(self, stop_time: float, status: str = "complete") -> None:
+        """Close the open phase row with its stop time (ms) and wall-clock duration."""
+        if self.phase is None:
+            raise RuntimeError("no phase is open")
+        table = self.file["phases"]
+        row = table[self.phase]
+        row["stop_time"] = stop_time
+        row["wall_seconds"] = time.perf_counter() - self._phase_wall
+        row["status"] = status
+        table[self.phase] = row
+        self.phase = None
+        self.flush()
+
+    # ------------------------------------------------------------------ spikes (SONATA)
+    def append_spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
+        """Append a block of spikes, in time order, to ``/spikes/<population>``."""
+        group = self.file.get(f"spikes/{population}")
+        if group is None:
+            group = self.file.require_group("spikes").create_group(population)
+            group.attrs.create("sorting", 2, dtype=L.SORTING)  # by_time: clock-driven order
+            ts = group.create_dataset(
+                "timestamps", shape=(0,), maxshape=(None,), dtype="f8", chunks=(L.SPIKE_CHUNK,)
+            )
+            ts.attrs["units"] = "ms"
+            group.create_dataset(
+                "node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(L.SPIKE_CHUNK,)
+            )
+        times_ms = np.asarray(times_ms, dtype="f8")
+        node_ids = np.asarray(node_ids, dtype="u8")
+        if times_ms.shape != node_ids.shape or times_ms.ndim != 1:
+            raise ValueError("spike times and node ids must be 1-d arrays of one length")
+        _append(group["timestamps"], times_ms)
+        _append(group["node_ids"], node_ids)
+        self.flush()
+
+    # ------------------------------------------------------------------ frame reports (SONATA)
+    def append_report(
+        self,
+        name: str,
+        population: str,
+        rows: np.ndarray,
+        *,
+        times_ms: np.ndarray,
+        dt_ms: float,
+        units: str,
+        node_ids: np.ndarray | None = None,
+    ) -> None:
+        """Append rows ``[time × node]`` of a sampled state variable.
+
+        ``times_ms`` gives each row's time; ``mapping/time`` holds SONATA's
+        ``[start, stop, dt]`` with ``stop = start + n_rows·dt`` (exact when the report was
+        sampled without gaps; the ``time`` dataset is always exact).
+        """
+        rows = np.atleast_2d(np.asarray(rows))
+        times_ms = np.asarray(times_ms, dtype="f8")
+        if rows.shape[0] != times_ms.shape[0]:
+            raise ValueError("report rows and times differ in length")
+        path = f"reports/{name}/{population}"
+        group = self.file.get(path)
+        if group is None:
+            group = self._create_report(path, rows, times_ms[0], dt_ms, units, node_ids)
+        _append(group["data"], rows)
+        _append(group["time"], times_ms)
+        start, _, dt = group["mapping/time"][:]
+        group["mapping/time"][1] = start + group["data"].shape[0] * dt
+        self.flush()
+
+    def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> h5py.Group:
+        n_values = rows.shape[1]
+        ids = np.arange(n_values) if node_ids is None else np.asarray(node_ids)
+        group = self.file.create_group(path)
+        chunk_rows = max(1, L.ROW_CHUNK_BYTES // max(1, n_values * rows.dtype.itemsize))
+        data = group.create_dataset(
+            "data",
+            shape=(0, n_values),
+            maxshape=(None, n_values),
+            dtype=rows.dtype,
+            chunks=(chunk_rows, n_values),
+        )
+        data.attrs["units"] = units
+        group.create_dataset(
+            "time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(max(chunk_rows, 1024),)
+        ).attrs["units"] = "ms"
+        mapping = group.create_group("mapping")
+        mapping.create_dataset("node_ids", data=ids.astype("u8"))
+        pointers = mapping.create_dataset("index_pointers", data=np.arange(n_values + 1, dtype="u8"))
+        mapping["index_pointer"] = pointers  # hard link: bmtk reads the singular name
+        mapping.create_dataset("element_ids", data=np.zeros(n_values, dtype="u4"))
+        mapping.create_dataset("element_pos", data=np.zeros(n_values, dtype="f4"))
+        mapping.create_dataset("time", data=np.array([start, start, dt_ms], dtype="f8"))
+        mapping["time"].attrs["units"] = "ms"
+        return group
+
+    # ------------------------------------------------------------------ weights
+    def add_weights(
+        self,
+        projection: str,
+        values: np.ndarray,
+        *,
+        time_ms: float,
+        units: str,
+        pre: np.ndarray | None = None,
+        post: np.ndarray | None = None,
+    ) -> None:
+        """Append a weight snapshot: a dense matrix, or a vector with ``pre``/``post`` indices."""
+        values = np.asarray(values)
+        group = self.file.get(f"weights/{projection}")
+        if group is None:
+            group = self.file.require_group("weights").create_group(projection)
+            group.create_dataset(
+                "values",
+                shape=(0, *values.shape),
+                maxshape=(None, *values.shape),
+                dtype=values.dtype,
+                chunks=(1, *values.shape),
+            ).attrs["units"] = units
+            group.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
+            group["time"].attrs["units"] = "ms"
+            group.create_dataset("phase", shape=(0,), maxshape=(None,), dtype="i8", chunks=(256,))
+            if pre is not None:
+                group.create_dataset("pre", data=np.asarray(pre, dtype="u8"))
+                group.create_dataset("post", data=np.asarray(post, dtype="u8"))
+        _append(group["values"], values[None])
+        _append(group["time"], np.array([time_ms]))
+        _append(group["phase"], np.array([-1 if self.phase is None else self.phase]))
+        self.flush()
+
+    # ------------------------------------------------------------------ metrics
+    def add_evaluation(
+        self, metrics: dict[str, np.ndarray], units: dict[str, str], descriptions: dict[str, str]
+    ) -> int:
+        """Append one row (this test phase) to each ``/metrics/evaluations/<metric>`` [eval × task]."""
+        group = self.file["metrics/evaluations"]
+        row = group["phase"].shape[0]
+        _append(group["phase"], np.array([-1 if self.phase is None else self.phase]))
+        for name, values in metrics.items():
+            values = np.asarray(values, dtype="f8")
+            if values.shape != (self.n_tasks,):
+                raise ValueError(f"metric {name!r} has shape {values.shape}, expected ({self.n_tasks},)")
+            if name not in group:
+                ds = group.create_dataset(
+                    name,
+                    shape=(row, self.n_tasks),
+                    maxshape=(None, self.n_tasks),
+                    dtype="f8",
+                    chunks=(256, self.n_tasks),
+                    fillvalue=np.nan,
+                )
+                ds.attrs["units"] = units.get(name, "1")
+                ds.attrs["description"] = descriptions.get(name, "")
+        for name in group:
+            if name != "phase":
+                group[name].resize((row + 1, self.n_tasks))
+                group[name][row] = np.asarray(metrics.get(name, np.full(self.n_tasks, np.nan)))
+        self.flush()
+        return row
+
+    def add_scalar(self, name: str, value: float, units: str) -> None:
+        """A per-phase scalar (loss, mean rate, weight change) in ``/metrics/scalars``."""
+        phase = -1 if self.phase is None else self.phase
+        row = np.array([(phase, name, float(value), units)], dtype=L.SCALAR_DTYPE)
+        _append(self.file["metrics/scalars"], row)
+        self.flush()
+
+    # ------------------------------------------------------------------ free-form diagnostics
+    def write_arrays(self, path: str, arrays: dict[str, np.ndarray], units: dict[str, str]) -> None:
+        """Write small per-phase arrays, e.g. ``/sleep/<phase>/`` diagnostics, with units."""
+        group = self.file.require_group(path)
+        for name, values in arrays.items():
+            group.create_dataset(name, data=np.asarray(values)).attrs["units"] = units.get(name, "1")
+        self.flush()
+
+
+def _append(dataset: h5py.Dataset, block: np.ndarray) -> None:
+    start = dataset.shape[0]
+    dataset.resize((start + block.shape[0], *dataset.shape[1:]))
+    dataset[start:] = block
+
+
+def environment(command_line: list[str], device: str) -> str:
+    """JSON with the versions and platform that produced a run."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for package in ("neurosleep", "numpy", "torch", "brian2", "h5py", "scipy", "pydantic"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return json.dumps(
+        {
+            "versions": versions,
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "device": device,
+            "command_line": command_line,
+            "cwd": os.getcwd(),
+        },
+        indent=2,
+    )

@@ -1,0 +1,237 @@
+"""Reading run files: :func:`open_run` returns a :class:`RunFile` with numpy arrays.
+
+Times are in ms, as the files store them; each array's unit is also in its HDF5 ``units``
+attribute. A file left by a killed run (``status == "running"``) reads like any other, up to its
+last flushed block.
+
+Examples
+--------
+>>> run = open_run("outputs/hopfield_dreaming_seed1.h5")          # doctest: +SKIP
+>>> run.status, [p.name for p in run.phases()]                   # doctest: +SKIP
+('complete', ['store', 'test_hebb', 'dream', 'test_after_sleep'])
+>>> run.evaluations().metrics["overlap"]                          # doctest: +SKIP
+array([[0.51], [1.  ]])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from neurosleep.errors import RunFileError
+from neurosleep.io.layout import FORMAT, FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One row of ``/phases``; times in ms, ``task`` 0-based (−1: none)."""
+
+    index: int
+    name: str
+    kind: str
+    task: int
+    start_time: float
+    stop_time: float
+    wall_seconds: float
+    status: str
+
+
+@dataclass(frozen=True)
+class Spikes:
+    """SONATA spikes of one population: ``times`` [n] in ms, ``node_ids`` [n]."""
+
+    times: np.ndarray
+    node_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class Report:
+    """A sampled state variable: ``data`` [time × node] in ``units``, ``times`` [time] in ms."""
+
+    times: np.ndarray
+    data: np.ndarray
+    node_ids: np.ndarray
+    units: str
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weight snapshots: ``values`` [snapshot × ...] in ``units``, taken at ``times`` (ms)."""
+
+    times: np.ndarray
+    phases: np.ndarray
+    values: np.ndarray
+    units: str
+    pre: np.ndarray | None
+    post: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """Test results: ``metrics[name]`` is [evaluation × task]; ``phases`` [evaluation]."""
+
+    phases: np.ndarray
+    metrics: dict[str, np.ndarray]
+    units: dict[str, str]
+    descriptions: dict[str, str]
+
+
+def open_run(path: str | Path) -> RunFile:
+    """Open a run file read-only; raise :class:`RunFileError` naming what is wrong."""
+    return RunFile(path)
+
+
+class RunFile:
+    """Read access to one run file. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RunFileError(f"{self.path}: no such file")
+        try:
+            # locking=False: a run still being written can be inspected while it runs
+            self.file = h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        fmt = self.file.attrs.get("format")
+        if fmt != FORMAT:
+            self.file.close()
+            raise RunFileError(f"{self.path}: not a neurosleep run file (format attribute {fmt!r})")
+        version = int(self.file.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            self.file.close()
+            raise RunFileError(
+                f"{self.path}: written in run-file format {version}, newer than this neurosleep "
+                f"reads ({FORMAT_VERSION}); upgrade neurosleep"
+            )
+
+    def __enter__(self) -> RunFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    # ------------------------------------------------------------------ attributes, provenance
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {key: _plain(value) for key, value in self.file.attrs.items()}
+
+    @property
+    def status(self) -> str:
+        return str(self.file.attrs["status"])
+
+    def provenance(self, key: str) -> str | None:
+        """``protocol`` / ``model`` (YAML), ``environment`` (JSON), ``traceback`` if failed."""
+        ds = self.file.get(f"provenance/{key}")
+        return None if ds is None else ds.asstr()[()]
+
+    def environment(self) -> dict[str, Any]:
+        return json.loads(self.provenance("environment") or "{}")
+
+    # ------------------------------------------------------------------ phases
+    def phases(self) -> list[Phase]:
+        rows = self.file["phases"][:]
+        return [
+            Phase(
+                index=int(r["index"]),
+                name=_text(r["name"]),
+                kind=_text(r["kind"]),
+                task=int(r["task"]),
+                start_time=float(r["start_time"]),
+                stop_time=float(r["stop_time"]),
+                wall_seconds=float(r["wall_seconds"]),
+                status=_text(r["status"]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ spikes
+    def populations(self) -> list[str]:
+        return sorted(self.file.get("spikes", {}))
+
+    def spikes(self, population: str) -> Spikes:
+        group = self._group("spikes", population, "population")
+        return Spikes(times=group["timestamps"][:], node_ids=group["node_ids"][:])
+
+    def spike_count(self, population: str) -> int:
+        return int(self._group("spikes", population, "population")["timestamps"].shape[0])
+
+    # ------------------------------------------------------------------ reports
+    def reports(self) -> list[tuple[str, str]]:
+        """(report name, population) pairs."""
+        reports = self.file.get("reports", {})
+        return sorted((name, pop) for name in reports for pop in reports[name])
+
+    def report(self, name: str, population: str) -> Report:
+        group = self._group("reports", f"{name}/{population}", "report")
+        return Report(
+            times=group["time"][:],
+            data=group["data"][:],
+            node_ids=group["mapping/node_ids"][:],
+            units=str(group["data"].attrs["units"]),
+        )
+
+    # ------------------------------------------------------------------ weights
+    def projections(self) -> list[str]:
+        return sorted(self.file.get("weights", {}))
+
+    def weights(self, projection: str) -> Weights:
+        group = self._group("weights", projection, "projection")
+        return Weights(
+            times=group["time"][:],
+            phases=group["phase"][:],
+            values=group["values"][:],
+            units=str(group["values"].attrs["units"]),
+            pre=group["pre"][:] if "pre" in group else None,
+            post=group["post"][:] if "post" in group else None,
+        )
+
+    # ------------------------------------------------------------------ metrics
+    def evaluations(self) -> Evaluations:
+        group = self.file["metrics/evaluations"]
+        names = [n for n in group if n != "phase"]
+        return Evaluations(
+            phases=group["phase"][:],
+            metrics={n: group[n][:] for n in names},
+            units={n: str(group[n].attrs["units"]) for n in names},
+            descriptions={n: str(group[n].attrs.get("description", "")) for n in names},
+        )
+
+    def scalars(self) -> list[tuple[int, str, float, str]]:
+        """(phase, name, value, units) rows of ``/metrics/scalars``."""
+        return [
+            (int(r["phase"]), _text(r["name"]), float(r["value"]), _text(r["units"]))
+            for r in self.file["metrics/scalars"][:]
+        ]
+
+    def arrays(self, path: str) -> dict[str, np.ndarray]:
+        """All datasets directly under a group, e.g. ``arrays("sleep/2")``."""
+        group = self.file.get(path)
+        if not isinstance(group, h5py.Group):
+            raise RunFileError(f"{self.path}: no group /{path}")
+        return {k: v[()] for k, v in group.items() if isinstance(v, h5py.Dataset)}
+
+    def _group(self, kind: str, name: str, what: str) -> h5py.Group:
+        group = self.file.get(f"{kind}/{name}")
+        if group is None:
+            known = ", ".join(sorted(self.file.get(kind, {}))) or "none"
+            raise RunFileError(f"{self.path}: no {what} {name!r} in /{kind} (recorded: {known})")
+        return group
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return _text(value) if isinstance(value, bytes) else value

@@ -1,0 +1,102 @@
+"""Quantities with units in protocol and model files.
+
+Files write quantities as strings (``"200 ms"``, ``"5 Hz"``, ``"1.62 mV"``), parsed by pint.
+In code a quantity is a plain ``float`` in the unit the schema declares, and the unit lives in
+the type annotation (``Annotated[float, Unit("ms")]``) so that schema, docs and run-file
+attributes read it from one place. Inside repeat blocks the number may be an expression of the
+loop variables: ``"(100 + 50*k) ms"`` (see :mod:`neurosleep.expressions`).
+
+Examples
+--------
+>>> to_unit("200 ms", "ms")
+200.0
+>>> to_unit("0.2 s", "ms")
+200.0
+>>> to_unit("(100 + 50*k) ms", "ms", {"k": 2})
+200.0
+>>> to_unit(200, "ms")
+Traceback (most recent call last):
+...
+ValueError: missing unit: expected a quantity in ms written with its unit, e.g. '200 ms'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import pint
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
+
+from neurosleep.expressions import evaluate, is_expression_of
+
+_REGISTRY = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Annotation marker: the unit a ``float`` field is stored in (e.g. ``Unit("ms")``)."""
+
+    symbol: str
+
+
+@lru_cache(maxsize=256)
+def _unit(symbol: str) -> pint.Unit:
+    return _REGISTRY.Unit(symbol)
+
+
+def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) -> float:
+    """Convert a quantity string to a float in ``unit``; raise ``ValueError`` with the reason."""
+    example = f"e.g. '200 {unit}'"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a quantity in {unit} written as a string, {example}")
+    if not isinstance(value, str):
+        raise ValueError(f"missing unit: expected a quantity in {unit} written with its unit, {example}")
+    text = value.strip()
+    variables = variables or {}
+    try:
+        if variables and is_expression_of(text.rsplit(None, 1)[0], variables):
+            number_text, unit_text = text.rsplit(None, 1)
+            quantity = evaluate(number_text, variables) * _REGISTRY.Unit(unit_text)
+        else:
+            quantity = _REGISTRY.Quantity(text)
+    except (pint.errors.PintError, ValueError, TypeError, SyntaxError, AttributeError) as exc:
+        raise ValueError(f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}") from None
+    if quantity.dimensionless and not _unit(unit).dimensionless:
+        raise ValueError(f"missing unit: expected a quantity in {unit} written with its unit, {example}")
+    try:
+        return float(quantity.to(unit).magnitude)
+    except pint.errors.DimensionalityError:
+        raise ValueError(
+            f"wrong unit in {value!r}: expected a quantity convertible to {unit}, {example}"
+        ) from None
+
+
+def quantity(unit: str) -> Any:
+    """A pydantic field type: a float stored in ``unit``, written with a unit in files."""
+
+    def parse(value: Any, info: ValidationInfo) -> float:
+        if isinstance(value, float) and info.context and info.context.get("already_parsed"):
+            return value
+        return to_unit(value, unit, (info.context or {}).get("variables"))
+
+    return Annotated[
+        float,
+        Unit(unit),
+        BeforeValidator(parse),
+        WithJsonSchema({"type": "string", "description": f"a quantity in {unit}, e.g. '1 {unit}'"}),
+    ]
+
+
+def unit_of(annotation_metadata: list[Any]) -> str | None:
+    """The unit symbol declared in a field's metadata, or None for unitless fields."""
+    for item in annotation_metadata:
+        if isinstance(item, Unit):
+            return item.symbol
+    return None
+
+
+Time = quantity("ms")
+Rate = quantity("Hz")
+Voltage = quantity("mV")
