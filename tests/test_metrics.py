@@ -1,0 +1,71 @@
+"""Continual-learning metrics against a hand-computed 3-task accuracy matrix."""
+
+import numpy as np
+import pytest
+
+from neurosleep.analysis import metrics as M
+
+# Row 0: "at start" (b̄); row i: after training on task i (1-based). Columns: tasks 1..3.
+R = np.array(
+    [
+        [0.10, 0.20, 0.30],
+        [0.90, 0.25, 0.35],
+        [0.95, 0.95, 0.40],
+        [0.50, 0.80, 0.85],
+    ]
+)
+
+
+def test_acc():
+    # (0.50 + 0.80 + 0.85) / 3
+    assert M.acc(R) == pytest.approx(2.15 / 3)
+
+
+def test_bwt_uses_t_minus_one():
+    # ((0.50 - 0.90) + (0.80 - 0.95)) / 2; GEM's code would divide by 3 (-0.1833)
+    assert M.bwt(R) == pytest.approx(-0.275)
+
+
+def test_fwt():
+    # ((0.25 - 0.20) + (0.40 - 0.30)) / 2
+    assert M.fwt(R) == pytest.approx(0.075)
+
+
+def test_forgetting_is_max_based_not_minus_bwt():
+    # task 1: max(0.90, 0.95) - 0.50 = 0.45; task 2: max(0.25, 0.95) - 0.80 = 0.15
+    np.testing.assert_allclose(M.forgetting_per_task(R), [0.45, 0.15])
+    assert M.forgetting(R) == pytest.approx(0.30)
+    assert M.forgetting(R) != pytest.approx(-M.bwt(R))
+    # at k = 2: task 1 improved from 0.90 to 0.95, negative forgetting
+    assert M.forgetting(R, k=2) == pytest.approx(-0.05)
+    assert np.isnan(M.forgetting(R, k=1))
+
+
+def test_intransigence():
+    joint = np.array([0.92, 0.97, 0.90])
+    np.testing.assert_allclose(M.intransigence(R, joint), [0.02, 0.02, 0.05], atol=1e-12)
+
+
+def test_average_incremental_accuracy():
+    # k=1: 0.90; k=2: (0.95 + 0.95)/2; k=3: 2.15/3
+    expected = (0.90 + 0.95 + 2.15 / 3) / 3
+    assert M.average_incremental_accuracy(R) == pytest.approx(expected)
+
+
+def test_all_metrics_names():
+    values = M.all_metrics(R)
+    assert list(values) == ["ACC", "BWT", "FWT", "forgetting", "AIA"]
+    assert values["BWT"] == pytest.approx(-0.275)
+
+
+def test_single_task_metrics_are_nan_where_undefined():
+    R1 = np.array([[0.2], [0.9]])
+    assert M.acc(R1) == pytest.approx(0.9)
+    assert np.isnan(M.bwt(R1)) and np.isnan(M.fwt(R1)) and np.isnan(M.forgetting(R1))
+    assert M.average_incremental_accuracy(R1) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2,), (4, 2), (1, 0)])
+def test_bad_shapes_raise(shape):
+    with pytest.raises(ValueError, match="T \\+ 1, T"):
+        M.acc(np.zeros(shape))
