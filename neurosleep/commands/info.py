@@ -1,0 +1,67 @@
+"""``neurosleep info RUNFILE``: status, phases, what is recorded, final metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from neurosleep.io.runfile import RunFile, open_run
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    info = subparsers.add_parser(
+        "info",
+        help="describe a run file",
+        description="Print a run file's status, phases, recorded data and final metrics. "
+        "Works on files of runs that are still going or were killed.",
+        epilog="example:\n  neurosleep info outputs/hopfield_dreaming_seed1.h5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("runfile", help="run file (HDF5)")
+    info.set_defaults(func=_info)
+
+
+def _info(args: argparse.Namespace) -> int:
+    with open_run(args.runfile) as run:
+        print(describe(run))
+    return 0
+
+
+def describe(run: RunFile) -> str:
+    """A plain-text description of a run file."""
+    attrs = run.attrs
+    lines = [
+        f"{run.path}",
+        f"  status {attrs['status']}, format {attrs['format']} v{attrs['format_version']}, "
+        f"neurosleep {attrs.get('neurosleep_version')}, created {attrs.get('created')}",
+        f"  name {attrs.get('name')}, seed {attrs.get('seed')}, engine {attrs.get('engine')}, "
+        f"device {attrs.get('device')}",
+        "phases:",
+        "  idx kind  name                 task   start (ms)    stop (ms)   wall (s) status",
+    ]
+    for p in run.phases():
+        task = "-" if p.task < 0 else str(p.task)
+        lines.append(
+            f"  {p.index:3d} {p.kind:5s} {p.name:20s} {task:>4s} {p.start_time:12.1f} "
+            f"{p.stop_time:12.1f} {p.wall_seconds:10.2f} {p.status}"
+        )
+    lines.append("recorded:")
+    for pop in run.populations():
+        lines.append(f"  spikes/{pop}: {run.spike_count(pop)} spikes")
+    for name, pop in run.reports():
+        shape = run.file[f"reports/{name}/{pop}/data"].shape
+        lines.append(f"  reports/{name}/{pop}: {shape[0]} samples × {shape[1]} values")
+    for proj in run.projections():
+        shape = run.file[f"weights/{proj}/values"].shape
+        lines.append(f"  weights/{proj}: {shape[0]} snapshots of {shape[1:]}")
+    evaluations = run.evaluations()
+    if len(evaluations.phases):
+        lines.append("final evaluation (per task):")
+        for name, values in evaluations.metrics.items():
+            row = values[-1]
+            cells = " ".join("   -  " if np.isnan(v) else f"{v:6.3f}" for v in row)
+            lines.append(f"  {name:24s} {cells}   mean {np.nanmean(row):.3f}")
+    if "sleep" in run.file:
+        lines.append(f"sleep diagnostics: phases {', '.join(sorted(run.file['sleep'], key=int))}")
+    return "\n".join(lines)

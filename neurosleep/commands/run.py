@@ -1,0 +1,97 @@
+"""``neurosleep run`` and ``neurosleep validate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neurosleep.protocol import Protocol, load_protocol
+
+RUN_EXAMPLES = """examples:
+  neurosleep run protocols/hopfield_dreaming.yaml
+  neurosleep run protocols/hopfield_dreaming.yaml --seed 2 --output 'outputs/{name}_s{seed}.h5'
+  neurosleep run protocols/hopfield_dreaming.yaml --set schedule.dream.t=100 --overwrite
+  neurosleep run protocols/cuba.yaml --engine brian2
+
+--set KEY=VALUE changes any protocol key before validation. KEY is a dotted path of mapping
+keys, list indices, or phase names inside the schedule (schedule.dream.t is the key t of the
+phase named 'dream'); VALUE is read as YAML (20, "20 ms", [1, 2]). Repeatable.
+"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run a protocol and write its run file",
+        description="Validate a protocol, run every phase, write the run file (HDF5) and print "
+        "the headline result.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _protocol_arguments(run)
+    run.add_argument("--output", metavar="PATH",
+                     help="run file path (may use {name} and {seed}); overrides the protocol's")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing run file (after the protocol has validated)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+
+    validate = subparsers.add_parser(
+        "validate",
+        help="check a protocol (and its model) without running it",
+        description="Validate a protocol file and print its expanded schedule.",
+        epilog="example:\n  neurosleep validate protocols/hopfield_dreaming.yaml --set seed=4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _protocol_arguments(validate)
+    validate.set_defaults(func=_validate)
+
+
+def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("protocol", type=Path, help="protocol file (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a protocol key (repeatable)")
+    parser.add_argument("--seed", type=int, help="override the protocol's seed")
+    parser.add_argument("--engine", help="override the protocol's engine (torch, brian2)")
+    parser.add_argument("--device", help="override the torch device (cpu, cuda, cuda:1)")
+
+
+def load(args: argparse.Namespace) -> Protocol:
+    overrides = list(args.overrides)
+    for key in ("seed", "engine", "device"):
+        if getattr(args, key) is not None:
+            overrides.append(f"{key}={getattr(args, key)}")
+    if getattr(args, "output", None):
+        overrides.append(f"output={args.output}")
+    return load_protocol(args.protocol, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from neurosleep.runner import RunFailed, RunInterrupted, run
+
+    protocol = load(args)
+    try:
+        result = run(protocol, overwrite=args.overwrite, command_line=sys.argv,
+                     progress=not args.quiet)
+    except RunInterrupted as exc:
+        print(f"neurosleep: {exc}", file=sys.stderr)
+        return 130
+    except RunFailed as exc:
+        print(f"neurosleep: {exc}", file=sys.stderr)
+        return 1
+    print(result.headline)
+    print(f"run file: {result.path}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    protocol = load(args)
+    print(f"{args.protocol}: valid — {protocol.model.kind} model {protocol.model.name!r}, "
+          f"engine {protocol.engine} on {protocol.device}, {protocol.n_tasks} task(s), "
+          f"{len(protocol.phases)} phases, output {protocol.output}")
+    for phase in protocol.phases:
+        task = "" if phase.task < 0 else f" task {phase.task}"
+        algorithm = f" ({phase.algorithm})" if phase.algorithm else ""
+        print(f"  {phase.index:3d} {phase.kind:5s} {phase.name}{algorithm}{task}")
+    return 0

@@ -1,0 +1,378 @@
+"""Protocol files: load, override, validate and expand into a list of phases.
+
+Validation happens completely before anything runs. Every problem names the file, the line and
+the key path (or the ``--set`` override it came from) and says what was expected; all problems
+of a file are reported together. docs/protocols.md is the reference of every key.
+
+Examples
+--------
+>>> protocol = load_protocol("protocols/hopfield_dreaming.yaml", ["seed=3"])  # doctest: +SKIP
+>>> [(p.kind, p.name) for p in protocol.phases]                              # doctest: +SKIP
+[('wake', 'store'), ('test', 'hebb'), ('sleep', 'dream'), ('test', 'after_sleep')]
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from neurosleep.errors import KeyPath, Locator, Problem, SpecError, format_key, problems_from
+from neurosleep.experiments import EXPERIMENTS, Experiment, PlannedPhase, load_experiments
+from neurosleep.expressions import evaluate, is_expression_of
+from neurosleep.sleep import SLEEP
+from neurosleep.spec import Spec, load_model, validate_model
+
+PROTOCOL_FORMAT_VERSION = 1
+PHASE_KINDS = ("wake", "sleep", "test")
+COMMON_PHASE_KEYS = ("name", "task", "engine")
+
+
+class ProtocolFile(BaseModel):
+    """The top level of a protocol file; ``data``, ``record`` and phase keys are checked later
+    against the schemas of the model kind's experiment and of the sleep algorithms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = Field(description="protocol format version (1)")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="run name, used in output paths")
+    description: str = ""
+    seed: int = Field(ge=0, description="seeds python, numpy, torch and Brian2")
+    model: str | dict[str, Any] = Field(description="model file (relative to this file) or inline")
+    engine: str = Field("torch", description="simulation engine: torch or brian2")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="torch device")
+    data: dict[str, Any] = Field(default_factory=dict)
+    record: dict[str, Any] = Field(default_factory=dict)
+    schedule: list[dict[str, Any]] = Field(min_length=1)
+    output: str = "outputs/{name}_seed{seed}.h5"
+
+    @field_validator("output")
+    @classmethod
+    def _output_placeholders(cls, value: str) -> str:
+        try:
+            value.format(name="n", seed=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"output may use only {{name}} and {{seed}} ({exc})") from None
+        return value
+
+
+class Repeat(BaseModel):
+    """``repeat:`` block: run ``phases`` once per task (``over: tasks``) or ``count`` times."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    over: Literal["tasks"] | None = None
+    count: int | None = Field(None, ge=1)
+    phases: list[dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated protocol: everything the runner needs, nothing left to check."""
+
+    path: Path | None
+    resolved: dict[str, Any]  # the protocol after overrides, model inlined: stored in the run file
+    name: str
+    seed: int
+    engine: str
+    device: str
+    output: Path
+    model: Spec
+    experiment: type[Experiment]
+    data: BaseModel
+    record: BaseModel
+    n_tasks: int
+    phases: list[PlannedPhase]
+
+    def resolved_yaml(self) -> str:
+        return yaml.safe_dump(self.resolved, sort_keys=False)
+
+
+def load_protocol(path: str | Path, overrides: list[str] = ()) -> Protocol:
+    """Read, override (``key.path=value``), validate and expand a protocol file."""
+    from neurosleep.yamlfile import load_yaml
+
+    path = Path(path)
+    data, locate = load_yaml(path)
+    return build_protocol(data, locate, overrides, base=path.parent, path=path)
+
+
+def build_protocol(
+    data: Any,
+    locate: Locator,
+    overrides: list[str] = (),
+    *,
+    base: Path = Path("."),
+    path: Path | None = None,
+) -> Protocol:
+    """Validate a protocol mapping (already read) and expand its schedule."""
+    if not isinstance(data, dict):
+        raise SpecError([locate.problem((), "a protocol must be a mapping of keys")])
+    data = copy.deepcopy(data)
+    for text in overrides:
+        apply_override(data, text, locate)
+    try:
+        top = ProtocolFile.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc, locate)) from None
+
+    model, model_data = _load_model(top.model, base, locate)
+    load_experiments()
+    try:
+        experiment = EXPERIMENTS.get(model.kind)
+    except KeyError as exc:
+        raise SpecError([locate.problem(("model",), str(exc.args[0]))]) from None
+
+    problems: list[Problem] = []
+    if top.engine not in experiment.engines:
+        problems.append(
+            locate.problem(
+                ("engine",),
+                f"engine {top.engine!r} does not run {model.kind!r} models; "
+                f"choose one of: {', '.join(experiment.engines)}",
+            )
+        )
+    data_params = _validate(experiment.Data, top.data, locate, ("data",), problems)
+    record_params = _validate(experiment.Record, top.record, locate, ("record",), problems)
+    n_tasks = experiment.n_tasks(data_params) if data_params is not None else 1
+    phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
+    if problems:
+        raise SpecError(problems)
+
+    resolved = top.model_dump()
+    resolved["model"] = model_data
+    output = Path(top.output.format(name=top.name, seed=top.seed))
+    return Protocol(
+        path=path,
+        resolved=resolved,
+        name=top.name,
+        seed=top.seed,
+        engine=top.engine,
+        device=top.device,
+        output=output,
+        model=model,
+        experiment=experiment,
+        data=data_params,
+        record=record_params,
+        n_tasks=n_tasks,
+        phases=phases,
+    )
+
+
+def _load_model(model: str | dict, base: Path, locate: Locator) -> tuple[Spec, dict]:
+    if isinstance(model, dict):
+        return validate_model(model, locate, ("model",)), model
+    model_path = base / model
+    if not model_path.exists():
+        raise SpecError([locate.problem(("model",), f"model file not found: {model_path}")])
+    return load_model(model_path)
+
+
+def _validate(schema, values, locate, key, problems, context=None):
+    try:
+        return schema.model_validate(values, context=context)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, locate, key))
+        return None
+
+
+# ---------------------------------------------------------------------------- schedule
+def _expand(
+    entries: list[dict],
+    experiment: type[Experiment],
+    n_tasks: int,
+    locate: Locator,
+    problems: list[Problem],
+    key: KeyPath = ("schedule",),
+    variables: dict[str, int] | None = None,
+    out: list[PlannedPhase] | None = None,
+) -> list[PlannedPhase]:
+    out = [] if out is None else out
+    variables = variables or {"n_tasks": n_tasks}
+    for i, entry in enumerate(entries):
+        where = key + (i,)
+        if not isinstance(entry, dict) or len(entry) != 1:
+            problems.append(
+                locate.problem(where, "each schedule entry is one of: wake: {...}, sleep: {...}, "
+                                      "test: {...}, repeat: {...}")
+            )
+            continue
+        (kind, body), = entry.items()
+        body = {} if body is None else body
+        if kind == "repeat":
+            _expand_repeat(body, experiment, n_tasks, locate, problems, where + ("repeat",), variables, out)
+        elif kind in PHASE_KINDS:
+            phase = _phase(kind, body, experiment, locate, where + (kind,), variables, len(out), problems)
+            if phase is not None:
+                out.append(phase)
+        else:
+            problems.append(
+                locate.problem(where + (kind,), f"unknown schedule entry {kind!r}; expected one of: "
+                                                "wake, sleep, test, repeat")
+            )
+    return out
+
+
+def _expand_repeat(body, experiment, n_tasks, locate, problems, key, variables, out) -> None:
+    try:
+        block = Repeat.model_validate(body)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, locate, key))
+        return
+    if (block.over is None) == (block.count is None):
+        problems.append(locate.problem(key, "give exactly one of 'over: tasks' or 'count: N'"))
+        return
+    if block.over == "tasks" and "task" in variables:
+        problems.append(locate.problem(key + ("over",), "repeat over tasks cannot be nested"))
+        return
+    for i in range(n_tasks if block.over == "tasks" else block.count):
+        inner = dict(variables, repeat=i)
+        if block.over == "tasks":
+            inner.update(task=i, k=i + 1)
+        before = len(problems)
+        _expand(block.phases, experiment, n_tasks, locate, problems, key + ("phases",), inner, out)
+        if len(problems) > before:  # the same mistake would repeat on every iteration
+            return
+
+
+def _phase(kind, body, experiment, locate, key, variables, index, problems) -> PlannedPhase | None:
+    if not isinstance(body, dict):
+        problems.append(locate.problem(key, f"a {kind} phase takes a mapping of keys"))
+        return None
+    params = {k: _substitute(v, variables) for k, v in body.items()}
+    name = params.pop("name", f"{kind}{index}")
+    task = params.pop("task", variables.get("task", -1))
+    engine = params.pop("engine", None)
+    if "task" in body and "task" in variables:
+        problems.append(locate.problem(key + ("task",), "task is set by 'repeat: over: tasks'"))
+    algorithm = None
+    if kind == "sleep":
+        algorithm = params.pop("kind", None)
+        schema = _sleep_schema(algorithm, experiment, locate, key, problems)
+        if schema is None:
+            return None
+    else:
+        schema = experiment.Wake if kind == "wake" else experiment.Test
+    context = {"variables": variables}
+    validated = _validate(schema, params, locate, key, problems, context)
+    if validated is None:
+        return None
+    n_tasks = variables["n_tasks"]
+    if not isinstance(task, int) or not -1 <= task < n_tasks:
+        problems.append(
+            locate.problem(key + ("task",), f"task must be an index 0..{n_tasks - 1} (got {task!r})")
+        )
+        return None
+    return PlannedPhase(
+        index=index,
+        kind=kind,
+        name=str(name).format(**variables) if "{" in str(name) else str(name),
+        task=task,
+        params=validated,
+        source=key,
+        algorithm=algorithm,
+        engine=engine,
+    )
+
+
+def _sleep_schema(algorithm, experiment, locate, key, problems):
+    if algorithm not in SLEEP:
+        known = ", ".join(
+            name for name in SLEEP.names() if experiment.model_kind in SLEEP.get(name).model_kinds
+        )
+        problems.append(
+            locate.problem(key + ("kind",), f"unknown sleep kind {algorithm!r}; for "
+                                            f"{experiment.model_kind!r} models: {known}")
+        )
+        return None
+    entry = SLEEP.get(algorithm)
+    if experiment.model_kind not in entry.model_kinds:
+        problems.append(
+            locate.problem(key + ("kind",), f"sleep kind {algorithm!r} applies to "
+                                            f"{', '.join(entry.model_kinds)} models, not "
+                                            f"{experiment.model_kind!r}")
+        )
+        return None
+    return entry.Params
+
+
+def _substitute(value: Any, variables: dict[str, int]) -> Any:
+    """Evaluate a whole-string expression of the loop variables (``"15000 + 5000*k"``)."""
+    if isinstance(value, str) and is_expression_of(value, variables):
+        try:
+            return evaluate(value, variables)
+        except (ValueError, ZeroDivisionError):
+            return value  # the schema reports it with the key and the line
+    if isinstance(value, dict):
+        return {k: _substitute(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, variables) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------- overrides
+def apply_override(data: dict, text: str, locate: Locator) -> None:
+    """Apply ``key.path=value`` to the raw protocol mapping.
+
+    Path parts are mapping keys, list indices, or — inside ``schedule`` — the ``name`` of a
+    phase (``schedule.dream.t=20``). The value is read as YAML (``20``, ``"20 ms"``, ``[1, 2]``).
+    """
+    origin = f"--set {text}"
+    if "=" not in text:
+        raise SpecError([Problem(origin, None, (), "expected KEY=VALUE, e.g. seed=3")])
+    key_text, value_text = text.split("=", 1)
+    parts = [p for p in key_text.strip().split(".") if p]
+    if not parts:
+        raise SpecError([Problem(origin, None, (), "empty key")])
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(origin, None, tuple(parts), f"value is not valid YAML: {exc}")]) from None
+    node: Any = data
+    path: KeyPath = ()
+    for depth, part in enumerate(parts):
+        if isinstance(node, list):
+            if part.lstrip("-").isdigit():
+                container, key = node, _checked_index(node, int(part), origin, path)
+                steps: KeyPath = (key,)
+            else:
+                index = _named_phase(node, part, origin, path)
+                container = node[index]
+                key = next(iter(container))
+                steps = (index, key)
+        elif isinstance(node, dict):
+            container, key, steps = node, part, (part,)
+        else:
+            raise SpecError([Problem(origin, None, path, f"{format_key(path)} holds no keys")])
+        path += steps
+        if depth == len(parts) - 1:
+            container[key] = value
+        else:
+            if isinstance(container, dict) and container.get(key) is None:
+                container[key] = {}
+            node = container[key]
+    locate.overrides[path] = origin
+
+
+def _checked_index(items: list, index: int, origin: str, path: KeyPath) -> int:
+    if not -len(items) <= index < len(items):
+        message = f"index {index} out of range ({len(items)} items)"
+        raise SpecError([Problem(origin, None, path, message)])
+    return index % len(items)
+
+
+def _named_phase(items: list, name: str, origin: str, path: KeyPath) -> int:
+    """Index of the schedule entry whose phase has ``name``."""
+    bodies = [next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+              for item in items]
+    matches = [i for i, body in enumerate(bodies) if isinstance(body, dict) and body.get("name") == name]
+    if len(matches) != 1:
+        names = ", ".join(str(b["name"]) for b in bodies if isinstance(b, dict) and "name" in b)
+        what = "no" if not matches else "more than one"
+        message = f"{what} phase named {name!r} here (phases named here: {names or 'none'})"
+        raise SpecError([Problem(origin, None, path, message)])
+    return matches[0]

@@ -1,0 +1,147 @@
+"""Execute a validated protocol: the whole phase loop, in one place.
+
+The runner seeds python, numpy and torch from the protocol seed, creates the run file, asks the
+experiment to run each phase in turn (one call per phase, no per-step hooks), writes each test's
+evaluation row, and closes the file with its final status: ``complete``, ``failed`` (the
+traceback goes to ``/provenance/traceback``) or ``interrupted`` (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosleep.io.recorder import Recorder, environment
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import Protocol
+
+
+class RunInterrupted(Exception):
+    """The run was stopped by Ctrl-C or SIGTERM; the run file says ``interrupted``."""
+
+
+class RunFailed(Exception):
+    """The run raised; the run file says ``failed`` and holds the traceback."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    path: Path
+    headline: str
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global generators (engines seed their own)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
+            "use --device cpu, or install a CUDA build of torch (see README)"
+        )
+
+
+def run(
+    protocol: Protocol,
+    *,
+    output: Path | None = None,
+    overwrite: bool = False,
+    command_line: list[str] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run every phase of ``protocol``; return the run file's path and the headline result."""
+    path = Path(output or protocol.output)
+    check_device(protocol.device)
+    seed_everything(protocol.seed)
+    recorder = Recorder.create(
+        path,
+        attrs={
+            "name": protocol.name,
+            "seed": protocol.seed,
+            "engine": protocol.engine,
+            "device": protocol.device,
+            "model_kind": protocol.model.kind,
+            "n_tasks": protocol.n_tasks,
+        },
+        n_tasks=protocol.n_tasks,
+        provenance={
+            "protocol": protocol.resolved_yaml(),
+            "model": protocol.model.model_dump_json(indent=2),
+            "environment": environment(command_line or sys.argv, protocol.device),
+            "command_line": " ".join(command_line or sys.argv),
+        },
+        overwrite=overwrite,
+    )
+    try:
+        with _terminate_as_interrupt():
+            experiment = protocol.experiment(
+                protocol.model,
+                protocol.data,
+                protocol.record,
+                engine=protocol.engine,
+                device=protocol.device,
+                seed=protocol.seed,
+                recorder=recorder,
+            )
+            _phase_loop(protocol, experiment, recorder, progress)
+    except KeyboardInterrupt:
+        recorder.close("interrupted")
+        raise RunInterrupted(f"run interrupted; partial run file: {path}") from None
+    except Exception as exc:
+        recorder.set_provenance("traceback", traceback.format_exc())
+        recorder.close("failed")
+        raise RunFailed(
+            f"run failed in phase {recorder.phase}: {type(exc).__name__}: {exc} "
+            f"(traceback stored in {path}:/provenance/traceback)"
+        ) from exc
+    recorder.close("complete")
+    with open_run(path) as finished:
+        headline = protocol.experiment.headline(finished.phases(), finished.evaluations())
+    return RunResult(path=path, headline=headline)
+
+
+def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
+    phases = tqdm(protocol.phases, desc=protocol.name, unit="phase", disable=not show)
+    for phase in phases:
+        phases.set_postfix_str(f"{phase.kind} {phase.name}")
+        recorder.begin_phase(phase.name, phase.kind, task=phase.task, start_time=experiment.time_ms)
+        with tqdm(total=1.0, desc=f"  {phase.name}", leave=False, disable=not show,
+                  bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+
+            def advance(fraction: float, bar=bar) -> None:
+                bar.update(fraction - bar.n)
+
+            result = getattr(experiment, phase.kind)(phase, advance)
+        if phase.kind == "test":
+            recorder.add_evaluation(result.metrics, result.units, result.descriptions)
+        recorder.end_phase(stop_time=experiment.time_ms)
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt for the duration of the run (main thread only)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
