@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass
 
 import h5py
@@ -205,6 +206,12 @@ def elephant_stats(
     times: np.ndarray, ids: np.ndarray, n_nodes: int, t_start: float, t_stop: float, bin_ms: float
 ) -> SpikeStats:
     """The same statistics computed by Elephant on Neo spike trains."""
+    with warnings.catch_warnings():  # quantities deprecation noise from elephant's internals
+        warnings.simplefilter("ignore")
+        return _elephant_stats(times, ids, n_nodes, t_start, t_stop, bin_ms)
+
+
+def _elephant_stats(times, ids, n_nodes, t_start, t_stop, bin_ms) -> SpikeStats:
     import quantities as pq
     from elephant.conversion import BinnedSpikeTrain
     from elephant.spike_train_correlation import correlation_coefficient
@@ -219,9 +226,7 @@ def elephant_stats(
         [float(cv(isi(st).magnitude)) if len(st) >= MIN_SPIKES_CV else np.nan for st in trains]
     )
     bins = n_bins(t_start, t_stop, bin_ms)
-    sample = [
-        trains[k] for k in synchrony_nodes(n_nodes)[: max(2, MAX_BINNED_CELLS // max(bins, 1))]
-    ]
+    sample = [trains[k] for k in synchrony_nodes(n_nodes, bins)]
     stop = t_start + bins * bin_ms
     sample = [st.time_slice(t_start * pq.ms, stop * pq.ms) for st in sample]
     sample = [st for st in sample if len(st) and not _constant(st, t_start, bin_ms, bins)]
