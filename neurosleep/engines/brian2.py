@@ -1,0 +1,336 @@
+"""The Brian2 engine: the reference simulation of an ``snn`` spec, on an explicit ``Network``.
+
+Translation (spec -> Brian2): one ``NeuronGroup`` per population (``method='exact'`` for
+current synapses, ``'exponential_euler'`` for conductance synapses), ``PoissonGroup`` for
+Poisson and pattern sources, ``SpikeGeneratorGroup`` for array sources, one ``Synapses`` per
+projection built from the arrays of :func:`~neurosleep.engines.base.build` (``connect(i=, j=)``).
+Plasticity runs in a separate undelayed pre pathway ``plast`` (order 0, after transmission,
+before the post pathway) and in ``run_regularly`` operations (rate rules). Neuron parameters,
+gains and learning-rate factors live in each object's namespace, so a phase's neuromodulation
+changes them between runs without rebuilding. Recording streams: each block is one ``run()``;
+its monitors are read, handed to the sink, and emptied.
+
+Brian2 is imported when an engine is built (``import brian2`` costs ≈1 s). The random number
+generator of Brian2 is process-wide: the engine seeds it once, at construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurosleep.engines.base import (
+    ENGINES,
+    Engine,
+    Recording,
+    Sink,
+    channel,
+    plasticity_gain,
+    population_params,
+    projection_gain,
+    rates_with_modulation,
+    source_rates,
+    steps_of,
+)
+from neurosleep.spec.snn import STDP, Modulation, Oja, SNNSpec, SpikeArray
+
+CURRENT = """
+dv/dt = (v_rest - v + g_e + g_i - a)/tau_m : volt (unless refractory)
+"""
+CONDUCTANCE = """
+dv/dt = (v_rest - v + g_e*(e_e - v) + g_i*(e_i - v) - a)/tau_m : volt (unless refractory)
+"""
+SYNAPSES = """
+dg_e/dt = -g_e/tau_e : {g}
+dg_i/dt = -g_i/tau_i : {g}
+"""
+ADAPTATION = "da/dt = -a/tau_a : volt\n"
+NO_ADAPTATION = "a : volt (constant)\n"
+
+# spec parameter -> (Brian2 name, unit name); the translation table of neuron parameters
+PARAMETERS = {
+    "tau_m": ("tau_m", "ms"),
+    "v_rest": ("v_rest", "mV"),
+    "v_threshold": ("v_threshold", "mV"),
+    "v_reset": ("v_reset", "mV"),
+    "tau_e": ("tau_e", "ms"),
+    "tau_i": ("tau_i", "ms"),
+    "e_e": ("e_e", "mV"),
+    "e_i": ("e_i", "mV"),
+    "tau_a": ("tau_a", "ms"),
+    "increment": ("increment", "mV"),
+}
+
+
+def stdp_code(k: int, rule: STDP) -> tuple[str, str, str]:
+    """(model, pre code, post code) of STDP rule number ``k`` (names suffixed ``_k``)."""
+    clip = f"w = clip({{}}, w_min_{k}, w_max_{k})"
+    model = (
+        f"dx_{k}/dt = -x_{k}/tau_plus_{k} : 1 (event-driven)\n"
+        f"dy_{k}/dt = -y_{k}/tau_minus_{k} : 1 (event-driven)\n"
+    )
+    depress = {
+        "additive": f"w - eta*a_minus_{k}*w_max_{k}*y_{k}",
+        "multiplicative": f"w - eta*a_minus_{k}*(w - w_min_{k})*y_{k}",
+        "symmetric": f"w + eta*w_max_{k}*(a_plus_{k}*y_{k} - a_minus_{k})",
+    }[rule.form]
+    potentiate = (
+        f"w + eta*a_plus_{k}*(w_max_{k} - w)*x_{k}"
+        if rule.form == "multiplicative"
+        else f"w + eta*a_plus_{k}*w_max_{k}*x_{k}"
+    )
+    pre = f"{clip.format(depress)}\nx_{k} += 1"
+    post = f"y_{k} += 1\n{clip.format(potentiate)}"
+    return model, pre, post
+
+
+def rate_code(k: int, rule) -> tuple[str, str, str, str]:
+    """(model, pre code, post code, periodic code) of a rate rule (Oja or scaling)."""
+    model = (
+        f"dr_pre_{k}/dt = -r_pre_{k}/tau_rate_{k} : Hz (event-driven)\n"
+        f"dr_post_{k}/dt = -r_post_{k}/tau_rate_{k} : Hz (event-driven)\n"
+    )
+    decay = f"exp(-(t - lastupdate)/tau_rate_{k})"
+    pre_rate, post_rate = f"(r_pre_{k}*{decay})", f"(r_post_{k}*{decay})"
+    if isinstance(rule, Oja):
+        rho_pre, rho_post = f"({pre_rate}/rate_ref_{k})", f"({post_rate}/rate_ref_{k})"
+        change = f"w_max_{k}*({rho_pre}*{rho_post} - {rho_post}**2*w/w_max_{k})"
+    else:
+        change = f"w*(1 - {post_rate}/target_{k})"
+    periodic = f"w = clip(w + eta*eta_{k}*interval_{k}*{change}, w_min_{k}, w_max_{k})"
+    return model, f"r_pre_{k} += 1/tau_rate_{k}", f"r_post_{k} += 1/tau_rate_{k}", periodic
+
+
+@ENGINES.register("brian2")
+class Brian2Engine(Engine):
+    """Brian2 runtime simulation (``target`` 'numpy' or 'cython'); one network (no batch)."""
+
+    name = "brian2"
+    max_batch = 1
+
+    def __init__(
+        self,
+        spec: SNNSpec,
+        *,
+        seeds,
+        device: str = "cpu",
+        dtype: str = "float64",
+        target: str = "numpy",
+    ) -> None:
+        if device != "cpu" or dtype != "float64":
+            raise ValueError("the brian2 engine runs on the CPU in float64")
+        super().__init__(spec, seeds=seeds, device=device, dtype=dtype)
+        import brian2 as b2
+
+        self.b2 = b2
+        self.target = target
+        b2.prefs.codegen.target = target
+        b2.seed(self.seeds[0])
+        self.groups: dict = {}
+        self.synapses: dict = {}
+        self.monitors: dict = {}
+        self.base_rates = {name: source_rates(spec, name) for name in spec.sources}
+        net = self.networks[0]
+        for name in spec.populations:
+            self.groups[name] = self._population(name, net.initial[name])
+        for name, src in spec.sources.items():
+            self.groups[name] = self._source(name, src, net.sources[name])
+        for name in spec.projections:
+            self.synapses[name] = self._projection(name, net.synapses[name])
+        self.net = b2.Network(*self.groups.values(), *self.synapses.values())
+        self.set_modulation(None)
+
+    # ------------------------------------------------------------------ translation
+    def _unit(self, name: str):
+        return self.b2.mV if name == "mV" else (self.b2.ms if name == "ms" else 1.0)
+
+    def _population(self, name: str, initial: dict[str, np.ndarray]):
+        b2, pop = self.b2, self.spec.populations[name]
+        current = pop.neuron.synapses == "current"
+        eqs = (CURRENT if current else CONDUCTANCE) + SYNAPSES.format(g="volt" if current else "1")
+        eqs += ADAPTATION if pop.neuron.adaptation else NO_ADAPTATION
+        reset = "v = v_reset" + ("\na += increment" if pop.neuron.adaptation else "")
+        group = b2.NeuronGroup(
+            pop.size,
+            eqs,
+            threshold="v > v_threshold",
+            reset=reset,
+            refractory=pop.neuron.refractory * b2.ms,
+            method="exact" if current else "exponential_euler",
+            namespace={},
+            name=f"pop_{name}",
+            dt=self.spec.dt * b2.ms,
+        )
+        g_unit = b2.mV if current else 1.0
+        group.v = initial["v"] * b2.mV
+        group.g_e = initial["g_e"] * g_unit
+        group.g_i = initial["g_i"] * g_unit
+        group.a = initial["a"] * b2.mV
+        return group
+
+    def _source(self, name: str, src, given):
+        b2, dt = self.b2, self.spec.dt * self.b2.ms
+        if isinstance(src, SpikeArray):
+            return b2.SpikeGeneratorGroup(
+                src.size, given.indices, given.steps * dt, dt=dt, name=f"src_{name}"
+            )
+        return b2.PoissonGroup(
+            src.size, rates=self.base_rates[name] * b2.Hz, dt=dt, name=f"src_{name}"
+        )
+
+    def _projection(self, name: str, syn):
+        b2, proj = self.b2, self.spec.projections[name]
+        unit = self.spec.weight_unit(name)
+        namespace = {"gain": 1.0, "eta": 1.0}
+        model = f"w : {'volt' if unit == 'mV' else '1'}\n"
+        pre, post, periodic = [], [], []
+        for k, rule in enumerate(proj.plasticity):
+            w_min, w_max = rule.bounds(unit)
+            namespace.update(
+                {f"w_min_{k}": w_min * self._unit(unit), f"w_max_{k}": w_max * self._unit(unit)}
+            )
+            if isinstance(rule, STDP):
+                m, a, b = stdp_code(k, rule)
+                namespace.update(
+                    {
+                        f"tau_plus_{k}": rule.tau_plus * b2.ms,
+                        f"tau_minus_{k}": rule.tau_minus * b2.ms,
+                        f"a_plus_{k}": rule.a_plus,
+                        f"a_minus_{k}": rule.a_minus,
+                    }
+                )
+            else:
+                m, a, b, c = rate_code(k, rule)
+                periodic.append((c, rule.interval))
+                namespace.update(
+                    {
+                        f"tau_rate_{k}": rule.tau_rate * b2.ms,
+                        f"eta_{k}": rule.eta / b2.second,
+                        f"interval_{k}": rule.interval * b2.ms,
+                    }
+                )
+                namespace.update(
+                    {f"rate_ref_{k}": rule.rate_ref * b2.Hz}
+                    if isinstance(rule, Oja)
+                    else {f"target_{k}": rule.target * b2.Hz}
+                )
+            model += m
+            pre.append(a)
+            post.append(b)
+        transmit = f"g_{channel(self.spec, name)}_post += gain*w"
+        on_pre = {"pre": transmit, "plast": "\n".join(pre)} if pre else transmit
+        synapses = b2.Synapses(
+            self.groups[proj.pre],
+            self.groups[proj.post],
+            model=model,
+            on_pre=on_pre,
+            on_post="\n".join(post) if post else None,
+            namespace=namespace,
+            name=f"proj_{name}",
+            dt=self.spec.dt * b2.ms,
+        )
+        synapses.connect(i=syn.pre, j=syn.post)
+        synapses.w = syn.weight * self._unit(unit)
+        if syn.delay.any():
+            synapses.pre.delay = syn.delay * self.spec.dt * b2.ms
+        if pre:
+            synapses.plast.order = 0
+        for k, (code, interval) in enumerate(periodic):
+            synapses.run_regularly(
+                code, dt=interval * b2.ms, when="start", name=f"proj_{name}_rate{k}"
+            )
+        return synapses
+
+    # ------------------------------------------------------------------ phase-boundary controls
+    def set_modulation(self, modulation: Modulation | None) -> None:
+        self.modulation = modulation
+        for name in self.spec.populations:
+            values = population_params(self.spec, name, modulation)
+            namespace = self.groups[name].namespace
+            for key, (b2_name, unit) in PARAMETERS.items():
+                namespace[b2_name] = values[key] * self._unit(unit)
+        for name, syn in self.synapses.items():
+            syn.namespace["gain"] = projection_gain(modulation, name)
+            syn.namespace["eta"] = plasticity_gain(modulation, name)
+        for name in self.spec.sources:
+            if not isinstance(self.spec.sources[name], SpikeArray):
+                self.groups[name].rates = (
+                    rates_with_modulation(self.base_rates[name], modulation, name) * self.b2.Hz
+                )
+
+    def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
+        if isinstance(self.spec.sources[source], SpikeArray):
+            raise ValueError(f"source {source!r} plays given spike trains; it has no rates")
+        rates = np.broadcast_to(
+            np.asarray(rates_hz, dtype=float).reshape(-1), (self.spec.size(source),)
+        )
+        self.base_rates[source] = rates.copy()
+        self.groups[source].rates = (
+            rates_with_modulation(rates, self.modulation, source) * self.b2.Hz
+        )
+
+    def get_weights(self, projection: str) -> np.ndarray:
+        unit = self.spec.weight_unit(projection)
+        values = np.asarray(self.synapses[projection].w_)
+        return (values * 1e3 if unit == "mV" else values)[None].astype(float)
+
+    def set_weights(self, projection: str, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=float).reshape(-1)
+        unit = self.spec.weight_unit(projection)
+        self.synapses[projection].w = values * self._unit(unit)
+
+    def get_state(self, variable: str, population: str) -> np.ndarray:
+        values = np.asarray(getattr(self.groups[population], variable + "_"))
+        volts = variable in ("v", "a") or self.spec.populations[population].g_unit == "mV"
+        return (values * 1e3 if volts else values)[None].astype(float)
+
+    # ------------------------------------------------------------------ the loop
+    def _monitors(self, recording: Recording) -> dict:
+        b2, wanted = self.b2, {}
+        for name in recording.spikes:
+            key = ("spikes", name)
+            if key not in self.monitors:
+                self.monitors[key] = b2.SpikeMonitor(self.groups[name], record=True)
+                self.net.add(self.monitors[key])
+            wanted[key] = self.monitors[key]
+        for (var, pop), index in recording.states.items():
+            key = ("state", var, pop, tuple(np.asarray(index).tolist()), recording.interval)
+            if key not in self.monitors:
+                self.monitors[key] = b2.StateMonitor(
+                    self.groups[pop], var, record=np.asarray(index), dt=recording.interval * b2.ms
+                )
+                self.net.add(self.monitors[key])
+            wanted[key] = self.monitors[key]
+        for key, monitor in self.monitors.items():
+            monitor.active = key in wanted
+        return wanted
+
+    def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
+        monitors = self._monitors(recording)
+        self.b2.prefs.codegen.target = self.target
+        self.net.run(steps * self.spec.dt * self.b2.ms, namespace={})
+        for key, monitor in monitors.items():
+            if key[0] == "spikes":
+                if sink is not None:
+                    sink.spikes(key[1], np.asarray(monitor.t_) * 1e3, np.asarray(monitor.i))
+                monitor.resize(0)
+                monitor.variables["N"].set_value(0)
+            else:
+                _, var, pop, _, _ = key
+                if sink is not None:
+                    rows = np.asarray(getattr(monitor, var + "_")).T
+                    volts = var in ("v", "a") or self.spec.populations[pop].g_unit == "mV"
+                    sink.state(
+                        var, pop, np.asarray(monitor.t_) * 1e3, rows * 1e3 if volts else rows
+                    )
+                monitor.resize(0)
+
+    def run(self, duration_ms: float, recording: Recording | None = None, sink: Sink | None = None):
+        """As :meth:`Engine.run`; without recording, the whole duration is one ``run()`` call."""
+        recording = recording or Recording()
+        if not recording.spikes and not recording.states:
+            steps = steps_of(duration_ms, self.spec.dt)
+            recording = Recording(block=steps * self.spec.dt)
+        super().run(duration_ms, recording, sink)
+
+
+__all__ = ["Brian2Engine"]

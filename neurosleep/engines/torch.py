@@ -1,0 +1,404 @@
+"""The torch engine: the ``snn`` equations with tensors, batched, event-driven, CPU or CUDA.
+
+Layout: all populations are concatenated into one neuron axis of size ``N`` and all sources
+after them (``N + Ns`` presynaptic rows); state tensors are ``[B, N]`` for ``B`` networks (one per
+seed). All projections of all networks form one padded row table (ELL: each presynaptic row's
+synapses padded to the longest row ``K``): delivering a step's spikes touches only the rows of
+neurons that spiked (``index_select`` of ``[n_spikes, K]``, one ``index_add_``). Delays go through
+a ring buffer of synaptic input ``[D, 2·B·N + 1]`` (the last cell takes padding).
+
+Integration matches the Brian2 engine's: exact for current synapses (the linear system's
+propagator), exponential Euler for conductance synapses; threshold after the update, delivery
+into ``g`` of the same step, then reset (Brian2's schedule).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from neurosleep.engines.base import (
+    ENGINES,
+    Engine,
+    Recording,
+    Sink,
+    channel,
+    plasticity_gain,
+    population_params,
+    projection_gain,
+    rates_with_modulation,
+    source_rates,
+    steps_of,
+)
+from neurosleep.engines.torch_plasticity import make_rule
+from neurosleep.spec.snn import Modulation, SNNSpec, SpikeArray
+
+NEVER = -(2**40)  # "last spike step" of a neuron that never spiked
+
+
+class NeuronParams(NamedTuple):
+    """Per-neuron constants [N] of one step of length dt (ms, mV)."""
+
+    em: torch.Tensor  # exp(-dt/tau_m)
+    c0: torch.Tensor  # v_rest (1 - em)
+    k_e: torch.Tensor  # exact-propagator weight of g_e on v (current synapses)
+    k_i: torch.Tensor
+    k_a: torch.Tensor
+    d_e: torch.Tensor  # exp(-dt/tau_e)
+    d_i: torch.Tensor
+    d_a: torch.Tensor
+    v_th: torch.Tensor
+    v_reset: torch.Tensor
+    ref_steps: torch.Tensor  # int64
+    increment: torch.Tensor
+    dt_tau_m: torch.Tensor  # dt/tau_m (conductance synapses)
+    v_rest: torch.Tensor
+    e_e: torch.Tensor
+    e_i: torch.Tensor
+    conductance: torch.Tensor | None  # bool [N]; None when every population is current-based
+
+
+class NeuronState(NamedTuple):
+    v: torch.Tensor  # [B, N] mV
+    g_e: torch.Tensor  # [B, N]
+    g_i: torch.Tensor
+    a: torch.Tensor
+    last: torch.Tensor  # int64 [B, N], step of the last spike
+
+
+def _propagator_weight(tau: np.ndarray, tau_m: np.ndarray, dt: float) -> np.ndarray:
+    """Weight of an exponentially decaying input (time constant tau) on v over one step."""
+    same = np.isclose(tau, tau_m)
+    safe = np.where(same, tau + 1.0, tau)
+    general = safe * (np.exp(-dt / safe) - np.exp(-dt / tau_m)) / (safe - tau_m)
+    return np.where(same, dt / tau_m * np.exp(-dt / tau_m), general)
+
+
+def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> NeuronParams:
+    """Per-neuron step constants, computed in float64 then cast."""
+    columns: dict[str, list[np.ndarray]] = {}
+    for name, pop in spec.populations.items():
+        for key, value in population_params(spec, name, mod).items():
+            columns.setdefault(key, []).append(np.full(pop.size, value, dtype=float))
+    c = {key: np.concatenate(parts) for key, parts in columns.items()}
+    dt = spec.dt
+    em = np.exp(-dt / c["tau_m"])
+    kinds = np.concatenate(
+        [np.full(p.size, p.neuron.synapses == "conductance") for p in spec.populations.values()]
+    )
+
+    def t(x, dt_=dtype):
+        return torch.as_tensor(x, dtype=dt_, device=device)
+
+    return NeuronParams(
+        em=t(em),
+        c0=t(c["v_rest"] * (1 - em)),
+        k_e=t(_propagator_weight(c["tau_e"], c["tau_m"], dt)),
+        k_i=t(_propagator_weight(c["tau_i"], c["tau_m"], dt)),
+        k_a=t(_propagator_weight(c["tau_a"], c["tau_m"], dt)),
+        d_e=t(np.exp(-dt / c["tau_e"])),
+        d_i=t(np.exp(-dt / c["tau_i"])),
+        d_a=t(np.exp(-dt / c["tau_a"])),
+        v_th=t(c["v_threshold"]),
+        v_reset=t(c["v_reset"]),
+        ref_steps=t(np.rint(c["refractory"] / dt), torch.int64),
+        increment=t(c["increment"]),
+        dt_tau_m=t(dt / c["tau_m"]),
+        v_rest=t(c["v_rest"]),
+        e_e=t(c["e_e"]),
+        e_i=t(c["e_i"]),
+        conductance=t(kinds, torch.bool) if kinds.any() else None,
+    )
+
+
+def integrate(state: NeuronState, p: NeuronParams, step: int) -> tuple[NeuronState, torch.Tensor]:
+    """One step of the subthreshold dynamics; returns the new state and the refractory mask."""
+    refractory = (step - state.last) < p.ref_steps
+    v_exact = p.c0 + state.v * p.em + state.g_e * p.k_e + state.g_i * p.k_i - state.a * p.k_a
+    if p.conductance is not None:
+        total = 1.0 + state.g_e + state.g_i
+        v_inf = (p.v_rest + state.g_e * p.e_e + state.g_i * p.e_i - state.a) / total
+        v_ee = v_inf + (state.v - v_inf) * torch.exp(-p.dt_tau_m * total)
+        v_exact = torch.where(p.conductance, v_ee, v_exact)
+    v = torch.where(refractory, state.v, v_exact)
+    return NeuronState(
+        v, state.g_e * p.d_e, state.g_i * p.d_i, state.a * p.d_a, state.last
+    ), refractory
+
+
+def fire(
+    state: NeuronState, p: NeuronParams, refractory: torch.Tensor, step: int
+) -> tuple[torch.Tensor, NeuronState]:
+    """Threshold and reset: spikes [B, N] (bool) and the reset state."""
+    spikes = (state.v > p.v_th) & ~refractory
+    v = torch.where(spikes, p.v_reset, state.v)
+    a = state.a + p.increment * spikes
+    last = torch.where(spikes, step, state.last)
+    return spikes, NeuronState(v, state.g_e, state.g_i, a, last)
+
+
+class Connectivity(NamedTuple):
+    """All synapses of all networks as a padded row table over ``R = B·(N + Ns)`` rows."""
+
+    target: torch.Tensor  # int64 [R, K]: index into the input buffer (2·B·N + 1 cells)
+    delay: torch.Tensor  # int64 [R, K] (steps)
+    weight: torch.Tensor  # [R·K + 1] (flat; the last entry is the padding slot)
+    gain: torch.Tensor  # [R, K] delivery gain (neuromodulation)
+    slots: dict[str, torch.Tensor]  # projection -> int64 [B, S] flat slot of each synapse
+    row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
+    post_of_slot: torch.Tensor  # int64 [R·K + 1]: postsynaptic neuron (b·N + i)
+    max_delay: int
+
+
+def deliver(
+    spiking_rows: torch.Tensor, conn: Connectivity, buffer: torch.Tensor, step: int
+) -> None:
+    """Add the weights of the spiking rows' synapses into ``buffer`` [D, M] (in place)."""
+    rows, k = conn.target.shape
+    w = conn.weight[:-1].view(rows, k)
+    values = (w.index_select(0, spiking_rows) * conn.gain.index_select(0, spiking_rows)).view(-1)
+    target = conn.target.index_select(0, spiking_rows)
+    if conn.max_delay > 0:
+        slot = (step + conn.delay.index_select(0, spiking_rows)) % buffer.shape[0]
+        target = target + slot * buffer.shape[1]
+    buffer.view(-1).index_add_(0, target.view(-1), values)
+
+
+@ENGINES.register("torch")
+class TorchEngine(Engine):
+    """Batched torch simulation; ``device`` any torch device, ``dtype`` float64 or float32."""
+
+    name = "torch"
+
+    def __init__(
+        self, spec: SNNSpec, *, seeds, device: str = "cpu", dtype: str = "float64"
+    ) -> None:
+        super().__init__(spec, seeds=seeds, device=device, dtype=dtype)
+        self.tdtype = getattr(torch, dtype)
+        self.n = sum(p.size for p in spec.populations.values())
+        self.offsets = _offsets(spec)
+        self.params = neuron_params(spec, None, self.tdtype, device)
+        self.state = self._initial_state()
+        self.conn = self._connectivity()
+        depth = self.conn.max_delay + 1
+        self.buffer = torch.zeros(
+            (depth, 2 * self.batch * self.n + 1), dtype=self.tdtype, device=device
+        )
+        self.base_rates = {
+            name: torch.as_tensor(
+                np.tile(source_rates(spec, name), (self.batch, 1)),
+                dtype=torch.float64,
+                device=device,
+            )
+            for name in spec.sources
+        }
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.rules = [
+            make_rule(self, name, k, rule)
+            for name, proj in spec.projections.items()
+            for k, rule in enumerate(proj.plasticity)
+        ]
+        self.set_modulation(None)
+
+    # ------------------------------------------------------------------ construction
+    def _initial_state(self) -> NeuronState:
+        def stack(var: str) -> torch.Tensor:
+            rows = [
+                np.concatenate([net.initial[p][var] for p in self.spec.populations])
+                for net in self.networks
+            ]
+            return torch.as_tensor(np.stack(rows), dtype=self.tdtype, device=self.device)
+
+        last = torch.full((self.batch, self.n), NEVER, dtype=torch.int64, device=self.device)
+        return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), last)
+
+    def _connectivity(self) -> Connectivity:
+        b_n, width = self.batch * self.n, self.n + sum(s.size for s in self.spec.sources.values())
+        rows, targets, delays, weights = [], [], [], []
+        for b, net in enumerate(self.networks):
+            for name, syn in net.synapses.items():
+                proj = self.spec.projections[name]
+                rows.append(b * width + self.offsets[proj.pre] + syn.pre)
+                post = b * self.n + self.offsets[proj.post] + syn.post
+                targets.append(post + (b_n if channel(self.spec, name) == "i" else 0))
+                delays.append(syn.delay)
+                weights.append(syn.weight)
+        n_rows = self.batch * width
+        cat = (lambda xs: np.concatenate(xs)) if rows else (lambda xs: np.zeros(0, dtype=np.int64))
+        row, target, delay, weight = (
+            cat(rows),
+            cat(targets),
+            cat(delays),
+            cat(weights),
+        )
+        order = np.argsort(row, kind="stable")
+        counts = np.bincount(row, minlength=n_rows)
+        k = max(1, int(counts.max(initial=0)))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        position = np.arange(len(row)) - np.repeat(starts, counts)
+        slot = np.empty(len(row), dtype=np.int64)
+        slot[order] = row[order] * k + position
+        pad = n_rows * k
+        full = lambda fill, dtype: np.full(pad + 1, fill, dtype=dtype)  # noqa: E731
+        t_flat, d_flat, w_flat = full(2 * b_n, np.int64), full(0, np.int64), full(0.0, float)
+        r_flat, p_flat = full(0, np.int64), full(0, np.int64)
+        t_flat[slot], d_flat[slot], w_flat[slot], r_flat[slot] = target, delay, weight, row
+        p_flat[slot] = target % b_n
+        slots, start = {}, 0
+        for net in self.networks:
+            for name, syn in net.synapses.items():
+                slots.setdefault(name, []).append(slot[start : start + len(syn.pre)])
+                start += len(syn.pre)
+        dev = self.device
+
+        def t(x, dtype=torch.int64):
+            return torch.as_tensor(x, dtype=dtype, device=dev)
+
+        return Connectivity(
+            target=t(t_flat[:-1].reshape(n_rows, k)),
+            delay=t(d_flat[:-1].reshape(n_rows, k)),
+            weight=t(w_flat, self.tdtype),
+            gain=torch.ones((n_rows, k), dtype=self.tdtype, device=dev),
+            slots={name: t(np.stack(parts)) for name, parts in slots.items()},
+            row_of_slot=t(r_flat),
+            post_of_slot=t(p_flat),
+            max_delay=int(delay.max(initial=0)),
+        )
+
+    # ------------------------------------------------------------------ phase-boundary controls
+    def set_modulation(self, modulation: Modulation | None) -> None:
+        self.modulation = modulation
+        self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
+        gain = torch.ones_like(self.conn.gain).view(-1)
+        for name, slots in self.conn.slots.items():
+            gain[slots.reshape(-1)] = projection_gain(modulation, name)
+        self.conn.gain.copy_(gain.view_as(self.conn.gain))
+        for rule in self.rules:
+            rule.eta = plasticity_gain(modulation, rule.projection)
+        self.rates = {
+            name: rates_with_modulation(base, modulation, name)
+            for name, base in self.base_rates.items()
+        }
+
+    def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
+        rates = torch.as_tensor(
+            np.asarray(rates_hz, dtype=float), dtype=torch.float64, device=self.device
+        )
+        self.base_rates[source] = rates.expand(self.batch, self.spec.sources[source].size).clone()
+        self.rates[source] = rates_with_modulation(self.base_rates[source], self.modulation, source)
+
+    def get_weights(self, projection: str) -> np.ndarray:
+        return self.conn.weight[self.conn.slots[projection]].cpu().numpy().astype(float)
+
+    def set_weights(self, projection: str, values: np.ndarray) -> None:
+        slots = self.conn.slots[projection]
+        values = torch.as_tensor(
+            np.asarray(values, dtype=float), dtype=self.tdtype, device=self.device
+        )
+        self.conn.weight[slots.reshape(-1)] = values.expand(slots.shape).reshape(-1)
+
+    def get_state(self, variable: str, population: str) -> np.ndarray:
+        start = self.offsets[population]
+        size = self.spec.populations[population].size
+        return getattr(self.state, variable)[:, start : start + size].cpu().numpy().astype(float)
+
+    # ------------------------------------------------------------------ the loop
+    def _source_block(self, steps: int) -> torch.Tensor | None:
+        """Source spikes of the next ``steps`` steps, [steps, B, Ns] (bool), drawn per network."""
+        if not self.spec.sources:
+            return None
+        parts = []
+        for name, src in self.spec.sources.items():
+            if isinstance(src, SpikeArray):
+                block = torch.zeros((steps, self.batch, src.size), dtype=torch.bool)
+                for b, net in enumerate(self.networks):
+                    given = net.sources[name]
+                    inside = (given.steps >= self.step) & (given.steps < self.step + steps)
+                    block[given.steps[inside] - self.step, b, given.indices[inside]] = True
+                parts.append(block.to(self.device))
+            else:
+                p = self.rates[name] * (self.spec.dt * 1e-3)
+                draws = [
+                    torch.rand(
+                        (steps, src.size), generator=g, device=self.device, dtype=torch.float64
+                    )
+                    < p[b]
+                    for b, g in enumerate(self.generators)
+                ]
+                parts.append(torch.stack(draws, dim=1))
+        return torch.cat(parts, dim=2)
+
+    def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
+        sources = self._source_block(steps)
+        every = max(1, steps_of(recording.interval, self.spec.dt))
+        states = {
+            key: torch.as_tensor(self.offsets[key[1]] + idx, device=self.device)
+            for key, idx in recording.states.items()
+        }
+        spike_log: list[torch.Tensor] = []
+        state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in states}
+        sample_steps: list[int] = []
+        state, p, conn, buffer = self.state, self.params, self.conn, self.buffer
+        b_n, depth = self.batch * self.n, buffer.shape[0]
+        for k in range(steps):
+            step = self.step + k
+            if states and step % every == 0:
+                sample_steps.append(step)
+                for key, index in states.items():
+                    state_log[key].append(getattr(state, key[0]).index_select(1, index))
+            for rule in self.rules:
+                rule.before(step)
+            state, refractory = integrate(state, p, step)
+            spikes, state = fire(state, p, refractory, step)
+            allspikes = spikes if sources is None else torch.cat((spikes, sources[k]), dim=1)
+            spiking = allspikes.view(-1).nonzero().squeeze(1)
+            if spiking.numel():
+                deliver(spiking, conn, buffer, step)
+            current = buffer[step % depth]
+            state = state._replace(
+                g_e=state.g_e + current[:b_n].view_as(state.g_e),
+                g_i=state.g_i + current[b_n : 2 * b_n].view_as(state.g_i),
+            )
+            current.zero_()
+            if self.rules:
+                post = spikes.view(-1).nonzero().squeeze(1)
+                for rule in self.rules:
+                    rule.after(step, spiking, post)
+            if recording.spikes:
+                spike_log.append(spiking)
+        self.state = state
+        if sink is not None:
+            width = self.n + sum(s.size for s in self.spec.sources.values())
+            self._hand_over(sink, recording, spike_log, state_log, sample_steps, width)
+
+    def _hand_over(self, sink, recording, spike_log, state_log, sample_steps, width) -> None:
+        if recording.spikes and spike_log:
+            counts = torch.tensor([len(s) for s in spike_log])
+            rows = torch.cat(spike_log).cpu().numpy()
+            steps = np.repeat(self.step + np.arange(len(spike_log)), counts.numpy())
+            batch, column = np.divmod(rows, width)
+            for name in recording.spikes:
+                start, size = self.offsets[name], self.spec.size(name)
+                mine = (column >= start) & (column < start + size)
+                sink.spikes(
+                    name, steps[mine] * self.spec.dt, batch[mine] * size + column[mine] - start
+                )
+        times = np.asarray(sample_steps) * self.spec.dt
+        for (var, pop), rows in state_log.items():
+            if rows:
+                block = torch.stack(rows, dim=0).cpu().numpy()  # [T, B, n]
+                sink.state(var, pop, times, block.reshape(len(rows), -1))
+
+
+def _offsets(spec: SNNSpec) -> dict[str, int]:
+    """Column of each population's first neuron, then of each source's first neuron."""
+    offsets, start = {}, 0
+    for name, group in [*spec.populations.items(), *spec.sources.items()]:
+        offsets[name] = start
+        start += group.size
+    return offsets
+
+
+__all__ = ["NeuronParams", "NeuronState", "TorchEngine", "deliver", "fire", "integrate"]

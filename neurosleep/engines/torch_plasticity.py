@@ -1,0 +1,144 @@
+"""Plasticity rules of the torch engine: one class per spec rule, over the engine's slot table.
+
+Traces live per neuron (presynaptic rows ``b·(N+Ns) + j``, postsynaptic neurons ``b·N + i``),
+which equals Brian2's per-synapse event-driven traces because plasticity acts without delay.
+Each step, in the engine's order: ``before(step)`` (periodic rules, at the start of a step, as
+Brian2's ``run_regularly``), then after threshold and delivery ``after(step, pre_rows,
+post_neurons)``: traces decay, pre spikes update weights and traces, then post spikes.
+Weight updates touch only the synapses of neurons that spiked (STDP) or, every ``interval``,
+the projection's synapses (rate rules). Updates are in place on the engine's weight tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from neurosleep.engines.base import steps_of
+from neurosleep.registry import Registry
+from neurosleep.spec.snn import STDP, Oja, Scaling
+
+
+def _table(keys: np.ndarray, slots: np.ndarray, n_rows: int, pad: int, device) -> torch.Tensor:
+    """Padded table [n_rows, K]: the slots whose key is each row (``pad`` elsewhere)."""
+    counts = np.bincount(keys, minlength=n_rows)
+    k = max(1, int(counts.max(initial=0)))
+    order = np.argsort(keys, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(keys)) - np.repeat(starts, counts)
+    table = np.full((n_rows, k), pad, dtype=np.int64)
+    table[keys[order], position] = slots[order]
+    return torch.as_tensor(table, device=device)
+
+
+class RuleState:
+    """Shared set-up: the projection's slots, pre/post traces, bounds, gain ``eta``."""
+
+    def __init__(self, engine, projection: str, rule, taus: tuple[float, float]) -> None:
+        self.engine, self.projection, self.rule = engine, projection, rule
+        self.conn = engine.conn
+        self.eta = 1.0
+        self.w_min, self.w_max = rule.bounds(engine.spec.weight_unit(projection))
+        self.slots = self.conn.slots[projection].reshape(-1)
+        width = engine.n + sum(s.size for s in engine.spec.sources.values())
+        dev, dtype = engine.device, engine.tdtype
+        self.x = torch.zeros(engine.batch * width, dtype=dtype, device=dev)
+        self.y = torch.zeros(engine.batch * engine.n, dtype=dtype, device=dev)
+        self.decay_x = math.exp(-engine.spec.dt / taus[0])
+        self.decay_y = math.exp(-engine.spec.dt / taus[1])
+        self.pad = self.conn.weight.shape[0] - 1
+
+    def decay(self) -> None:
+        self.x.mul_(self.decay_x)
+        self.y.mul_(self.decay_y)
+
+    def write(self, slots: torch.Tensor, values: torch.Tensor) -> None:
+        self.conn.weight[slots] = values.clamp(self.w_min, self.w_max)
+        self.conn.weight[self.pad] = 0.0
+
+
+class STDPRule(RuleState):
+    """Pair STDP (additive, multiplicative, symmetric); equations in :class:`spec.snn.STDP`."""
+
+    def __init__(self, engine, projection: str, rule: STDP) -> None:
+        super().__init__(engine, projection, rule, (rule.tau_plus, rule.tau_minus))
+        slots = self.slots.cpu().numpy()
+        rows = self.conn.row_of_slot[self.slots].cpu().numpy()
+        posts = self.conn.post_of_slot[self.slots].cpu().numpy()
+        self.by_pre = _table(rows, slots, self.x.shape[0], self.pad, engine.device)
+        self.by_post = _table(posts, slots, self.y.shape[0], self.pad, engine.device)
+
+    def before(self, step: int) -> None:
+        pass
+
+    def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
+        self.decay()
+        r, w = self.rule, self.conn.weight
+        if pre_rows.numel():
+            if self.eta:
+                s = self.by_pre.index_select(0, pre_rows).view(-1)
+                ws, y = w[s], self.y[self.conn.post_of_slot[s]]
+                if r.form == "additive":
+                    ws = ws - self.eta * r.a_minus * self.w_max * y
+                elif r.form == "multiplicative":
+                    ws = ws - self.eta * r.a_minus * (ws - self.w_min) * y
+                else:
+                    ws = ws + self.eta * self.w_max * (r.a_plus * y - r.a_minus)
+                self.write(s, ws)
+            self.x.index_add_(0, pre_rows, torch.ones_like(pre_rows, dtype=self.x.dtype))
+        if post_neurons.numel():
+            self.y.index_add_(0, post_neurons, torch.ones_like(post_neurons, dtype=self.y.dtype))
+            if self.eta:
+                s = self.by_post.index_select(0, post_neurons).view(-1)
+                ws, x = w[s], self.x[self.conn.row_of_slot[s]]
+                if r.form == "multiplicative":
+                    ws = ws + self.eta * r.a_plus * (self.w_max - ws) * x
+                else:
+                    ws = ws + self.eta * r.a_plus * self.w_max * x
+                self.write(s, ws)
+
+
+class RateRule(RuleState):
+    """Rate traces (Hz) and a periodic update over all the projection's synapses."""
+
+    def __init__(self, engine, projection: str, rule: Oja | Scaling) -> None:
+        super().__init__(engine, projection, rule, (rule.tau_rate, rule.tau_rate))
+        self.every = steps_of(rule.interval, engine.spec.dt)
+        self.jump = 1000.0 / rule.tau_rate  # Hz per spike
+        self.rows = self.conn.row_of_slot[self.slots]
+        self.posts = self.conn.post_of_slot[self.slots]
+
+    def before(self, step: int) -> None:
+        if step % self.every or not self.eta:
+            return
+        w = self.conn.weight[self.slots]
+        r_pre = self.x[self.rows] * self.decay_x
+        r_post = self.y[self.posts] * self.decay_y
+        rate = self.eta * self.rule.eta * self.rule.interval * 1e-3
+        self.write(self.slots, w + rate * self.change(w, r_pre, r_post))
+
+    def change(self, w, r_pre, r_post) -> torch.Tensor:
+        rule = self.rule
+        if isinstance(rule, Oja):
+            pre, post = r_pre / rule.rate_ref, r_post / rule.rate_ref
+            return self.w_max * (pre * post - post * post * w / self.w_max)
+        return w * (1.0 - r_post / rule.target)
+
+    def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
+        self.decay()
+        self.x.index_add_(0, pre_rows, torch.full_like(pre_rows, self.jump, dtype=self.x.dtype))
+        self.y.index_add_(
+            0, post_neurons, torch.full_like(post_neurons, self.jump, dtype=self.y.dtype)
+        )
+
+
+RULE_STEPS: Registry[type[RuleState]] = Registry("torch plasticity rule")
+RULE_STEPS.register("stdp")(STDPRule)
+RULE_STEPS.register("oja")(RateRule)
+RULE_STEPS.register("scaling")(RateRule)
+
+
+def make_rule(engine, projection: str, index: int, rule) -> RuleState:
+    return RULE_STEPS.get(rule.rule)(engine, projection, rule)
