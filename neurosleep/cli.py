@@ -16,6 +16,7 @@ from neurosleep.errors import RunFileError, SpecError
 COMMAND_MODULES = (
     "neurosleep.commands.run",
     "neurosleep.commands.info",
+    "neurosleep.commands.analysis",
 )
 
 EPILOG = """examples:

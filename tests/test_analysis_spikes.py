@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from test_analysis_runs import BURSTS_MS, N, make_run
 
 from neurosleep.analysis import spikes as S
 from neurosleep.io import open_run
 from neurosleep.io.blocks import population_size, spike_blocks
+from tests.test_analysis_runs import BURSTS_MS, N, make_run
 
 
 def test_regular_and_poisson_trains():

@@ -119,16 +119,28 @@ def phase_summary(
 
 
 def summarize(
-    run: RunFile, *, spikes: bool = True, backend: str = "auto", bin_ms: float = 5.0
+    run: RunFile,
+    *,
+    spikes: bool = True,
+    populations: list[str] | None = None,
+    backend: str = "auto",
+    bin_ms: float = 5.0,
 ) -> dict[str, Any]:
-    """Everything ``neurosleep summary`` prints, as JSON-ready plain data."""
+    """Everything ``neurosleep summary`` prints, as JSON-ready plain data.
+
+    ``populations`` limits the spike statistics (default: every recorded population); an
+    unknown name raises :class:`~neurosleep.errors.RunFileError` listing the recorded ones.
+    """
     attrs = run.attrs
     phases = run.phases()
     evaluations = run.evaluations()
     widths = [values.shape[1] for values in evaluations.metrics.values()]
     n_tasks = int(attrs.get("n_tasks", widths[0] if widths else 1))
     backend = resolve_backend(backend) if spikes else "none"
-    sizes = {pop: population_size(run, pop) for pop in run.populations()} if spikes else {}
+    chosen = populations or run.populations()
+    for pop in chosen:
+        run.spike_count(pop)  # raises RunFileError for an unknown population
+    sizes = {pop: population_size(run, pop) for pop in chosen} if spikes else {}
     names = {p.index: p.name for p in phases}
     tests = [
         {
@@ -150,7 +162,7 @@ def summarize(
         }
     return {
         "path": str(run.path),
-        "name": attrs.get("name", ""),
+        "name": attrs.get("name") or protocol_name(run),
         "status": attrs.get("status"),
         "seed": attrs.get("seed"),
         "engine": attrs.get("engine"),
@@ -162,6 +174,19 @@ def summarize(
         "tests": tests,
         "final": final,
     }
+
+
+def protocol_name(run: RunFile) -> str:
+    """The ``name`` of the stored protocol (for files without a ``name`` attribute), else the
+    file name's stem."""
+    import yaml
+
+    try:
+        protocol = yaml.safe_load(run.provenance("protocol") or "")
+    except yaml.YAMLError:
+        protocol = None
+    name = protocol.get("name") if isinstance(protocol, dict) else None
+    return str(name) if name else run.path.stem
 
 
 # ---------------------------------------------------------------------- text and CSV

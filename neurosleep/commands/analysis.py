@@ -1,0 +1,268 @@
+"""``neurosleep summary | plot | compare | export``: tables, figures and exports of run files."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from neurosleep.errors import RunFileError
+from neurosleep.io.neo import MissingExtra
+from neurosleep.io.runfile import RunFile, open_run
+
+SUMMARY_EXAMPLES = """examples:
+  neurosleep summary outputs/hopfield_dreaming_seed1.h5
+  neurosleep summary outputs/*.h5 --csv > summary.csv
+  neurosleep summary outputs/cuba_seed1.h5 --population exc --stats numpy --json
+"""
+PLOT_EXAMPLES = """examples:
+  neurosleep plot outputs/hopfield_dreaming_seed1.h5 --out figures/
+  neurosleep plot outputs/cuba_seed1.h5 --out figures/ --kind raster rates --svg
+"""
+COMPARE_EXAMPLES = """examples:
+  neurosleep compare outputs/hopfield_*.h5
+  neurosleep compare outputs/*.h5 --by protocol engine --format latex
+  neurosleep compare outputs/*.h5 --figure figures/compare.png --format csv
+"""
+EXPORT_EXAMPLES = """examples:
+  neurosleep export outputs/cuba_seed1.h5 --nwb cuba.nwb
+  neurosleep export outputs/cuba_seed1.h5 --sonata cuba_sonata/
+"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    def parser(name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    summary = parser(
+        "summary",
+        "per-phase activity, weight change, test results and final metrics",
+        "Summarise run files: per phase its duration, firing rates (mean and distribution), "
+        "CV of ISI, synchrony and weight change; per test the accuracy / retention row; final "
+        "ACC, BWT, FWT, forgetting and average incremental accuracy.",
+        SUMMARY_EXAMPLES,
+    )
+    summary.add_argument("runfiles", nargs="+", type=Path, metavar="RUN.h5")
+    output = summary.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="JSON instead of text")
+    output.add_argument("--csv", action="store_true", help="long-form CSV instead of text")
+    summary.add_argument(
+        "--population",
+        action="append",
+        metavar="NAME",
+        help="spike statistics for this population only (repeatable)",
+    )
+    summary.add_argument(
+        "--stats",
+        choices=("auto", "numpy", "elephant"),
+        default="auto",
+        help="spike-statistics backend (auto: Elephant where installed)",
+    )
+    summary.add_argument(
+        "--bin",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help="bin width for synchrony (ms, default 5)",
+    )
+    summary.add_argument("--no-spikes", action="store_true", help="skip spike statistics")
+    _incomplete_argument(summary)
+    summary.set_defaults(func=_summary)
+
+    plot = parser(
+        "plot",
+        "figures of a run (PNG, SVG on request)",
+        "Draw a run's figures: spike raster with phases shaded, population rates, membrane "
+        "traces, weight distributions, weight-change heat maps, the accuracy / retention matrix "
+        "and curves, and replay events during sleep. Kinds with no data are skipped.",
+        PLOT_EXAMPLES,
+    )
+    plot.add_argument("runfile", type=Path, metavar="RUN.h5")
+    plot.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    plot.add_argument(
+        "--kind",
+        nargs="+",
+        metavar="KIND",
+        help="only these kinds: raster rates traces weights weight_change accuracy replay",
+    )
+    plot.add_argument(
+        "--population", action="append", metavar="NAME", help="only this population (repeatable)"
+    )
+    plot.add_argument("--svg", action="store_true", help="also write SVG")
+    _incomplete_argument(plot)
+    plot.set_defaults(func=_plot)
+
+    compare = parser(
+        "compare",
+        "compare runs: mean ± SEM over seeds per condition",
+        "Group runs by protocol, engine or seed, aggregate the rest (mean ± SEM, n shown) and "
+        "print the comparison table. Runs that did not complete are listed and left out "
+        "unless --include-incomplete.",
+        COMPARE_EXAMPLES,
+    )
+    compare.add_argument("runfiles", nargs="+", type=Path, metavar="RUN.h5")
+    compare.add_argument(
+        "--by",
+        nargs="+",
+        default=["protocol"],
+        choices=("protocol", "engine", "seed"),
+        help="condition keys (default: protocol)",
+    )
+    compare.add_argument("--format", choices=("markdown", "csv", "latex"), default="markdown")
+    compare.add_argument(
+        "--figure",
+        type=Path,
+        metavar="PATH",
+        help="write the figure (final ACC per condition, curves over tests)",
+    )
+    compare.add_argument(
+        "--include-incomplete", action="store_true", help="keep runs whose status is not complete"
+    )
+    compare.set_defaults(func=_compare)
+
+    export = parser(
+        "export",
+        "export a run to NWB or SONATA",
+        "Write a run as NWB (units, TimeSeries, epochs, weights, metrics) and/or as SONATA "
+        "spike, report and edge files. Needs the formats extra: pip install "
+        "'neurosleep[formats]'.",
+        EXPORT_EXAMPLES,
+    )
+    export.add_argument("runfile", type=Path, metavar="RUN.h5")
+    export.add_argument("--nwb", type=Path, metavar="FILE", help="NWB file to write")
+    export.add_argument("--sonata", type=Path, metavar="DIR", help="folder for SONATA files")
+    _incomplete_argument(export)
+    export.set_defaults(func=_export)
+
+
+def _incomplete_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="analyse a run that did not complete (killed, failed, interrupted)",
+    )
+
+
+def open_checked(path: Path, allow_incomplete: bool) -> RunFile:
+    """Open a run file; refuse one whose run did not complete unless allowed."""
+    run = open_run(path)
+    if run.status != "complete" and not allow_incomplete:
+        status = run.status
+        run.close()
+        why = "killed, or still being written" if status == "running" else status
+        raise RunFileError(
+            f"{path}: the run did not complete (status {status!r}: {why}); "
+            "pass --allow-incomplete to analyse what it recorded"
+        )
+    return run
+
+
+def _extras(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A missing optional package becomes one line with the install command."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except MissingExtra as exc:
+            print(f"neurosleep: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+@_extras
+def _summary(args: argparse.Namespace) -> int:
+    from neurosleep.analysis.summary import format_csv, format_text, summarize
+
+    summaries = []
+    for path in args.runfiles:
+        with open_checked(path, args.allow_incomplete) as run:
+            summaries.append(
+                summarize(
+                    run,
+                    spikes=not args.no_spikes,
+                    populations=args.population,
+                    backend=args.stats,
+                    bin_ms=args.bin,
+                )
+            )
+    if args.json:
+        print(json.dumps(_finite(summaries if len(summaries) > 1 else summaries[0]), indent=1))
+    elif args.csv:
+        sys.stdout.write(format_csv(summaries))
+    else:
+        print("\n\n".join(format_text(s) for s in summaries))
+    return 0
+
+
+def _finite(value: object) -> object:
+    """NaN → null, so that the output is valid JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+@_extras
+def _plot(args: argparse.Namespace) -> int:
+    from neurosleep.analysis.plots import plot_run
+
+    with open_checked(args.runfile, args.allow_incomplete) as run:
+        written = plot_run(
+            run, args.out, kinds=args.kind, populations=args.population, svg=args.svg
+        )
+    for path in written:
+        print(path)
+    return 0
+
+
+@_extras
+def _compare(args: argparse.Namespace) -> int:
+    from neurosleep.analysis.compare import figure, group_runs, split_complete, table
+
+    runs, left_out = split_complete(args.runfiles, args.include_incomplete)
+    for path, reason in left_out:
+        print(f"left out: {path} ({reason})", file=sys.stderr)
+    if not runs:
+        raise RunFileError("no complete run to compare (see the runs left out above)")
+    groups = group_runs(runs, args.by)
+    print(table(groups, args.by, args.format))
+    if args.format == "markdown":
+        print(
+            "\nmean ± SEM over runs (SEM = sample SD / √n); BWT normalised by T-1; "
+            "forgetting max-based (Chaudhry et al. 2018)"
+        )
+    if args.figure:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        figure(groups).savefig(args.figure, dpi=150)
+        print(f"figure: {args.figure}", file=sys.stderr)
+    return 0
+
+
+@_extras
+def _export(args: argparse.Namespace) -> int:
+    if not args.nwb and not args.sonata:
+        raise ValueError("say what to export: --nwb FILE and/or --sonata DIR")
+    with open_checked(args.runfile, args.allow_incomplete) as run:
+        if args.nwb:
+            from neurosleep.io.export_nwb import export_nwb
+
+            print(export_nwb(run, args.nwb))
+        if args.sonata:
+            from neurosleep.io.export_sonata import export_sonata
+
+            for path in export_sonata(run, args.sonata):
+                print(path)
+    return 0
