@@ -1,0 +1,373 @@
+"""Conventional-network experiment (``kind: mlp``): task streams, backprop wake, sleep, test.
+
+- wake: SGD or Adam on the phase's task (all tasks jointly when the phase has no task), for
+  ``epochs`` (shuffled passes, incomplete last batch dropped, as the SRA toolbox) or
+  ``iterations``; optionally with a replay method (``replay: {kind: ...}``, see
+  :mod:`neurosleep.replay`). The optimiser's state (momentum) carries over from task to task,
+  as the toolbox's ``nn.vW`` does, unless ``reset_optimizer``.
+- sleep: a registered algorithm for ``mlp`` models. Its ``run`` is called as
+  ``run(weights, inputs, activation_max, shape, params, generator, on_spikes)`` with the
+  layer weights [out × in] (float32 copies on the device), the training inputs of every task
+  seen so far [sample × feature], the largest test-mode activation of each non-input layer on
+  them, one sample's shape, the validated parameters, a torch generator and
+  ``on_spikes(layer, step, neuron)`` (int tensors; layer 1 = first hidden layer); it returns the
+  new weights and a dict of diagnostics (arrays). Spikes go to ``/spikes/layer<l>``.
+- test: accuracy on every task (argmax over all outputs, or over the task's head in task-IL),
+  one evaluation row ``accuracy`` [task] per test phase.
+
+Time: only sleep advances the clock, by its steps × ``dt``; wake and test take 0 ms.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from neurosleep.data import DATASETS, Stream, load_dataset, permuted_stream, split_stream
+from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer, predict
+from neurosleep.experiments.base import (
+    EXPERIMENTS,
+    Evaluation,
+    Experiment,
+    Params,
+    PlannedPhase,
+    Progress,
+)
+from neurosleep.replay import REPLAY, Context, ReplayStrategy, load_methods
+from neurosleep.sleep import SLEEP
+from neurosleep.spec.mlp import MLPSpec
+
+load_methods()
+
+
+class ANNData(Params):
+    """``data:`` dataset and task stream."""
+
+    dataset: str = Field("mnist5k", description=f"one of {', '.join(DATASETS.names())}")
+    path: str | None = Field(None, description="idx: folder of *-ubyte[.gz]; npz: the file")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="test share where none ships")
+    stream: Literal["split", "permuted"] = "split"
+    scenario: Literal["class", "task", "domain"] = "class"
+    classes_per_task: int = Field(2, ge=1, description="split streams")
+    class_order: Literal["fixed", "seed"] | list[int] = Field(
+        "fixed", description="split: 0..C−1, a permutation from the seed, or a given order"
+    )
+    tasks: int = Field(10, ge=1, description="permuted streams: number of permutations")
+    first_unpermuted: bool = Field(False, description="permuted: task 1 is the original data")
+    train_per_class: int | None = Field(None, ge=1, description="keep the first n per class")
+
+    @model_validator(mode="after")
+    def _known_dataset(self) -> ANNData:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; known: {DATASETS.names()}")
+        return self
+
+
+class ANNRecord(Params):
+    """``record:`` what goes into the run file."""
+
+    weights: bool = Field(False, description="layer weights after every wake and sleep phase")
+    sleep_spikes: bool = Field(True, description="spikes of every non-input layer during sleep")
+
+
+class ANNWake(Params):
+    """``wake:`` keys."""
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0, description="learning rate")
+    momentum: float = Field(0.5, ge=0, lt=1, description="SGD momentum")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
+    batch_size: int = Field(100, ge=1)
+    epochs: int | None = Field(None, ge=1, description="passes over the task's training set")
+    iterations: int | None = Field(None, ge=1, description="optimisation steps (or epochs)")
+    loss: Literal["squared_error", "cross_entropy"] = "squared_error"
+    reset_optimizer: bool = Field(False, description="fresh optimiser state for this phase")
+    replay: dict | None = Field(None, description="a replay method: {kind: rehearsal, ...}")
+
+    @model_validator(mode="after")
+    def _length(self) -> ANNWake:
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError("give exactly one of 'epochs' and 'iterations'")
+        if self.replay is not None:
+            kind = self.replay.get("kind")
+            if kind not in REPLAY:
+                raise ValueError(f"unknown replay method {kind!r}; known: {REPLAY.names()}")
+            REPLAY.get(kind).Params.model_validate(self.replay)
+        return self
+
+    def replay_params(self):
+        return (
+            None
+            if self.replay is None
+            else REPLAY.get(self.replay["kind"]).Params.model_validate(self.replay)
+        )
+
+
+class ANNTest(Params):
+    """``test:`` keys."""
+
+    batch_size: int = Field(2000, ge=1)
+
+
+@EXPERIMENTS.register("mlp")
+class ANNExperiment(Experiment):
+    """Data and network live on ``device``; the stream is built from the protocol seed."""
+
+    model_kind = "mlp"
+    engines = ("torch", "brian2")
+    Data = ANNData
+    Record = ANNRecord
+    Wake = ANNWake
+    Test = ANNTest
+    model: MLPSpec
+    data: ANNData
+    record: ANNRecord
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stream = build_stream(self.data, self.seed)
+        n_in = int(np.prod(self.stream.shape))
+        if (self.model.n_inputs, self.model.n_outputs) != (n_in, self.stream.n_outputs):
+            raise ValueError(
+                f"model {self.model.name!r} maps {self.model.n_inputs} → {self.model.n_outputs} "
+                f"units; the data need {n_in} inputs and {self.stream.n_outputs} outputs"
+            )
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.net = MLP(self.model, self.generator).to(self.device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer_key: tuple | None = None
+        self.replay: ReplayStrategy | None = None
+        self.seen: list[int] = []
+        self.tensors = [self._to_device(task) for task in self.stream.tasks]
+        self.recorder.write_arrays(
+            "data",
+            {
+                "task_classes": np.stack([t.classes for t in self.stream.tasks]),
+                "train_samples": np.array([len(t.y_train) for t in self.stream.tasks]),
+                "test_samples": np.array([len(t.y_test) for t in self.stream.tasks]),
+            }
+            | (
+                {"permutations": np.stack([t.permutation for t in self.stream.tasks])}
+                if self.data.stream == "permuted"
+                else {}
+            ),
+            units={},
+        )
+
+    def _to_device(self, task) -> dict[str, torch.Tensor]:
+        def put(a, dtype):
+            return torch.as_tensor(a, dtype=dtype, device=self.device)
+
+        return {
+            "x_train": put(task.x_train, torch.float32),
+            "y_train": put(task.y_train, torch.long),
+            "x_test": put(task.x_test, torch.float32),
+            "y_test": put(task.y_test, torch.long),
+            "units": put(task.units, torch.long),
+        }
+
+    @classmethod
+    def n_tasks(cls, data: ANNData) -> int:
+        if data.stream == "permuted":
+            return data.tasks
+        n_classes = len(data.class_order) if isinstance(data.class_order, list) else 10
+        return n_classes // data.classes_per_task
+
+    # ------------------------------------------------------------------ wake
+    def wake(self, phase: PlannedPhase, progress: Progress) -> None:
+        params: ANNWake = phase.params
+        tasks = list(range(self.stream.n_tasks)) if phase.task < 0 else [phase.task]
+        x = torch.cat([self.tensors[t]["x_train"] for t in tasks])
+        y = torch.cat([self.tensors[t]["y_train"] for t in tasks])
+        replay_params = params.replay_params()
+        if replay_params is not None and self.replay is None:
+            context = Context(self.stream.n_outputs, torch.device(self.device), self.generator)
+            self.replay = REPLAY.get(replay_params.kind).Strategy(replay_params, context)
+        task = max(tasks)
+        if self.replay is not None:
+            x, y = self.replay.training_set(x, y, task)
+        optimizer = self._optimizer(params)
+        losses = train(
+            self.net,
+            optimizer,
+            x,
+            y,
+            params,
+            self.generator,
+            progress,
+            replay=self.replay,
+            task=task,
+        )
+        if self.replay is not None:
+            self.replay.end_task(self.net, x, y, task)
+        self.seen = sorted(set(self.seen) | set(tasks))
+        self.recorder.add_scalar("loss_last_epoch", float(np.mean(losses[-8:])), "1")
+        self.recorder.add_scalar("optimisation_steps", len(losses), "1")
+        self._snapshot()
+
+    def _optimizer(self, params: ANNWake) -> torch.optim.Optimizer:
+        key = (params.optimizer, params.lr, params.momentum, params.betas)
+        if self.optimizer is None or params.reset_optimizer or key != self.optimizer_key:
+            self.optimizer = make_optimizer(
+                self.net.parameters(), params.optimizer, params.lr, params.momentum, params.betas
+            )
+            self.optimizer_key = key
+        return self.optimizer
+
+    # ------------------------------------------------------------------ sleep
+    def sleep(self, phase: PlannedPhase, progress: Progress) -> None:
+        algorithm = SLEEP.get(phase.algorithm)
+        if self.model.bias:
+            raise ValueError(
+                f"sleep {phase.algorithm!r} needs a model without biases (bias: false)"
+            )
+        seen = self.seen or list(range(self.stream.n_tasks))
+        x = torch.cat([self.tensors[t]["x_train"] for t in seen])
+        with torch.no_grad():
+            self.net.eval()
+            maxima = [float(a.max().clamp(min=0)) for a in self.net.activations(x)]
+            before = [w.detach().clone() for w in self.net.weights]
+        spikes: dict[int, list] = {}
+
+        def on_spikes(layer: int, step: torch.Tensor, neuron: torch.Tensor) -> None:
+            if self.record.sleep_spikes and step.numel():
+                spikes.setdefault(layer, []).append((step.cpu(), neuron.cpu()))
+
+        new, diagnostics = algorithm.run(
+            before, x, maxima, self.stream.shape, phase.params, self.generator, on_spikes
+        )
+        with torch.no_grad():
+            for w, w_new in zip(self.net.weights, new, strict=True):
+                w.copy_(w_new)
+        dt = float(getattr(phase.params, "dt", 1.0))
+        for layer, blocks in sorted(spikes.items()):
+            steps = torch.cat([b[0] for b in blocks]).numpy()
+            order = np.argsort(steps, kind="stable")
+            self.recorder.append_spikes(
+                f"layer{layer}",
+                self.time_ms + dt * steps[order].astype(np.float64),
+                torch.cat([b[1] for b in blocks]).numpy()[order],
+            )
+        change = np.array(
+            [float((w1 - w0).abs().sum()) for w0, w1 in zip(before, new, strict=True)]
+        )
+        diagnostics = diagnostics | {"weight_change_l1": change}
+        self.recorder.write_arrays(f"sleep/{self.recorder.phase}", diagnostics, units={})
+        for layer, value in enumerate(change, start=1):
+            self.recorder.add_scalar(f"sleep_weight_change_l1_layer{layer}", value, "1")
+        self.time_ms += dt * float(diagnostics.get("steps", 0))
+        progress(1.0)
+        self._snapshot()
+
+    # ------------------------------------------------------------------ test
+    def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:
+        params: ANNTest = phase.params
+        accuracy = np.full(self.stream.n_tasks, np.nan)
+        for t, tensors in enumerate(self.tensors):
+            readout = tensors["units"] if self.stream.scenario == "task" else None
+            pred = predict(self.net, tensors["x_test"], readout, params.batch_size)
+            accuracy[t] = float((pred == tensors["y_test"]).double().mean())
+            progress((t + 1) / self.stream.n_tasks)
+        if self.seen:
+            self.recorder.add_scalar("accuracy_seen_tasks", float(accuracy[self.seen].mean()), "1")
+        return Evaluation(
+            metrics={"accuracy": accuracy},
+            units={"accuracy": "1"},
+            descriptions={"accuracy": f"test accuracy per task ({self.stream.scenario}-IL)"},
+        )
+
+    def _snapshot(self) -> None:
+        if self.record.weights:
+            for i, w in enumerate(self.net.weights, start=1):
+                self.recorder.add_weights(
+                    f"W{i}", w.detach().cpu().numpy(), time_ms=self.time_ms, units="1"
+                )
+
+    @classmethod
+    def headline(cls, phases, evaluations) -> str:
+        accuracy = evaluations.metrics.get("accuracy")
+        if accuracy is None or len(accuracy) == 0:
+            return "no test phase ran"
+        final = np.asarray(accuracy[-1])
+        return (
+            f"final accuracy per task: {np.array2string(final, precision=3)}; "
+            f"mean (ACC) {np.nanmean(final):.4f}"
+        )
+
+
+def build_stream(data: ANNData, seed: int) -> Stream:
+    """The task stream a data section describes, drawn from ``seed``."""
+    dataset = load_dataset(
+        data.dataset, seed=seed, test_fraction=data.test_fraction, path=data.path
+    )
+    if data.stream == "split":
+        return split_stream(
+            dataset,
+            classes_per_task=data.classes_per_task,
+            scenario=data.scenario,
+            order=data.class_order,
+            seed=seed,
+            train_per_class=data.train_per_class,
+        )
+    return permuted_stream(
+        dataset,
+        n_tasks=data.tasks,
+        scenario=data.scenario,
+        seed=seed,
+        first_unpermuted=data.first_unpermuted,
+        train_per_class=data.train_per_class,
+    )
+
+
+def train(
+    net: MLP,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: ANNWake,
+    generator: torch.Generator,
+    progress: Progress,
+    *,
+    replay: ReplayStrategy | None = None,
+    task: int = 0,
+) -> list[float]:
+    """Minibatch training; returns the reported loss of every step.
+
+    With a replayed batch the loss is ``(1/k)·current + (1 − 1/k)·replay`` (k = task + 1).
+    """
+    loss_fn = LOSSES.get(params.loss)
+    per_epoch = x.shape[0] // params.batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{x.shape[0]} training samples < one batch of {params.batch_size}")
+    total = params.iterations or params.epochs * per_epoch
+    k = task + 1
+    losses: list[float] = []
+    net.train()
+    order = torch.empty(0, dtype=torch.long)
+    for step in range(total):
+        if step % per_epoch == 0:
+            order = torch.randperm(x.shape[0], generator=generator, device=x.device)
+        idx = order[
+            (step % per_epoch) * params.batch_size : (step % per_epoch + 1) * params.batch_size
+        ]
+        z, a = net.forward_pre(x[idx])
+        loss, reported = loss_fn(z, a, y[idx])
+        batch = replay.replay_batch(params.batch_size, task) if replay is not None else None
+        if batch is not None:
+            zr, ar = net.forward_pre(batch[0])
+            replay_loss, _ = loss_fn(zr, ar, batch[1])
+            loss = loss / k + (1 - 1 / k) * replay_loss
+        penalty = replay.penalty(net) if replay is not None else None
+        if penalty is not None:
+            loss = loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(reported))
+        if (step + 1) % max(1, total // 20) == 0:
+            progress((step + 1) / total)
+    net.eval()
+    return losses

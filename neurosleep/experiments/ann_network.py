@@ -1,0 +1,158 @@
+"""The torch MLP of an ``mlp`` spec, its wake losses, and one optimisation step.
+
+Losses (``wake: {loss: ...}``), looked up in :data:`LOSSES`:
+
+- ``squared_error``: the SRA paper's toolbox (DeepLearnToolbox). Reported value
+  ``L = ½·Σ e²/m`` with ``e = y_onehot − a``; the gradient at the output pre-activation is
+  ``d = −e`` whatever the output nonlinearity (the toolbox skips the ReLU derivative there).
+- ``cross_entropy``: softmax cross-entropy on the output pre-activation (named variant).
+
+Both take the output pre-activation ``z`` and the output ``a`` [batch × units] and either integer
+targets [batch] or soft targets [batch × units] (replayed outputs of a previous model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurosleep.registry import Registry
+from neurosleep.spec.mlp import MLPSpec
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "linear": lambda z: z,
+}
+
+
+class MLP(nn.Module):
+    """Fully connected network built from an :class:`MLPSpec` (weights [out × in])."""
+
+    def __init__(self, spec: MLPSpec, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        sizes = spec.layers
+        self.linears = nn.ModuleList(
+            nn.Linear(n_in, n_out, bias=spec.bias)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)
+        )
+        with torch.no_grad():
+            for linear in self.linears:
+                _initialise(linear, spec, generator)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [linear.weight for linear in self.linears]
+
+    def forward_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output pre-activation ``z`` and output ``a``; dropout per the spec's style."""
+        spec = self.spec
+        hidden = ACTIVATIONS[spec.activation]
+        for linear in self.linears[:-1]:
+            x = hidden(linear(x))
+            if spec.dropout > 0:
+                x = _dropout(x, spec.dropout, spec.dropout_style, self.training)
+        z = self.linears[-1](x)
+        return z, ACTIVATIONS[spec.output](z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_pre(x)[1]
+
+    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Test-mode activations of every non-input layer (for data-based normalisation)."""
+        spec = self.spec
+        out = []
+        for i, linear in enumerate(self.linears):
+            last = i == len(self.linears) - 1
+            x = ACTIVATIONS[spec.output if last else spec.activation](linear(x))
+            if not last and spec.dropout > 0:
+                x = _dropout(x, spec.dropout, spec.dropout_style, training=False)
+            out.append(x)
+        return out
+
+
+def _dropout(x: torch.Tensor, p: float, style: str, training: bool) -> torch.Tensor:
+    if style == "inverted":
+        return F.dropout(x, p, training)
+    if training:  # the toolbox's mask without rescaling
+        return x * (torch.rand_like(x) > p).to(x.dtype)
+    return x * (1.0 - p)
+
+
+def _initialise(linear: nn.Linear, spec: MLPSpec, generator: torch.Generator | None) -> None:
+    w = linear.weight
+    if spec.init == "uniform":
+        w.uniform_(-spec.init_scale, spec.init_scale, generator=generator)
+    elif spec.init == "kaiming_uniform":
+        bound = (6.0 / w.shape[1]) ** 0.5  # He et al. 2015: sqrt(6 / fan_in)
+        w.uniform_(-bound, bound, generator=generator)
+    elif spec.init == "xavier_uniform":
+        bound = (6.0 / (w.shape[0] + w.shape[1])) ** 0.5
+        w.uniform_(-bound, bound, generator=generator)
+    else:
+        raise ValueError(f"unknown init {spec.init!r}")
+    if linear.bias is not None:
+        linear.bias.zero_()
+
+
+# ---------------------------------------------------------------------- losses
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+LOSSES: Registry[Loss] = Registry("wake loss")
+
+
+def _targets(target: torch.Tensor, units: int, dtype: torch.dtype) -> torch.Tensor:
+    if target.ndim == 2:
+        return target.to(dtype)
+    return F.one_hot(target, units).to(dtype)
+
+
+@LOSSES.register("squared_error")
+def squared_error(z: torch.Tensor, a: torch.Tensor, target: torch.Tensor):
+    """(surrogate whose gradient wrt z is (a − y)/m, reported ½·Σe²/m)."""
+    y = _targets(target, a.shape[1], a.dtype)
+    m = a.shape[0]
+    e = y - a
+    surrogate = (z * (-e).detach()).sum() / m
+    return surrogate, 0.5 * e.detach().pow(2).sum() / m
+
+
+@LOSSES.register("cross_entropy")
+def cross_entropy(z: torch.Tensor, a: torch.Tensor, target: torch.Tensor):
+    """Softmax cross-entropy on z; soft targets give −Σ y log softmax(z) / m."""
+    if target.ndim == 2:
+        loss = -(target * F.log_softmax(z, dim=1)).sum(dim=1).mean()
+    else:
+        loss = F.cross_entropy(z, target)
+    return loss, loss.detach()
+
+
+def make_optimizer(
+    params, kind: str, lr: float, momentum: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
+    """SGD (the toolbox's momentum form is torch's: v = μv + g; W −= lr·v) or Adam."""
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    raise ValueError(f"unknown optimizer {kind!r}")
+
+
+@torch.no_grad()
+def predict(
+    net: MLP, x: torch.Tensor, readout: torch.Tensor | None = None, batch: int = 2000
+) -> torch.Tensor:
+    """Predicted output unit per sample: argmax over all units, or over ``readout`` units."""
+    net.eval()
+    preds = []
+    for start in range(0, x.shape[0], batch):
+        a = net(x[start : start + batch])
+        if readout is not None:
+            preds.append(readout[a[:, readout].argmax(dim=1)])
+        else:
+            preds.append(a.argmax(dim=1))
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
