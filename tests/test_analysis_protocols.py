@@ -1,0 +1,92 @@
+"""The analysis commands on run files of shipped protocols' experiments (shortened)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neurosleep.cli import main
+from neurosleep.io import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+
+
+@pytest.fixture(scope="module")
+def hopfield_runs(tmp_path_factory):
+    """The conftest Hopfield protocol (N = 100, 10 patterns) with and without sleep, 2 seeds."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("hopfield")
+    base = {
+        "format_version": 1,
+        "seed": 1,
+        "model": {"kind": "hopfield", "name": "h100", "neurons": 100},
+        "engine": "torch",
+        "device": "cpu",
+        "data": {"patterns": 20},
+        "record": {"weights": True, "sleep_states": True},
+    }
+    dream = [
+        {"wake": {"name": "store"}},
+        {"test": {"name": "before"}},
+        {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 50, "block": 10}},
+        {"test": {"name": "after"}},
+    ]
+    control = [dream[0], dream[1], {"test": {"name": "after"}}]
+    paths = []
+    for name, schedule in (("dream", dream), ("control", control)):
+        protocol = tmp / f"{name}.yaml"
+        protocol.write_text(yaml.safe_dump({**base, "name": name, "schedule": schedule}))
+        for seed in (1, 2):
+            out = tmp / f"{name}_{seed}.h5"
+            run(load_protocol(protocol, [f"seed={seed}"]), output=out, progress=False)
+            paths.append(out)
+    return paths
+
+
+def test_hopfield_summary(hopfield_runs, capsys):
+    assert main(["summary", str(hopfield_runs[0]), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["name"] == "dream" and s["n_tasks"] == 1
+    overlap = s["final"]["overlap"]
+    assert overlap["ACC"] == pytest.approx(s["tests"][-1]["metrics"]["overlap"][0])
+    assert overlap["BWT"] is None  # one task: undefined, printed as null
+    dream = next(p for p in s["phases"] if p["kind"] == "sleep")
+    assert dream["weights"]["J"]["relative_change"] > 0
+
+
+def test_hopfield_plots(hopfield_runs, tmp_path):
+    assert main(["plot", str(hopfield_runs[0]), "--out", str(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    # no spikes in a Hopfield run: raster, rates and replay are skipped
+    assert written == ["accuracy.png", "traces.png", "weight_change.png", "weights.png"]
+
+
+def test_hopfield_compare(hopfield_runs, capsys):
+    assert main(["compare", *map(str, hopfield_runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [cell.strip() for cell in lines[0].split("|")]
+    assert header[1:3] == ["protocol", "n"] and "overlap ACC" in header
+    rows = {line.split("|")[1].strip(): line.split("|") for line in lines[2:] if "|" in line}
+    assert rows["dream"][2].strip() == rows["control"][2].strip() == "2"
+    column = header.index("overlap ACC")
+    acc = [float(rows[name][column].split("±")[0]) for name in ("dream", "control")]
+    assert acc[0] > acc[1]  # 20 patterns in 100 neurons (α = 0.2): dreaming helps
+
+
+@pytest.mark.formats
+def test_hopfield_exports(hopfield_runs, tmp_path):
+    pynwb = pytest.importorskip("pynwb", reason="formats extra (pynwb) not installed")
+    libsonata = pytest.importorskip("libsonata", reason="formats extra (libsonata) not installed")
+    path = hopfield_runs[0]
+    argv = ["export", str(path), "--nwb", str(tmp_path / "h.nwb"), "--sonata", str(tmp_path)]
+    assert main(argv) == 0
+    with open_run(path) as r:
+        states = r.report("sleep_state", "hopfield")
+        couplings = r.weights("J")
+    frames = libsonata.ElementReportReader(str(tmp_path / "sleep_state.h5"))["hopfield"]
+    np.testing.assert_array_equal(np.asarray(frames.get().data), states.data)
+    with pynwb.NWBHDF5IO(str(tmp_path / "h.nwb"), "r") as io:
+        nwb = io.read()
+        np.testing.assert_array_equal(nwb.processing["weights"]["J"].data[:], couplings.values)
+        assert list(nwb.epochs.to_dataframe().kind) == ["wake", "test", "sleep", "test"]
