@@ -12,7 +12,7 @@ from neurosleep.analysis import plots
 from neurosleep.analysis.compare import group_runs, split_complete, table
 from neurosleep.cli import main
 from neurosleep.io import open_run
-from tests.test_analysis_runs import ACCURACY, make_run
+from tests.test_analysis_runs import ACCURACY, BURSTS_MS, make_run
 
 
 @pytest.fixture
@@ -37,6 +37,8 @@ def test_summary_json_and_csv(run_path, capsys):
     dream = s["phases"][3]
     assert dream["kind"] == "sleep"
     assert dream["populations"]["exc"]["synchrony"] > 0.2  # the three bursts
+    assert dream["populations"]["exc"]["replay_events"] == len(BURSTS_MS)
+    assert "replay_events" not in s["phases"][1]["populations"]["exc"]  # wake
     assert dream["weights"]["exc_exc"]["units"] == "nS"
     assert s["phases"][0]["populations"] == {}  # a test phase of zero duration
     assert main(["summary", str(run_path), "--csv", "--stats", "numpy"]) == 0

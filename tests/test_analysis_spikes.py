@@ -85,3 +85,19 @@ def test_numpy_and_elephant_agree(tmp_path, window):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend must be one of"):
         S.resolve_backend("brian")
+
+
+def test_replay_events_found_at_the_bursts(tmp_path):
+    from neurosleep.analysis.replay import detect_events, population_rate
+
+    path = make_run(tmp_path / "run.h5")
+    with open_run(path) as run:
+        rate = population_rate(run.file["spikes/exc"], N["exc"], 200.0, 400.0, 5.0)
+        wake = population_rate(run.file["spikes/exc"], N["exc"], 0.0, 200.0, 5.0)
+    assert rate.shape == (40,)
+    events = detect_events(rate, t_start=200.0, bin_ms=5.0)
+    assert len(events) == len(BURSTS_MS)
+    for event, centre in zip(events, BURSTS_MS, strict=True):
+        assert event.start_ms <= centre + 1.0 < event.stop_ms  # bursts last 2 ms from the centre
+        assert event.peak_hz >= 100.0  # ≥ 40 of the 80 burst spikes share a 5 ms bin
+    assert wake.mean() == pytest.approx(10.0, rel=0.2)

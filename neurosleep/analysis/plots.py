@@ -318,6 +318,7 @@ def plot_run(
     kinds: Iterable[str] | None = None,
     populations: Iterable[str] | None = None,
     svg: bool = False,
+    dpi: int = 150,
 ) -> list[Path]:
     """Write every figure the run has data for as ``<out_dir>/<kind>.png`` (and ``.svg``)."""
     kinds = list(kinds) if kinds else list(PLOTS)
@@ -335,6 +336,6 @@ def plot_run(
             fig.tight_layout()
             for suffix in (".png", ".svg") if svg else (".png",):
                 path = out / f"{kind}{suffix}"
-                fig.savefig(path, dpi=150)
+                fig.savefig(path, dpi=dpi)
                 written.append(path)
     return written

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from neurosleep.analysis import metrics as M
+from neurosleep.analysis.replay import detect_events, population_rate
 from neurosleep.analysis.spikes import resolve_backend, window_stats
 from neurosleep.io.blocks import population_size
 from neurosleep.io.runfile import Evaluations, Phase, RunFile
@@ -111,6 +112,12 @@ def phase_summary(
                 "synchrony": s.synchrony,
                 "backend": s.backend,
             }
+            if phase.kind == "sleep":
+                rate = population_rate(
+                    run.file[f"spikes/{pop}"], n, phase.start_time, phase.stop_time, bin_ms
+                )
+                events = detect_events(rate, t_start=phase.start_time, bin_ms=bin_ms)
+                row["populations"][pop]["replay_events"] = len(events)
     for projection in run.projections():
         change = weight_changes(run, projection, phase.index)
         if change is not None:
@@ -215,17 +222,18 @@ def format_text(s: dict[str, Any]) -> str:
         lines += [
             "",
             f"spiking activity (rates in Hz over neurons; CV of ISI; synchrony = mean pairwise "
-            f"correlation of {s['synchrony_bin_ms']:g} ms spike counts; computed by "
-            f"{s['stats_backend']}):",
+            f"correlation of {s['synchrony_bin_ms']:g} ms spike counts; events = replay bursts "
+            f"in sleep, population rate > mean + 3 SD; computed by {s['stats_backend']}):",
             f"  {'idx':>3} {'phase':16} {'population':12} {'spikes':>9} {'mean':>7} {'p5':>7} "
-            f"{'median':>7} {'p95':>7} {'CV ISI':>7} {'synchrony':>9}",
+            f"{'median':>7} {'p95':>7} {'CV ISI':>7} {'synchrony':>9} {'events':>6}",
         ]
         for p, pop, v in activity:
             lines.append(
                 f"  {p['index']:3d} {p['name']:16} {pop:12} {v['spikes']:9d} "
                 f"{_f(v['rate_mean_hz']):>7} {_f(v['rate_p5_hz']):>7} "
                 f"{_f(v['rate_median_hz']):>7} {_f(v['rate_p95_hz']):>7} "
-                f"{_f(v['cv_isi_mean']):>7} {_f(v['synchrony']):>9}"
+                f"{_f(v['cv_isi_mean']):>7} {_f(v['synchrony']):>9} "
+                f"{_f(v.get('replay_events')):>6}"
             )
     changes = [(p, proj, v) for p in s["phases"] for proj, v in p["weights"].items()]
     if changes:
@@ -282,8 +290,10 @@ def csv_rows(s: dict[str, Any]) -> list[tuple]:
                 ("rate_p95_hz", "Hz"),
                 ("cv_isi_mean", "1"),
                 ("synchrony", "1"),
+                ("replay_events", "1"),
             ):
-                rows.append((run, "activity", p["index"], p["name"], pop, key, v[key], units))
+                if key in v:
+                    rows.append((run, "activity", p["index"], p["name"], pop, key, v[key], units))
         for proj, v in p["weights"].items():
             for key in ("mean_abs_change", "relative_change", "mean_after"):
                 units = "1" if key == "relative_change" else v["units"]

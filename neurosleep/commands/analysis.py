@@ -99,6 +99,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--population", action="append", metavar="NAME", help="only this population (repeatable)"
     )
     plot.add_argument("--svg", action="store_true", help="also write SVG")
+    plot.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
     _incomplete_argument(plot)
     plot.set_defaults(func=_plot)
 
@@ -221,7 +222,7 @@ def _plot(args: argparse.Namespace) -> int:
 
     with open_checked(args.runfile, args.allow_incomplete) as run:
         written = plot_run(
-            run, args.out, kinds=args.kind, populations=args.population, svg=args.svg
+            run, args.out, kinds=args.kind, populations=args.population, svg=args.svg, dpi=args.dpi
         )
     for path in written:
         print(path)
