@@ -301,12 +301,12 @@ class Engine(ABC):
         modulation's ``<source>.rate`` factor still applies."""
 
     @abstractmethod
-    def get_weights(self, projection: str) -> np.ndarray:
-        """Current weights [batch, synapses], in the build order of :class:`Synapses`."""
+    def get_weights(self, projection: str) -> list[np.ndarray]:
+        """Current weights, one array [synapses] per network, in :class:`Synapses` order."""
 
     @abstractmethod
-    def set_weights(self, projection: str, values: np.ndarray) -> None:
-        """Replace weights ([synapses] or [batch, synapses])."""
+    def set_weights(self, projection: str, values: np.ndarray | list[np.ndarray]) -> None:
+        """Replace weights: one array per network (a list), or one array for every network."""
 
     @abstractmethod
     def get_state(self, variable: str, population: str) -> np.ndarray:

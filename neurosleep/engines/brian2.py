@@ -125,6 +125,7 @@ class Brian2Engine(Engine):
         self.target = target
         b2.prefs.codegen.target = target
         b2.seed(self.seeds[0])
+        self.clock = b2.Clock(spec.dt * b2.ms, name="neurosleep_clock")
         self.groups: dict = {}
         self.synapses: dict = {}
         self.monitors: dict = {}
@@ -158,7 +159,7 @@ class Brian2Engine(Engine):
             method="exact" if current else "exponential_euler",
             namespace={},
             name=f"pop_{name}",
-            dt=self.spec.dt * b2.ms,
+            clock=self.clock,
         )
         g_unit = b2.mV if current else 1.0
         group.v = initial["v"] * b2.mV
@@ -171,10 +172,10 @@ class Brian2Engine(Engine):
         b2, dt = self.b2, self.spec.dt * self.b2.ms
         if isinstance(src, SpikeArray):
             return b2.SpikeGeneratorGroup(
-                src.size, given.indices, given.steps * dt, dt=dt, name=f"src_{name}"
+                src.size, given.indices, given.steps * dt, clock=self.clock, name=f"src_{name}"
             )
         return b2.PoissonGroup(
-            src.size, rates=self.base_rates[name] * b2.Hz, dt=dt, name=f"src_{name}"
+            src.size, rates=self.base_rates[name] * b2.Hz, clock=self.clock, name=f"src_{name}"
         )
 
     def _projection(self, name: str, syn):
@@ -226,7 +227,7 @@ class Brian2Engine(Engine):
             on_post="\n".join(post) if post else None,
             namespace=namespace,
             name=f"proj_{name}",
-            dt=self.spec.dt * b2.ms,
+            clock=self.clock,
         )
         synapses.connect(i=syn.pre, j=syn.post)
         synapses.w = syn.weight * self._unit(unit)
@@ -268,15 +269,15 @@ class Brian2Engine(Engine):
             rates_with_modulation(rates, self.modulation, source) * self.b2.Hz
         )
 
-    def get_weights(self, projection: str) -> np.ndarray:
+    def get_weights(self, projection: str) -> list[np.ndarray]:
         unit = self.spec.weight_unit(projection)
-        values = np.asarray(self.synapses[projection].w_)
-        return (values * 1e3 if unit == "mV" else values)[None].astype(float)
+        values = np.array(self.synapses[projection].w_, dtype=float)
+        return [values * 1e3 if unit == "mV" else values]
 
-    def set_weights(self, projection: str, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=float).reshape(-1)
+    def set_weights(self, projection: str, values) -> None:
+        values = values[0] if isinstance(values, (list, tuple)) else values
         unit = self.spec.weight_unit(projection)
-        self.synapses[projection].w = values * self._unit(unit)
+        self.synapses[projection].w = np.asarray(values, dtype=float) * self._unit(unit)
 
     def get_state(self, variable: str, population: str) -> np.ndarray:
         values = np.asarray(getattr(self.groups[population], variable + "_"))
@@ -311,13 +312,17 @@ class Brian2Engine(Engine):
         for key, monitor in monitors.items():
             if key[0] == "spikes":
                 if sink is not None:
-                    sink.spikes(key[1], np.asarray(monitor.t_) * 1e3, np.asarray(monitor.i))
+                    sink.spikes(
+                        key[1], np.asarray(monitor.t_) * 1e3, np.array(monitor.i, dtype=np.int64)
+                    )
                 monitor.resize(0)
                 monitor.variables["N"].set_value(0)
             else:
                 _, var, pop, _, _ = key
                 if sink is not None:
-                    rows = np.asarray(getattr(monitor, var + "_")).T
+                    rows = np.array(
+                        getattr(monitor, var + "_"), dtype=float
+                    ).T  # copy: resize reuses
                     volts = var in ("v", "a") or self.spec.populations[pop].g_unit == "mV"
                     sink.state(
                         var, pop, np.asarray(monitor.t_) * 1e3, rows * 1e3 if volts else rows

@@ -146,7 +146,7 @@ class Connectivity(NamedTuple):
     delay: torch.Tensor  # int64 [R, K] (steps)
     weight: torch.Tensor  # [R·K + 1] (flat; the last entry is the padding slot)
     gain: torch.Tensor  # [R, K] delivery gain (neuromodulation)
-    slots: dict[str, torch.Tensor]  # projection -> int64 [B, S] flat slot of each synapse
+    slots: dict[str, list[torch.Tensor]]  # projection -> per network: int64 [S] flat slots
     row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
     post_of_slot: torch.Tensor  # int64 [R·K + 1]: postsynaptic neuron (b·N + i)
     max_delay: int
@@ -261,7 +261,7 @@ class TorchEngine(Engine):
             delay=t(d_flat[:-1].reshape(n_rows, k)),
             weight=t(w_flat, self.tdtype),
             gain=torch.ones((n_rows, k), dtype=self.tdtype, device=dev),
-            slots={name: t(np.stack(parts)) for name, parts in slots.items()},
+            slots={name: [t(part) for part in parts] for name, parts in slots.items()},
             row_of_slot=t(r_flat),
             post_of_slot=t(p_flat),
             max_delay=int(delay.max(initial=0)),
@@ -273,7 +273,7 @@ class TorchEngine(Engine):
         self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
         gain = torch.ones_like(self.conn.gain).view(-1)
         for name, slots in self.conn.slots.items():
-            gain[slots.reshape(-1)] = projection_gain(modulation, name)
+            gain[torch.cat(slots)] = projection_gain(modulation, name)
         self.conn.gain.copy_(gain.view_as(self.conn.gain))
         for rule in self.rules:
             rule.eta = plasticity_gain(modulation, rule.projection)
@@ -289,15 +289,18 @@ class TorchEngine(Engine):
         self.base_rates[source] = rates.expand(self.batch, self.spec.sources[source].size).clone()
         self.rates[source] = rates_with_modulation(self.base_rates[source], self.modulation, source)
 
-    def get_weights(self, projection: str) -> np.ndarray:
-        return self.conn.weight[self.conn.slots[projection]].cpu().numpy().astype(float)
+    def get_weights(self, projection: str) -> list[np.ndarray]:
+        return [
+            self.conn.weight[s].cpu().numpy().astype(float) for s in self.conn.slots[projection]
+        ]
 
-    def set_weights(self, projection: str, values: np.ndarray) -> None:
+    def set_weights(self, projection: str, values) -> None:
         slots = self.conn.slots[projection]
-        values = torch.as_tensor(
-            np.asarray(values, dtype=float), dtype=self.tdtype, device=self.device
-        )
-        self.conn.weight[slots.reshape(-1)] = values.expand(slots.shape).reshape(-1)
+        per_network = values if isinstance(values, (list, tuple)) else [values] * len(slots)
+        for s, v in zip(slots, per_network, strict=True):
+            self.conn.weight[s] = torch.as_tensor(
+                np.asarray(v, dtype=float), dtype=self.tdtype, device=self.device
+            )
 
     def get_state(self, variable: str, population: str) -> np.ndarray:
         start = self.offsets[population]

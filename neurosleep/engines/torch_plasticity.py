@@ -41,7 +41,7 @@ class RuleState:
         self.conn = engine.conn
         self.eta = 1.0
         self.w_min, self.w_max = rule.bounds(engine.spec.weight_unit(projection))
-        self.slots = self.conn.slots[projection].reshape(-1)
+        self.slots = torch.cat(self.conn.slots[projection])
         width = engine.n + sum(s.size for s in engine.spec.sources.values())
         dev, dtype = engine.device, engine.tdtype
         self.x = torch.zeros(engine.batch * width, dtype=dtype, device=dev)
