@@ -29,6 +29,7 @@ amplitude ``corrupt_level`` to the mean image, ``shuffle`` permutes its pixels.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -129,47 +130,74 @@ def sra_sleep(
     decay: float,
     on_spikes: SpikeSink | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Event-driven SRA sleep; returns new weights and spike counts per non-input layer."""
-    w = [x.clone() for x in weights]
-    sizes = [x.shape[0] for x in w]
-    device = w[0].device
-    membrane = torch.zeros(sum(sizes), dtype=w[0].dtype, device=device)
+    """Event-driven SRA sleep; returns new weights and spike counts per non-input layer.
+
+    Weights are held transposed ([in × out]) so that a layer's input is a sum of contiguous rows
+    (one per spiking pre neuron); plasticity gathers the columns of the spiking post neurons.
+    """
+    wt = [x.T.contiguous() for x in weights]
+    sizes = [x.shape[1] for x in wt]
+    device = wt[0].device
+    membrane = torch.zeros(sum(sizes), dtype=wt[0].dtype, device=device)
     mems = list(torch.split(membrane, sizes))
-    counts = torch.zeros(len(w), dtype=torch.long)
+    counts = torch.zeros(len(wt), dtype=torch.long)
     step0 = 0
-    for block in spikes_in:
-        steps, cols = block.nonzero(as_tuple=True)
-        bounds = torch.searchsorted(steps, torch.arange(block.shape[0] + 1, device=device)).tolist()
-        fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in w]
-        for t in range(block.shape[0]):
-            membrane.mul_(decay)
-            pre = cols[bounds[t] : bounds[t + 1]]
-            for layer, (wl, v) in enumerate(zip(w, mems, strict=True)):
-                if pre.numel() == 0:
-                    break
-                v.add_(wl.index_select(1, pre).mul_(alphas[layer]).sum(dim=1))
-                post = (v >= thresholds[layer]).nonzero().squeeze(1)
-                if post.numel() == 0:
-                    break
-                rows = wl.index_select(0, post)
-                f = weight_factor(rows)
-                was_pre = torch.zeros(wl.shape[1], dtype=torch.bool, device=device)
-                was_pre[pre] = True
-                wl.index_copy_(0, post, torch.where(was_pre, rows + inc * f, rows - dec * f))
-                v.index_fill_(0, post, 0.0)
-                fired[layer].append((step0 + t, post))
-                pre = post
-        for layer, events in enumerate(fired):
-            if events:
-                ids = torch.cat([p for _, p in events])
-                counts[layer] += ids.numel()
-                if on_spikes is not None:
-                    when = torch.cat(
-                        [torch.full((p.numel(),), s, device=device) for s, p in events]
-                    )
-                    on_spikes(layer + 1, when, ids)
-        step0 += block.shape[0]
-    return w, counts
+    with _single_thread(device):
+        for block in spikes_in:
+            steps, cols = block.nonzero(as_tuple=True)
+            edges = torch.arange(block.shape[0] + 1, device=device)
+            bounds = torch.searchsorted(steps, edges).tolist()
+            fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in wt]
+            for t in range(block.shape[0]):
+                membrane.mul_(decay)
+                pre = cols[bounds[t] : bounds[t + 1]]
+                for layer, (w, v) in enumerate(zip(wt, mems, strict=True)):
+                    if pre.numel() == 0:
+                        break
+                    v.add_(w.index_select(0, pre).mul_(alphas[layer]).sum(dim=0))
+                    post = (v >= thresholds[layer]).nonzero().squeeze(1)
+                    if post.numel() == 0:
+                        break
+                    _plasticity(w, pre, post, inc, dec)
+                    v.index_fill_(0, post, 0.0)
+                    fired[layer].append((step0 + t, post))
+                    pre = post
+            _report(fired, counts, on_spikes, device)
+            step0 += block.shape[0]
+    return [x.T.contiguous() for x in wt], counts
+
+
+def _plasticity(wt: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, inc: float, dec: float):
+    """Update the columns ``post`` of ``wt`` [in × out] in place: inc where pre spiked, else dec."""
+    cols = wt.index_select(1, post)
+    f = weight_factor(cols)
+    was_pre = torch.zeros((wt.shape[0], 1), dtype=torch.bool, device=wt.device)
+    was_pre[pre] = True
+    wt.index_copy_(1, post, torch.where(was_pre, cols + inc * f, cols - dec * f))
+
+
+def _report(fired, counts: torch.Tensor, on_spikes: SpikeSink | None, device) -> None:
+    for layer, events in enumerate(fired):
+        if events:
+            ids = torch.cat([p for _, p in events])
+            counts[layer] += ids.numel()
+            if on_spikes is not None:
+                when = torch.cat([torch.full((p.numel(),), s, device=device) for s, p in events])
+                on_spikes(layer + 1, when, ids)
+
+
+@contextmanager
+def _single_thread(device: torch.device):
+    """Run the step loop's small CPU ops on one thread (a loaded thread pool costs ms per op)."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def sra_sleep_dense(
@@ -182,23 +210,27 @@ def sra_sleep_dense(
     dec: float,
     decay: float,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The literal translation of ``sleepnn_old.m`` (every matrix, every step): the reference."""
+    """The literal translation of ``sleepnn_old.m`` (every matrix, every step): the reference.
+
+    Runs on one CPU thread, as :func:`sra_sleep` does, so that benchmarks compare like with like.
+    """
     w = [x.clone() for x in weights]
     mems = [torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) for x in w]
     counts = torch.zeros(len(w), dtype=torch.long)
-    for block in spikes_in:
-        for s_in in block:
-            s = s_in.to(w[0].dtype)
-            for layer, wl in enumerate(w):
-                impulse = (alphas[layer] * s) @ wl.T
-                mems[layer] = decay * mems[layer] + impulse
-                post = (mems[layer] >= thresholds[layer]).to(wl.dtype)
-                f = weight_factor(wl)
-                pre = s[None, :]
-                wl += post[:, None] * (pre * inc * f - (1 - pre) * dec * f)
-                mems[layer] = mems[layer] * (1 - post)
-                counts[layer] += int(post.sum())
-                s = post
+    with _single_thread(w[0].device):
+        for block in spikes_in:
+            for s_in in block:
+                s = s_in.to(w[0].dtype)
+                for layer, wl in enumerate(w):
+                    impulse = (alphas[layer] * s) @ wl.T
+                    mems[layer] = decay * mems[layer] + impulse
+                    post = (mems[layer] >= thresholds[layer]).to(wl.dtype)
+                    f = weight_factor(wl)
+                    pre = s[None, :]
+                    wl += post[:, None] * (pre * inc * f - (1 - pre) * dec * f)
+                    mems[layer] = mems[layer] * (1 - post)
+                    counts[layer] += int(post.sum())
+                    s = post
     return w, counts
 
 

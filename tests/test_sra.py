@@ -1,0 +1,141 @@
+"""SRA sleep: event-driven step vs the literal dense translation, the rule's locality and sign,
+the normalisation carry-over, the input spikes, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurosleep.sleep.sra import (
+    SRAParams,
+    input_spikes,
+    normalisation_factors,
+    run,
+    sra_sleep,
+    sra_sleep_dense,
+    weight_factor,
+)
+
+pytestmark = pytest.mark.torch
+
+SHAPE = (8, 8)
+
+
+def small_net(seed: int = 0, sizes=(64, 40, 30, 10)) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.rand(n_out, n_in, generator=g, dtype=torch.float64) - 0.5) * 0.02
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def blocks(steps: int, seed: int, window: int = 4, block: int = 50) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(64, generator=g, dtype=torch.float64)
+    params = SRAParams(steps=steps, window=window, block=block, dtype="float64")
+    return list(input_spikes(image, SHAPE, params, g))
+
+
+RULE = {"inc": 0.03, "dec": 0.004, "decay": 0.999}
+ALPHAS = [40.0, 60.0, 50.0]  # low thresholds below: every layer fires often
+THRESHOLDS = [0.4, 0.3, 0.3]
+
+
+def test_event_driven_equals_dense_reference_float64():
+    w0 = small_net()
+    spikes = blocks(400, seed=1)
+    fast, counts_fast = sra_sleep(w0, ALPHAS, THRESHOLDS, iter(spikes), **RULE)
+    dense, counts_dense = sra_sleep_dense(w0, ALPHAS, THRESHOLDS, iter(spikes), **RULE)
+    assert torch.equal(counts_fast, counts_dense)
+    assert (counts_fast > 20).all(), counts_fast  # the comparison means something
+    for a, b, before in zip(fast, dense, w0, strict=True):
+        assert (a - before).abs().max() > 1e-3  # sleep changed the weights
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+def test_only_rows_of_spiking_neurons_change_in_the_rule_direction():
+    w0 = small_net(seed=2)
+    spikes = blocks(60, seed=3)
+    fired: dict[int, set[int]] = {}
+
+    def on_spikes(layer, steps, neurons):
+        fired.setdefault(layer, set()).update(neurons.tolist())
+
+    new, counts = sra_sleep(w0, ALPHAS, THRESHOLDS, iter(spikes), **RULE, on_spikes=on_spikes)
+    assert counts.sum() > 0
+    for layer, (before, after) in enumerate(zip(w0, new, strict=True), start=1):
+        changed_rows = set(torch.nonzero((after != before).any(dim=1)).squeeze(1).tolist())
+        assert changed_rows <= fired.get(layer, set())
+        assert changed_rows  # something changed in every layer
+
+    # one step, by hand: a single input spike, thresholds that make exactly one unit fire
+    w = small_net(seed=4, sizes=(64, 5, 3))
+    w[0][2, 7] = 0.5  # neuron 2 gets a strong input from pixel 7
+    step = torch.zeros((1, 64), dtype=torch.bool)
+    step[0, 7] = True
+    new, counts = sra_sleep(
+        w, [1.0, 1.0], [0.4, 10.0], iter([step]), inc=0.1, dec=0.05, decay=0.999
+    )
+    assert counts.tolist() == [1, 0]
+    delta = new[0] - w[0]
+    assert torch.count_nonzero(delta[[0, 1, 3, 4]]) == 0  # silent neurons untouched
+    f = weight_factor(w[0][2])
+    torch.testing.assert_close(delta[2, 7], 0.1 * f[7])  # pre spiked: up by inc·f(w)
+    others = torch.arange(64) != 7
+    torch.testing.assert_close(delta[2, others], -0.05 * f[others])  # silent pre: down
+    assert (delta[2, others] <= 0).all() and delta[2, 7] >= 0
+    assert torch.equal(new[1], w[1])
+
+
+def test_weight_factor_shape():
+    f = weight_factor(torch.tensor([-0.01, 0.0, 0.005, 0.01], dtype=torch.float64))
+    assert f[0] == pytest.approx(2.0, abs=1e-4)
+    assert f[1] == pytest.approx(1.0)
+    assert f[2] == pytest.approx(2 / (1 + torch.e**5), rel=1e-9)
+    assert f[3] == pytest.approx(9.08e-5, rel=1e-2)
+
+
+def test_normalisation_carries_the_previous_factor():
+    weights = [torch.tensor([[2.0, -9.0]]), torch.tensor([[3.0]]), torch.tensor([[-1.0]])]
+    factors = normalisation_factors(weights, [4.0, 1.0, 10.0])
+    # scales 4, 3, 10; applied 4, 3/4, 10/(3/4) — the code's carry-over, not s3/s2
+    assert factors == pytest.approx([1 / 4, 4 / 3, 3 / 40])
+
+
+def test_input_spikes_window_and_rate():
+    image = torch.full((784,), 0.5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    params = SRAParams(steps=400, dtype="float64", block=100)
+    spikes = torch.cat(list(input_spikes(image, (28, 28), params, g)))
+    assert spikes.shape == (400, 784)
+    grid = spikes.reshape(400, 28, 28)
+    rows, cols = grid.any(dim=2), grid.any(dim=1)
+    span = lambda mask: mask.float().argmax(1) - (27 - mask.flip(1).float().argmax(1))  # noqa: E731
+    assert (-span(rows) < 11).all() and (-span(cols) < 11).all()
+    p = 2 * 1e-3 * 239.515363 * 0.5
+    rate = spikes.sum() / (400 * 121)
+    assert float(rate) == pytest.approx(p, abs=0.01)
+    whole = SRAParams(steps=200, window=0, dtype="float64")
+    all_pixels = torch.cat(list(input_spikes(image, (28, 28), whole, g)))
+    assert float(all_pixels.double().mean()) == pytest.approx(p, abs=0.01)
+
+
+def test_run_is_deterministic_and_records_layers():
+    w = [x.float() for x in small_net(sizes=(64, 30, 10))]
+    x = torch.rand(50, 64, generator=torch.Generator().manual_seed(0))
+    params = SRAParams(steps=300, beta=[0.5, 0.5], alpha_scale=2.0, window=4)
+    seen = []
+    a, diag_a = run(
+        w,
+        x,
+        [1.0, 1.0],
+        SHAPE,
+        params,
+        torch.Generator().manual_seed(5),
+        lambda layer, s, n: seen.append(layer),
+    )
+    b, diag_b = run(w, x, [1.0, 1.0], SHAPE, params, torch.Generator().manual_seed(5))
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert diag_a["spike_count"].tolist() == diag_b["spike_count"].tolist()
+    assert diag_a["spike_count"][0] > 0 and 1 in seen
+    assert diag_a["steps"] == 300
