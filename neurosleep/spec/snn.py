@@ -369,7 +369,10 @@ class SNNSpec(Spec):
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> SNNSpec:
         """Validate fields, then cross-references; errors carry the key path of the bad key."""
-        spec = super().model_validate(obj, **kwargs)
+        try:
+            spec = super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise _without_union_tags(exc, cls.__name__) from None
         errors = spec._cross_check()
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
@@ -474,11 +477,40 @@ class SNNSpec(Spec):
                 bad(("modulation", state, "plasticity", key), "plasticity gains must be >= 0", gain)
 
 
+UNION_TAGS = {
+    "sources": {"poisson", "pattern", "array"},
+    "connect": {"fixed_probability", "one_to_one", "all_to_all", "list"},
+    "plasticity": {"stdp", "oja", "scaling"},
+}
+
+
+def _without_union_tags(error: ValidationError, title: str) -> ValidationError:
+    """Drop pydantic's union tags from error locations (``sources.drive.poisson.rate`` ->
+    ``sources.drive.rate``), so that errors name the key as written in the file."""
+    details = []
+    for item in error.errors():
+        loc, out = item["loc"], []
+        for k, part in enumerate(loc):
+            owner = loc[k - 2] if k >= 2 else None
+            owner = loc[k - 1] if loc[k - 1 : k] == ("connect",) else owner
+            if isinstance(part, str) and part in UNION_TAGS.get(owner, ()):
+                continue
+            out.append(part)
+        detail = {"type": item["type"], "loc": tuple(out), "input": item.get("input")}
+        if "ctx" in item:
+            detail["ctx"] = item["ctx"]
+        details.append(InitErrorDetails(**detail))
+    return ValidationError.from_exception_data(title, details)
+
+
 def _try(bad, loc: tuple, check, *args) -> None:
+    """Run a check; report its ``ValueError`` at ``loc`` (with the value, for quantities)."""
     try:
         check(*args)
     except ValueError as exc:
-        bad(loc, str(exc), args[0] if isinstance(args[0], (str, int, float)) else None)
+        owner = getattr(check, "__self__", None)
+        value = owner.constant if isinstance(owner, Distribution) else args[0]
+        bad(loc, str(exc), value)
 
 
 def _fails(check, *args) -> bool:

@@ -1,0 +1,147 @@
+"""One conformance suite that every registered engine passes (closed forms, controls, recording)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import neurosleep.engines  # noqa: F401  (registers the engines)
+from neurosleep.engines import ENGINES, Recording, make_engine
+from neurosleep.spec.snn import SNNSpec
+from tests.snn_helpers import MemorySink, small_network
+
+pytestmark = [pytest.mark.brian2, pytest.mark.torch]
+
+LIF = {
+    "tau_m": "20 ms",
+    "v_rest": "-49 mV",
+    "v_threshold": "-50 mV",
+    "v_reset": "-60 mV",
+    "refractory": "5 ms",
+    "tau_e": "5 ms",
+}
+
+
+def pacemaker(extra: dict | None = None) -> SNNSpec:
+    """One neuron with v_rest above threshold; a silent-ish source with one given spike."""
+    spec = {
+        "kind": "snn",
+        "name": "pace",
+        "dt": "0.1 ms",
+        "populations": {
+            "cell": {"size": 1, "neuron": LIF, "initial": {"v": "-60 mV"}},
+            "quiet": {"size": 1, "neuron": {**LIF, "v_rest": "-70 mV"}, "initial": {"v": "-70 mV"}},
+        },
+        "sources": {
+            "kick": {"type": "array", "size": 1, "indices": [0], "times": ["1 ms"]},
+            "noise": {"type": "poisson", "size": 500, "rate": "200 Hz"},
+        },
+        "projections": {
+            "kick_quiet": {
+                "pre": "kick",
+                "post": "quiet",
+                "connect": {"rule": "all_to_all"},
+                "weight": "2 mV",
+                "delay": "0.7 ms",
+            },
+        },
+        "modulation": {
+            "slow": {"scale": {"cell.leak": 0.5, "kick_quiet.gain": 2.0, "noise.rate": 0.0}},
+        },
+    }
+    spec.update(extra or {})
+    return SNNSpec.model_validate(spec)
+
+
+def period_ms(tau_m: float, dt: float = 0.1) -> float:
+    """Closed-form ISI of the pacemaker on the engines' grid (ref steps + crossing steps - 1)."""
+    steps = 50 + math.ceil(tau_m / dt * math.log(11.0)) - 1
+    return steps * dt
+
+
+@pytest.fixture(params=ENGINES.names())
+def engine_name(request) -> str:
+    return request.param
+
+
+def isis(engine, duration=300.0) -> np.ndarray:
+    sink = MemorySink()
+    engine.run(duration, Recording(spikes=("cell",), block=duration), sink)
+    return np.diff(sink.spike_array("cell")[0])
+
+
+def test_lif_period_matches_closed_form(engine_name):
+    engine = make_engine(engine_name, pacemaker(), seeds=[0])
+    intervals = isis(engine)
+    assert len(intervals) >= 4
+    np.testing.assert_allclose(intervals, period_ms(20.0), atol=1e-6)
+
+
+def test_modulation_scales_and_restores(engine_name):
+    spec = pacemaker()
+    engine = make_engine(engine_name, spec, seeds=[0])
+    engine.set_modulation(spec.modulation["slow"])
+    sink = MemorySink()
+    rec = Recording(spikes=("cell", "noise"), states={("g_e", "quiet"): np.arange(1)}, interval=0.1)
+    engine.run(400.0, rec, sink)
+    slow = np.diff(sink.spike_array("cell")[0])
+    np.testing.assert_allclose(slow[1:], period_ms(40.0), atol=1e-6)  # leak x0.5: tau_m 40 ms
+    assert len(sink.spike_array("noise")[0]) == 0  # rate x0
+    times, g = sink.trace("g_e", "quiet")
+    assert g.max() == pytest.approx(4.0, rel=1e-12)  # gain x2 on a 2 mV synapse
+    engine.set_modulation(None)
+    np.testing.assert_allclose(isis(engine)[1:], period_ms(20.0), atol=1e-6)
+
+
+def test_synaptic_trace_decays_exponentially_after_the_delay(engine_name):
+    engine = make_engine(engine_name, pacemaker(), seeds=[0])
+    sink = MemorySink()
+    engine.run(
+        30.0, Recording(states={("g_e", "quiet"): np.arange(1)}, interval=0.1, block=10.0), sink
+    )
+    times, g = sink.trace("g_e", "quiet")
+    g = g[:, 0]
+    arrival = 1.0 + 0.7  # spike at 1 ms, delay 0.7 ms; sampled at the start of the next step
+    assert np.all(g[times < arrival + 0.05] == 0)
+    later = times > arrival + 0.05
+    expected = 2.0 * np.exp(-(times[later] - arrival - 0.1) / 5.0)
+    np.testing.assert_allclose(g[later], expected, rtol=1e-9)
+
+
+def test_poisson_source_rate(engine_name):
+    engine = make_engine(engine_name, pacemaker(), seeds=[5])
+    sink = MemorySink()
+    engine.run(200.0, Recording(spikes=("noise",), block=50.0), sink)
+    count = len(sink.spike_array("noise")[0])
+    expected = 500 * 200 * 0.2
+    assert abs(count - expected) < 4 * math.sqrt(expected)
+
+
+def test_weights_round_trip_and_block_size_does_not_change_results(engine_name):
+    spec = small_network()
+    runs = []
+    for block in (7.0, 50.0):
+        engine = make_engine(engine_name, spec, seeds=[2])
+        w = engine.get_weights("in_cur")[0]
+        engine.set_weights("in_cur", [w * 1.1])
+        np.testing.assert_allclose(engine.get_weights("in_cur")[0], w * 1.1)
+        sink = MemorySink()
+        engine.run(50.0, Recording(spikes=("cur", "cond"), block=block), sink)
+        assert engine.t_ms == pytest.approx(50.0)
+        runs.append(sink.spike_array("cur"))
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    np.testing.assert_allclose(runs[0][0], runs[1][0])
+    assert len(runs[0][0]) > 5
+
+
+def test_durations_must_be_multiples_of_dt(engine_name):
+    engine = make_engine(engine_name, pacemaker(), seeds=[0])
+    with pytest.raises(ValueError, match="multiple of dt"):
+        engine.run(1.05)
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(KeyError, match="unknown engine 'nest'"):
+        make_engine("nest", pacemaker(), seeds=[0])

@@ -1,0 +1,101 @@
+"""The snn model spec: the shipped CUBA file loads; bad files fail naming file, line and key."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurosleep.engines.base import build
+from neurosleep.errors import SpecError
+from neurosleep.spec import load_model
+from neurosleep.spec.snn import SNNSpec
+
+GOOD = """\
+kind: snn
+name: t
+populations:
+  exc: {size: 20, neuron: {tau_m: 20 ms, synapses: current}}
+  cond: {size: 5, neuron: {synapses: conductance}}
+sources:
+  drive: {type: poisson, size: 5, rate: 5 Hz}
+projections:
+  a:
+    pre: drive
+    post: exc
+    connect: {rule: fixed_probability, p: 0.5}
+    weight: {normal: [1 mV, 0.2 mV], min: 0 mV}
+    delay: {uniform: [0 ms, 2 ms]}
+    plasticity:
+      - {rule: stdp, form: multiplicative, w_max: 2 mV}
+      - {rule: scaling, target: 5 Hz, eta: 0.1 1/s, w_max: 2 mV}
+  b: {pre: exc, post: cond, connect: {rule: all_to_all}, weight: 0.05}
+modulation:
+  sleep: {scale: {exc.leak: 0.8, a.gain: 1.5, drive.rate: 0.1}, plasticity: {"*": 0.75}}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cuba_model_loads_with_units(root):
+    spec, _ = load_model(root / "models" / "cuba.yaml")
+    assert isinstance(spec, SNNSpec)
+    assert spec.dt == pytest.approx(0.1)
+    assert spec.populations["exc"].neuron.v_rest == pytest.approx(-49.0)
+    assert spec.populations["inh"].sign == "inhibitory"
+    net = build(spec, seed=1)
+    n_syn = sum(len(s.pre) for s in net.synapses.values())
+    assert 0.019 * 4000**2 < n_syn < 0.021 * 4000**2  # p = 0.02
+    v0 = net.initial["exc"]["v"]
+    assert v0.min() >= -60 and v0.max() <= -50 and v0.std() > 2
+
+
+def test_good_spec_and_distributions(tmp_path):
+    spec, _ = load_model(write(tmp_path, GOOD))
+    net = build(spec, seed=3)
+    a = net.synapses["a"]
+    assert a.weight.min() >= 0 and abs(a.weight.mean() - 1.0) < 0.15
+    assert a.delay.min() >= 0 and a.delay.max() <= 20  # steps of 0.1 ms
+    assert len(net.synapses["b"].pre) == 20 * 5
+    assert spec.weight_unit("b") == "1"
+    again = build(spec, seed=3)
+    np.testing.assert_array_equal(again.synapses["a"].post, a.post)
+
+
+@pytest.mark.parametrize(
+    "old, new, line, key, message",
+    [
+        ("rule: stdp,", "rule: stpd,", 16, "projections.a.plasticity[0]", "does not match"),
+        ("rate: 5 Hz", "rate: 5", 7, "sources.drive.rate", "missing unit"),
+        ("post: exc\n", "post: exx\n", 11, "projections.a.post", "unknown population 'exx'"),
+        ("p: 0.5", "p: -0.5", 12, "projections.a.connect.p", "greater than or equal to 0"),
+        ("weight: 0.05", "weight: 0.05 mV", 18, "projections.b.weight", "wrong unit"),
+        ("exc.leak", "exc.lek", 20, "modulation.sleep.scale.exc.lek", "unknown parameter"),
+        (
+            "w_max: 2 mV}\n      - {rule: scaling",
+            "w_max: 2 ms}\n      - {rule: scaling",
+            16,
+            "projections.a.plasticity[0].w_max",
+            "wrong unit",
+        ),
+        (
+            "delay: {uniform: [0 ms, 2 ms]}",
+            "delay: {normal: [1 ms, 1 ms]}",
+            14,
+            "projections.a.delay",
+            "delays must be >= 0",
+        ),
+    ],
+)
+def test_bad_specs_name_file_line_and_key(tmp_path, old, new, line, key, message):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(SpecError) as info:
+        load_model(path)
+    text = str(info.value)
+    assert f"{path}:{line}:" in text
+    assert key in text
+    assert message in text
