@@ -90,3 +90,34 @@ def test_hopfield_exports(hopfield_runs, tmp_path):
         nwb = io.read()
         np.testing.assert_array_equal(nwb.processing["weights"]["J"].data[:], couplings.values)
         assert list(nwb.epochs.to_dataframe().kind) == ["wake", "test", "sleep", "test"]
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_split_mnist_sra_run(root, tmp_path, capsys):
+    """The shipped SRA protocol, shortened: spikes of the sleeping MLP, a 5-task matrix."""
+    out = tmp_path / "sra.h5"
+    overrides = [
+        "schedule.1.repeat.phases.0.wake.epochs=1",
+        "schedule.1.repeat.phases.1.sleep.steps=100",
+    ]
+    run(
+        load_protocol(root / "protocols" / "split_mnist_sra.yaml", overrides),
+        output=out,
+        progress=False,
+    )
+    assert main(["summary", str(out), "--json", "--stats", "numpy"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    final = s["final"]["accuracy"]
+    R = np.array(final["matrix"], dtype=float)
+    assert R.shape == (6, 5) and np.isfinite(R).all()
+    assert final["ACC"] == pytest.approx(R[-1].mean())
+    assert final["BWT"] == pytest.approx(np.mean([R[5, j] - R[j + 1, j] for j in range(4)]))
+    sleeps = [p for p in s["phases"] if p["kind"] == "sleep"]
+    assert len(sleeps) == 5 and all(p["populations"] for p in sleeps)
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert {"raster.png", "rates.png", "accuracy.png", "replay.png"} <= {
+        p.name for p in (tmp_path / "figs").iterdir()
+    }
+    assert main(["export", str(out), "--sonata", str(tmp_path / "son")]) == 0
+    assert (tmp_path / "son" / "spikes.h5").exists()
