@@ -101,10 +101,11 @@ def run(
         recorder.close("interrupted")
         raise RunInterrupted(f"run interrupted; partial run file: {path}") from None
     except Exception as exc:
+        phase = recorder.phase
         recorder.set_provenance("traceback", traceback.format_exc())
         recorder.close("failed")
         raise RunFailed(
-            f"run failed in phase {recorder.phase}: {type(exc).__name__}: {exc} "
+            f"run failed in phase {phase}: {type(exc).__name__}: {exc} "
             f"(traceback stored in {path}:/provenance/traceback)"
         ) from exc
     recorder.close("complete")

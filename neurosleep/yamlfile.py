@@ -59,6 +59,10 @@ def _walk(
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                problems.append(Problem(origin, line, key, "keys must be plain names"))
+                continue
             name = key_node.value
             if name in seen:
                 problems.append(

@@ -28,7 +28,7 @@ Progress = Callable[[float], None]  # called with the fraction of the phase done
 class Params(BaseModel):
     """Base of every protocol section schema (data, record, phase parameters): strict keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 @dataclass(frozen=True)

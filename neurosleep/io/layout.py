@@ -10,7 +10,11 @@ import numpy as np
 
 FORMAT = "neurosleep-run"
 FORMAT_VERSION = 1
-LIBVER = ("v110", "v110")  # HDF5 1.10+ readers (libsonata's bundled HDF5 included) open it
+# Low bound "earliest": the superblock carries no file-consistency flags, so a file whose writer
+# was killed (or is still writing) opens in any reader; with a "v110" low bound HDF5 refuses such
+# files ("file is already open for write") until `h5clear -s`. High bound "v110": nothing newer
+# than HDF5 1.10 (h5py >= 3.16 with "latest" writes files HDF5 1.14 cannot read).
+LIBVER = ("earliest", "v110")
 
 STATUSES = ("running", "complete", "failed", "interrupted")
 

@@ -22,7 +22,7 @@ MODEL_FORMAT_VERSION = 1
 class Spec(BaseModel):
     """Base of every model schema: strict keys, immutable once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     format_version: int = MODEL_FORMAT_VERSION
     kind: str

@@ -1,0 +1,51 @@
+"""Shared fixtures: paths to the shipped files, and small protocol writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def write_protocol(tmp_path):
+    """Write a protocol (a dict, or YAML text) into tmp_path; model paths point at models/."""
+
+    def write(content, name: str = "p.yaml") -> Path:
+        path = tmp_path / name
+        if isinstance(content, dict):
+            content = yaml.safe_dump(content, sort_keys=False)
+        path.write_text(content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def hopfield_protocol(root) -> dict:
+    """A small Hopfield protocol (N = 100) as a dict, output in the test's tmp dir."""
+    return {
+        "format_version": 1,
+        "name": "hop",
+        "seed": 1,
+        "model": {"kind": "hopfield", "name": "h100", "neurons": 100},
+        "engine": "torch",
+        "device": "cpu",
+        "data": {"patterns": 10},
+        "record": {"weights": True, "sleep_states": True},
+        "schedule": [
+            {"wake": {"name": "store"}},
+            {"test": {"name": "before"}},
+            {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 50, "block": 10}},
+            {"test": {"name": "after"}},
+        ],
+        "output": "{name}_seed{seed}.h5",
+    }

@@ -1,0 +1,148 @@
+"""Protocol validation: every bad input names file, line and key, and says what was expected."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from neurosleep.errors import SpecError
+from neurosleep.protocol import load_protocol
+
+GOOD = """\
+format_version: 1
+name: hop
+seed: 1
+model: {MODEL}
+engine: torch
+device: cpu
+data:
+  patterns: 10
+  tasks: 3
+schedule:
+  - repeat:
+      over: tasks
+      phases:
+        - wake: {name: "store{task}"}
+        - sleep: {name: "dream{k}", kind: dreaming, t: "2*k", steps: "10 + 5*task"}
+        - test: {}
+output: out.h5
+"""
+
+
+@pytest.fixture
+def good(root):
+    return GOOD.replace("{MODEL}", str(root / "models" / "hopfield.yaml"))
+
+
+def problems(write_protocol, text, overrides=()):
+    with pytest.raises(SpecError) as info:
+        load_protocol(write_protocol(text), list(overrides))
+    return info.value.problems, str(info.value)
+
+
+def test_good_protocol_expands_repeat_with_expressions(write_protocol, good):
+    protocol = load_protocol(write_protocol(good))
+    assert [p.name for p in protocol.phases[:3]] == ["store0", "dream1", "test2"]
+    sleeps = [p for p in protocol.phases if p.kind == "sleep"]
+    assert [(s.task, s.params.t, s.params.steps) for s in sleeps] == [(0, 2, 10), (1, 4, 15), (2, 6, 20)]
+    assert [p.index for p in protocol.phases] == list(range(9))
+    assert protocol.n_tasks == 3
+
+
+@pytest.mark.parametrize(
+    "old, new, line, key, message",
+    [
+        ("seed: 1", "seed: 1\nduraton: 3", 4, "duraton", "unknown key"),
+        ("seed: 1", "seed: -1", 3, "seed", "greater than or equal to 0"),
+        ("seed: 1", "seed: one", 3, "seed", "valid integer"),
+        ("format_version: 1", "format_version: 7", 1, "format_version", "Input should be 1"),
+        ("name: hop\n", "", 1, "name", "required key is missing"),
+        ("engine: torch", "engine: brian2", 5, "engine", "does not run 'hopfield' models"),
+        ("device: cpu", "device: gpu0", 6, "device", "should match pattern"),
+        ("  patterns: 10", "  patterns: 0", 8, "data.patterns", "greater than or equal to 1"),
+        ("  patterns: 10", "  patterns: 10\n  patern: 3", 9, "data.patern", "unknown key"),
+        ("kind: dreaming", "kind: dreamin", 15, "schedule[0].repeat.phases[1].sleep.kind",
+         "unknown sleep kind 'dreamin'; for 'hopfield' models: dreaming, unlearning"),
+        ('t: "2*k"', 't: "2*kk"', 15, "schedule[0].repeat.phases[1].sleep.t", "valid number"),
+        ("over: tasks", "over: task", 12, "schedule[0].repeat.over", "Input should be 'tasks'"),
+        ("- test: {}", "- tset: {}", 16, "schedule[0].repeat.phases[2].tset",
+         "unknown schedule entry 'tset'"),
+        ("- test: {}", "- test: {cue_noise: 0.9}", 16, "schedule[0].repeat.phases[2].test.cue_noise",
+         "less than or equal to 0.5"),
+        ("output: out.h5", "output: 'out_{run}.h5'", 17, "output", "only {name} and {seed}"),
+    ],
+)
+def test_bad_protocol_names_line_key_and_expectation(write_protocol, good, old, new, line, key, message):
+    assert old in good
+    found, text = problems(write_protocol, good.replace(old, new, 1))
+    assert len(found) == 1, text
+    problem = found[0]
+    assert problem.origin.endswith("p.yaml")
+    assert problem.line == line, text
+    assert str(problem).split(": ")[1] == key, text
+    assert message in problem.message, text
+
+
+def test_unit_errors_name_the_key(write_protocol):
+    bad_model = textwrap.dedent(
+        """\
+        format_version: 1
+        kind: hopfield
+        name: h
+        neurons: 50
+        update_interval: 2
+        """
+    )
+    path = write_protocol(bad_model, "model.yaml")
+    text = GOOD.replace("{MODEL}", str(path))
+    found, message = problems(write_protocol, text)
+    assert found[0].origin.endswith("model.yaml") and found[0].line == 5
+    assert "update_interval: missing unit: expected a quantity in ms" in message
+    path.write_text(bad_model.replace("update_interval: 2", "update_interval: '2 mV'"))
+    found, message = problems(write_protocol, text)
+    assert "wrong unit in '2 mV': expected a quantity convertible to ms" in message
+
+
+def test_all_problems_reported_together(write_protocol, good):
+    text = good.replace("seed: 1", "seed: x").replace("device: cpu", "devize: cpu")
+    found, _ = problems(write_protocol, text)
+    assert {str(p).split(": ")[1] for p in found} == {"seed", "devize"}
+
+
+def test_yaml_syntax_and_duplicate_keys(write_protocol, good):
+    found, _ = problems(write_protocol, good.replace("seed: 1", "seed: 1\nseed: 2"))
+    assert (found[0].line, found[0].message) == (4, "duplicate key")
+    found, _ = problems(write_protocol, good.replace("data:", "data: [", 1))
+    assert found[0].message.startswith("not valid YAML") and found[0].line is not None
+
+
+def test_missing_model_file(write_protocol, good):
+    found, _ = problems(write_protocol, good.replace("hopfield.yaml", "nope.yaml"))
+    assert found[0].line == 4 and "model file not found" in found[0].message
+
+
+def test_overrides_apply_and_are_validated(write_protocol, good):
+    path = write_protocol(good)
+    protocol = load_protocol(path, ["seed=5", "data.patterns=20", "schedule.0.repeat.phases.1.sleep.steps=7"])
+    assert protocol.seed == 5 and protocol.data.patterns == 20
+    assert {p.params.steps for p in protocol.phases if p.kind == "sleep"} == {7}
+    assert protocol.resolved["seed"] == 5
+    with pytest.raises(SpecError) as info:
+        load_protocol(path, ["data.patterns=-3"])
+    assert str(info.value).startswith("--set data.patterns=-3: data.patterns: ")
+    with pytest.raises(SpecError, match="expected KEY=VALUE"):
+        load_protocol(path, ["seed"])
+
+
+def test_override_by_phase_name(write_protocol, hopfield_protocol):
+    path = write_protocol(hopfield_protocol)
+    protocol = load_protocol(path, ["schedule.dream.t=100", "schedule.before.cue_noise=0.1"])
+    assert protocol.phases[2].params.t == 100 and protocol.phases[1].params.cue_noise == 0.1
+    with pytest.raises(SpecError, match="no phase named 'dreem' here"):
+        load_protocol(path, ["schedule.dreem.t=1"])
+
+
+def test_expressions_are_not_python(write_protocol, good):
+    found, _ = problems(write_protocol, good.replace('t: "2*k"', "t: \"__import__('os').getpid() + k\""))
+    assert "t" == found[0].key[-1]
