@@ -1,0 +1,348 @@
+"""Spiking-network experiment (model kind ``snn``), on the Brian2 or the torch engine.
+
+- wake: the network runs for ``duration`` with plasticity on, under the spec's ``wake`` state
+  (if it defines one); pattern sources present the phase's task patterns one after another.
+- sleep: a registered sleep algorithm for ``snn`` models (``spontaneous``: activity without
+  task input under the ``sleep`` state; ``downscaling``: multiplicative weight downscaling).
+- test: plasticity off, under the ``test`` state; for each task its patterns are presented (or,
+  without pattern sources, the network runs once) and each population's mean rate and CV of
+  inter-spike intervals are measured.
+
+Everything recorded streams to the run file in blocks while the engine runs: spikes
+(``/spikes/<population>``), sampled states (``/reports/<variable>/<population>``), and weight
+snapshots after every wake and sleep phase (``/weights/<projection>``). With ``networks: B``
+the torch engine runs B networks (seeds ``seed … seed+B−1``) at once; node ids of network b are
+``b·size + i``; weights are recorded for network 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
+from neurosleep.experiments.base import (
+    EXPERIMENTS,
+    Evaluation,
+    Experiment,
+    Params,
+    PlannedPhase,
+    Progress,
+)
+from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
+from neurosleep.units import Rate, Time
+
+
+class SNNData(Params):
+    """``data:`` tasks, and how many networks run at once."""
+
+    tasks: int = Field(1, ge=1, description="tasks; pattern sources' patterns split evenly")
+    networks: int = Field(1, ge=1, description="independent networks (torch: one batch)")
+    target: Literal["numpy", "cython"] = Field("numpy", description="Brian2 codegen target")
+
+
+class StateProbe(Params):
+    """One sampled state variable."""
+
+    variable: Literal["v", "g_e", "g_i", "a"]
+    population: str
+    count: int = Field(100, ge=1, description="the first `count` neurons (all if fewer)")
+
+
+class SNNRecord(Params):
+    """``record:`` what goes into the run file."""
+
+    spikes: Literal["all", "none"] | list[str] = "all"
+    states: list[StateProbe] = Field(default_factory=list)
+    interval: Time = Field("1 ms", gt=0, description="sampling interval of states")
+    block: Time = Field("100 ms", gt=0, description="simulated time per block handed over")
+    weights: Literal["plastic", "none", "all"] = "plastic"
+
+
+class PhaseState(Params):
+    """Keys shared by every phase: brain state, extra modulation, source rates."""
+
+    state: str | None = Field(None, description="a modulation state of the model spec")
+    modulation: Modulation | None = Field(None, description="extra scale factors / gains")
+    rates: dict[str, Rate | list[Rate]] = Field(default_factory=dict, description="source rates")
+
+
+class SNNWake(PhaseState):
+    duration: Time = Field(gt=0)
+    plasticity: float = Field(1.0, ge=0, description="multiplies every learning rate")
+
+
+class SNNTest(PhaseState):
+    duration: Time = Field("1000 ms", gt=0, description="per task")
+
+
+class SNNSleep(PhaseState):
+    """Base of the sleep algorithms' parameters for snn models."""
+
+    duration: Time = Field(gt=0)
+    plasticity: float = Field(1.0, ge=0)
+
+
+def compose(spec: SNNSpec, default: str, phase: PhaseState, plasticity: float) -> Modulation:
+    """The phase's modulation: the named state (or the default name if the spec defines it),
+    updated by the phase's inline modulation, all learning rates × ``plasticity``."""
+    name = phase.state or default
+    if phase.state and phase.state not in spec.modulation:
+        raise ValueError(
+            f"unknown state {phase.state!r}; the model defines {list(spec.modulation)}"
+        )
+    base = spec.modulation.get(name, Modulation())
+    extra = phase.modulation or Modulation()
+    gains = {**base.plasticity, **extra.plasticity}
+    everyone = {p: gains.get(p, gains.get("*", 1.0)) * plasticity for p in spec.projections}
+    return Modulation(scale={**base.scale, **extra.scale}, plasticity=everyone)
+
+
+class RecorderSink:
+    """Streams engine blocks to the run file; keeps per-neuron counts and ISI sums for stats."""
+
+    def __init__(self, recorder, spec: SNNSpec, interval: float) -> None:
+        self.recorder, self.spec, self.interval = recorder, spec, interval
+        self.stats: dict[str, SpikeStats] = {}
+        self.write_spikes: set[str] = set()
+
+    def spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
+        if population in self.write_spikes:
+            self.recorder.append_spikes(population, times_ms, node_ids)
+        if population in self.stats:
+            self.stats[population].add(times_ms, node_ids)
+
+    def state(self, variable: str, population: str, times_ms, rows) -> None:
+        units = "mV" if variable in ("v", "a") else self.spec.populations[population].g_unit
+        self.recorder.append_report(
+            variable, population, rows, times_ms=times_ms, dt_ms=self.interval, units=units
+        )
+
+
+class SpikeStats:
+    """Running per-neuron spike counts and ISI moments (memory: O(neurons))."""
+
+    def __init__(self, n: int) -> None:
+        self.count = np.zeros(n)
+        self.last = np.full(n, np.nan)
+        self.isi_sum = np.zeros(n)
+        self.isi_sq = np.zeros(n)
+        self.isi_n = np.zeros(n)
+
+    def add(self, times: np.ndarray, ids: np.ndarray) -> None:
+        order = np.lexsort((times, ids))
+        t, i = np.asarray(times)[order], np.asarray(ids, dtype=np.int64)[order]
+        if len(t) == 0:
+            return
+        first = np.r_[True, i[1:] != i[:-1]]
+        previous = np.where(first, self.last[i], np.r_[np.nan, t[:-1]])
+        d = t - previous
+        ok = ~np.isnan(d)
+        np.add.at(self.isi_sum, i[ok], d[ok])
+        np.add.at(self.isi_sq, i[ok], d[ok] ** 2)
+        np.add.at(self.isi_n, i[ok], 1)
+        np.add.at(self.count, i, 1)
+        final = np.r_[i[1:] != i[:-1], True]
+        self.last[i[final]] = t[final]
+
+    def rate(self, duration_ms: float) -> float:
+        return float(self.count.mean() / (duration_ms * 1e-3))
+
+    def cv(self) -> float:
+        ok = self.isi_n >= 2
+        mean = self.isi_sum[ok] / self.isi_n[ok]
+        var = np.maximum(self.isi_sq[ok] / self.isi_n[ok] - mean**2, 0)
+        return float(np.mean(np.sqrt(var) / mean)) if ok.any() else float("nan")
+
+
+@EXPERIMENTS.register("snn")
+class SNNExperiment(Experiment):
+    """Holds one engine for the whole run; phases change its modulation, rates and plasticity."""
+
+    model_kind = "snn"
+    engines = ("torch", "brian2")
+    Data = SNNData
+    Record = SNNRecord
+    Wake = SNNWake
+    Test = SNNTest
+    model: SNNSpec
+    data: SNNData
+    record: SNNRecord
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        seeds = [self.seed + b for b in range(self.data.networks)]
+        options = {"target": self.data.target} if self.engine == "brian2" else {}
+        self.sim: Engine = make_engine(
+            self.engine, self.model, seeds=seeds, device=self.device, **options
+        )
+        self.sink = RecorderSink(self.recorder, self.model, self.record.interval)
+        self.recording = self._recording()
+        self.sink.write_spikes = set(self.recording.spikes)
+
+    @classmethod
+    def n_tasks(cls, data: SNNData) -> int:
+        return data.tasks
+
+    def _recording(self) -> Recording:
+        rec, spec = self.record, self.model
+        every = [*spec.populations, *spec.sources]
+        spikes = {"all": every, "none": []}.get(rec.spikes, rec.spikes)
+        unknown = [name for name in spikes if name not in every]
+        unknown += [p.population for p in rec.states if p.population not in spec.populations]
+        if unknown:
+            raise ValueError(f"record: unknown populations {unknown}; the model has {every}")
+        states = {
+            (p.variable, p.population): np.arange(min(p.count, spec.size(p.population)))
+            for p in rec.states
+        }
+        return Recording(tuple(spikes), states, rec.interval, rec.block)
+
+    # ------------------------------------------------------------------ running
+    def simulate(
+        self, duration_ms: float, progress: Progress, patterns: list | None = None
+    ) -> None:
+        """Run ``duration_ms``, presenting ``patterns`` (source, pattern index) in turn."""
+        steps_of(duration_ms, self.model.dt)  # refuses durations off the time grid
+        if not patterns:
+            self._run_blocks(duration_ms, progress, 0.0, 1.0)
+        else:
+            source = self.model.sources[patterns[0][0]]
+            length = source.presentation
+            n = max(1, round(duration_ms / length))
+            for k in range(n):
+                name, index = patterns[k % len(patterns)]
+                self.present(name, index)
+                this = duration_ms - k * length if k == n - 1 else length
+                self._run_blocks(this, progress, k / n, (k + 1) / n)
+        self.time_ms = self.sim.t_ms
+
+    def _run_blocks(self, duration: float, progress: Progress, start: float, stop: float) -> None:
+        block = self.record.block
+        done = 0.0
+        while done < duration - 1e-9:
+            this = min(block, duration - done)
+            self.sim.run(this, self.recording, self.sink)
+            done += this
+            progress(start + (stop - start) * done / duration)
+
+    def present(self, source: str, index: int | None) -> None:
+        """Set a pattern source's rates to show pattern ``index`` (None: all off)."""
+        src: Patterns = self.model.sources[source]
+        net = self.sim.networks[0]
+        on = net.sources[source].patterns[index] if index is not None else np.zeros(src.size, bool)
+        self.sim.set_rates(source, np.where(on, src.rate_on, src.rate_off))
+
+    def task_patterns(self, task: int) -> list[tuple[str, int]]:
+        """(source, pattern) pairs of a task (task −1: all), over every pattern source."""
+        pairs = []
+        for name, src in self.model.sources.items():
+            if isinstance(src, Patterns):
+                count = len(self.sim.networks[0].sources[name].patterns)
+                split = np.array_split(np.arange(count), self.data.tasks)
+                chosen = range(count) if task < 0 else split[task]
+                pairs += [(name, int(i)) for i in chosen]
+        return pairs
+
+    def enter(self, default: str, phase: PhaseState, plasticity: float) -> None:
+        """Apply a phase's state and source rates (restored by :meth:`leave`)."""
+        self.sim.set_modulation(compose(self.model, default, phase, plasticity))
+        for name, rates in phase.rates.items():
+            if name not in self.model.sources:
+                raise ValueError(f"rates: unknown source {name!r}")
+            self.sim.set_rates(name, np.asarray(rates, dtype=float))
+
+    def leave(self, phase: PhaseState) -> None:
+        self.sim.set_modulation(None)
+        for name in phase.rates:
+            self.sim.set_rates(name, source_rates(self.model, name))
+        for name, src in self.model.sources.items():
+            if isinstance(src, Patterns):
+                self.present(name, None)
+
+    # ------------------------------------------------------------------ phases
+    def wake(self, phase: PlannedPhase, progress: Progress) -> None:
+        params: SNNWake = phase.params
+        self.enter("wake", params, params.plasticity)
+        self._measure(
+            lambda: self.simulate(params.duration, progress, self.task_patterns(phase.task))
+        )
+        self.leave(params)
+        self._snapshot()
+
+    def sleep(self, phase: PlannedPhase, progress: Progress) -> None:
+        from neurosleep.sleep import SLEEP
+
+        if phase.engine not in (None, self.engine):
+            raise ValueError("snn runs keep one engine for the whole run (phase engine override)")
+        SLEEP.get(phase.algorithm).run(self, phase.params, progress)
+        self._snapshot()
+
+    def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:
+        params: SNNTest = phase.params
+        self.enter("test", params, 0.0)
+        names = list(self.model.populations)
+        rates = {p: np.full(self.data.tasks, np.nan) for p in names}
+        cvs = {p: np.full(self.data.tasks, np.nan) for p in names}
+        tasks = range(self.data.tasks) if phase.task < 0 else [phase.task]
+        for k, task in enumerate(tasks):
+            stats = self._measure(
+                lambda task=task, k=k: self.simulate(
+                    params.duration,
+                    lambda f, k=k: progress((k + f) / len(tasks)),
+                    self.task_patterns(task),
+                )
+            )
+            for p in names:
+                rates[p][task] = stats[p].rate(params.duration)
+                cvs[p][task] = stats[p].cv()
+        self.leave(params)
+        metrics = {f"rate_{p}": rates[p] for p in names} | {f"cv_isi_{p}": cvs[p] for p in names}
+        return Evaluation(
+            metrics=metrics,
+            units={f"rate_{p}": "Hz" for p in names} | {f"cv_isi_{p}": "1" for p in names},
+            descriptions={f"rate_{p}": f"mean firing rate of {p} (plasticity off)" for p in names}
+            | {f"cv_isi_{p}": f"mean CV of inter-spike intervals in {p}" for p in names},
+        )
+
+    def _measure(self, run) -> dict[str, SpikeStats]:
+        """Run with per-population spike statistics collected (and spikes streamed)."""
+        n = self.data.networks
+        self.sink.stats = {p: SpikeStats(n * pop.size) for p, pop in self.model.populations.items()}
+        wanted = set(self.recording.spikes) | set(self.model.populations)
+        saved = self.recording
+        self.recording = Recording(tuple(wanted), saved.states, saved.interval, saved.block)
+        try:
+            run()
+        finally:
+            self.recording = saved
+        stats, self.sink.stats = self.sink.stats, {}
+        return stats
+
+    def _snapshot(self) -> None:
+        kind = self.record.weights
+        for name, proj in self.model.projections.items():
+            if kind == "all" or (kind == "plastic" and proj.plasticity):
+                syn = self.sim.networks[0].synapses[name]
+                self.recorder.add_weights(
+                    name,
+                    self.sim.get_weights(name)[0],
+                    time_ms=self.time_ms,
+                    units=self.model.weight_unit(name),
+                    pre=syn.pre,
+                    post=syn.post,
+                )
+
+    @classmethod
+    def headline(cls, phases, evaluations) -> str:
+        names = {p.index: p.name for p in phases}
+        rows = []
+        for i, phase in enumerate(evaluations.phases):
+            parts = [
+                f"{key} {np.nanmean(values[i]):.3g}"
+                for key, values in sorted(evaluations.metrics.items())
+            ]
+            rows.append(f"  {names.get(int(phase), phase)!s:<16} " + "  ".join(parts))
+        return "test phases (mean over tasks):\n" + "\n".join(rows) if rows else "no test phase ran"
