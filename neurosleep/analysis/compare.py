@@ -164,40 +164,55 @@ def table(groups: list[Group], by: list[str], fmt: str = "markdown") -> str:
 
 
 def figure(groups: list[Group]) -> Figure:
-    """Final ACC per condition (bars, mean ± SEM) and the task-mean after each test phase."""
+    """Final ACC per condition (bars, mean ± SEM), and per metric the task-mean after each test
+    phase (mean ± SEM over the group's runs)."""
+    import matplotlib
+
+    from neurosleep.analysis.plots import STYLE
+
     metrics = list(dict.fromkeys(m for g in groups for r in g.runs for m in r.final))
-    fig = Figure(figsize=(6.5, 2.6))
-    ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
-    width = 0.8 / max(len(groups), 1)
-    for i, g in enumerate(groups):
-        stats = [g.mean_sem(m, "ACC") for m in metrics]
-        x = np.arange(len(metrics)) + (i - (len(groups) - 1) / 2) * width
-        ax_bar.bar(
-            x,
-            [s[0] for s in stats],
-            width,
-            yerr=[np.nan_to_num(s[1]) for s in stats],
-            capsize=2,
-            label=f"{g.label} (n={len(g.runs)})",
-        )
-        first = metrics[0] if metrics else None
-        curves = [r.curve[first] for r in g.runs if first in r.curve]
-        length = min((len(c) for c in curves), default=0)
-        if length:
-            c = np.array([c[:length] for c in curves])
-            mean = c.mean(axis=0)
-            sem = c.std(axis=0, ddof=1) / math.sqrt(len(c)) if len(c) > 1 else np.zeros(length)
-            x = np.arange(length)
-            ax_curve.errorbar(x, mean, yerr=sem, marker="o", ms=3, lw=1, capsize=2, label=g.label)
-            ax_curve.set_xticks(x, g.runs[0].test_names[:length], rotation=30, ha="right")
-    ax_bar.set_xticks(np.arange(len(metrics)), metrics)
-    ax_bar.set_ylabel("final ACC (mean ± SEM)")
-    ax_bar.legend(fontsize=6)
-    ax_curve.set_xlabel("test phase")
-    ax_curve.set_ylabel(f"{metrics[0] if metrics else ''} (mean over tasks)")
-    ax_curve.legend(fontsize=6)
-    fig.tight_layout()
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(6.5, 2.4 * (1 + math.ceil(len(metrics) / 2))))
+        grid = fig.add_gridspec(1 + math.ceil(len(metrics) / 2), 2)
+        ax_bar = fig.add_subplot(grid[0, :])
+        curves = [fig.add_subplot(grid[1 + k // 2, k % 2]) for k in range(len(metrics))]
+        width = 0.8 / max(len(groups), 1)
+        for i, g in enumerate(groups):
+            stats = [g.mean_sem(m, "ACC") for m in metrics]
+            x = np.arange(len(metrics)) + (i - (len(groups) - 1) / 2) * width
+            means, sems = [s[0] for s in stats], [np.nan_to_num(s[1]) for s in stats]
+            ax_bar.bar(x, means, width, yerr=sems, capsize=2, label=f"{g.label} (n={len(g.runs)})")
+            for ax, metric in zip(curves, metrics, strict=True):
+                _curve(ax, g, metric)
+        ax_bar.set_xticks(np.arange(len(metrics)), metrics)
+        ax_bar.set_ylabel("final ACC (mean ± SEM)")
+        ax_bar.legend(loc="upper right")
+        for ax, metric in zip(curves, metrics, strict=True):
+            ax.set_xlabel("test phase (index)")
+            ax.set_ylabel(f"{metric}\n(mean over tasks)")
+            ax.legend(fontsize=6)
+        fig.tight_layout()
     return fig
+
+
+def _curve(ax, group: Group, metric: str) -> None:
+    curves = [r.curve[metric] for r in group.runs if metric in r.curve]
+    length = min((len(c) for c in curves), default=0)
+    if not length:
+        return
+    c = np.array([c[:length] for c in curves])
+    sem = c.std(axis=0, ddof=1) / math.sqrt(len(c)) if len(c) > 1 else np.zeros(length)
+    ax.errorbar(
+        np.arange(1, length + 1),
+        c.mean(axis=0),
+        yerr=sem,
+        marker="o",
+        ms=3,
+        lw=1,
+        capsize=2,
+        label=f"{group.label}: " + ", ".join(group.runs[0].test_names[:length]),
+    )
+    ax.set_xticks(np.arange(1, length + 1))
 
 
 def split_complete(

@@ -229,13 +229,17 @@ def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure |
     )
     for (ax_m, ax_c), metric in zip(axes, metrics, strict=True):
         R, _ = accuracy_matrix(phases, evaluations, metric, n_tasks)
-        image = ax_m.imshow(
-            R, cmap="viridis", aspect="auto", vmin=np.nanmin(R) if np.isfinite(R).any() else 0
-        )
+        finite = R[np.isfinite(R)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        if evaluations.units[metric] == "1":  # fractions: a fixed 0–1 scale
+            low, high = min(low, 0.0), max(high, 1.0)
+        image = ax_m.imshow(R, cmap="viridis", aspect="auto", vmin=low, vmax=high)
         for (i, j), v in np.ndenumerate(R):
             if np.isfinite(v):
                 ax_m.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="0.5")
-        ax_m.set_yticks(range(n_tasks + 1), ["at start"] + [f"after {k}" for k in range(n_tasks)])
+        ax_m.set_yticks(
+            range(n_tasks + 1), ["at start"] + [f"after task {k}" for k in range(n_tasks)]
+        )
         ax_m.set_xticks(range(n_tasks), [f"task {k}" for k in range(n_tasks)])
         ax_m.set_title(f"{metric} matrix R", fontsize=7)
         fig.colorbar(image, ax=ax_m, label=f"{metric} ({evaluations.units[metric]})")

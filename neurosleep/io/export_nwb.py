@@ -179,7 +179,7 @@ def _metrics(nwb, run: RunFile, DynamicTable, VectorData) -> None:
                 description="per-phase scalars",
                 columns=[
                     VectorData(name="phase", description="phase index", data=phase),
-                    VectorData(name="name", description="quantity", data=name),
+                    VectorData(name="quantity", description="what the value is", data=name),
                     VectorData(name="value", description="value", data=value),
                     VectorData(name="units", description="units", data=units),
                 ],
