@@ -23,7 +23,4 @@ class HopfieldSpec(Spec):
     diagonal: Literal["zero", "keep"] = Field(
         "zero", description="self-couplings J_ii during retrieval ('zero' as in Hopfield 1982)"
     )
-    update: Literal["synchronous", "asynchronous"] = Field(
-        "synchronous", description="retrieval dynamics: all neurons at once, or one at a time"
-    )
     update_interval: Time = Field("1 ms", description="simulated time per network update")
