@@ -1,7 +1,7 @@
 # Two entry points for a newcomer (README): `make demo` and `make test`.
 # Each creates .venv if missing. A GPU machine picks its torch build without editing files:
 #   make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
@@ -12,14 +12,16 @@ STAMP := $(VENV)/.neurosleep-installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "neurosleep needs Python >= 3.11 (make PYTHON=python3.11)"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[formats,dask,dev]"
 	touch $(STAMP)
 
+# The demo owns outputs/demo/ and replaces its own file there on every run.
 demo: setup
-	$(BIN)/neurosleep run protocols/hopfield_dreaming.yaml --overwrite
+	$(BIN)/neurosleep run protocols/hopfield_dreaming.yaml --output 'outputs/demo/{name}_seed{seed}.h5' --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q
