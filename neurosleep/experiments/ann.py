@@ -190,6 +190,7 @@ class ANNExperiment(Experiment):
         if self.replay is not None:
             x, y = self.replay.training_set(x, y, task)
         optimizer = self._optimizer(params)
+        head = self.stream.scenario == "task" and phase.task >= 0
         losses = train(
             self.net,
             optimizer,
@@ -200,6 +201,7 @@ class ANNExperiment(Experiment):
             progress,
             replay=self.replay,
             task=task,
+            units=self.tensors[task]["units"] if head else None,
         )
         if self.replay is not None:
             self.replay.end_task(self.net, x, y, task)
@@ -333,10 +335,12 @@ def train(
     *,
     replay: ReplayStrategy | None = None,
     task: int = 0,
+    units: torch.Tensor | None = None,
 ) -> list[float]:
     """Minibatch training; returns the reported loss of every step.
 
     With a replayed batch the loss is ``(1/k)·current + (1 − 1/k)·replay`` (k = task + 1).
+    ``units`` (task-IL, sorted): the current batch's loss sees only the task's head.
     """
     loss_fn = LOSSES.get(params.loss)
     per_epoch = x.shape[0] // params.batch_size
@@ -354,11 +358,14 @@ def train(
             (step % per_epoch) * params.batch_size : (step % per_epoch + 1) * params.batch_size
         ]
         z, a = net.forward_pre(x[idx])
-        loss, reported = loss_fn(z, a, y[idx])
+        target = y[idx]
+        if units is not None:
+            z, a, target = z[:, units], a[:, units], torch.searchsorted(units, target)
+        loss, reported = loss_fn(z, a, target)
         batch = replay.replay_batch(params.batch_size, task) if replay is not None else None
         if batch is not None:
             zr, ar = net.forward_pre(batch[0])
-            replay_loss, _ = loss_fn(zr, ar, batch[1])
+            replay_loss, _ = replay.replay_loss(loss_fn, zr, ar, batch[1])
             loss = loss / k + (1 - 1 / k) * replay_loss
         penalty = replay.penalty(net) if replay is not None else None
         if penalty is not None:

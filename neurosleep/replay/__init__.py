@@ -59,6 +59,10 @@ class ReplayStrategy:
         """A replayed batch (inputs, int or soft targets), or None (no replay this task)."""
         return None
 
+    def replay_loss(self, loss_fn, z: torch.Tensor, a: torch.Tensor, target: torch.Tensor):
+        """The loss on a replayed batch (default: the wake loss); returns (loss, reported)."""
+        return loss_fn(z, a, target)
+
     def penalty(self, net: torch.nn.Module) -> torch.Tensor | None:
         """A regularisation term added to the loss, or None."""
         return None

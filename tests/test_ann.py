@@ -1,0 +1,162 @@
+"""The mlp experiment: network conventions, wake losses, protocols run end to end on digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurosleep.experiments.ann_network import LOSSES, MLP
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+from neurosleep.spec.mlp import MLPSpec
+
+pytestmark = pytest.mark.torch
+
+TINY = {
+    "kind": "mlp",
+    "name": "tiny",
+    "layers": [64, 64, 10],
+    "bias": False,
+    "output": "relu",
+    "init": "uniform",
+    "init_scale": 0.1,
+}
+
+
+def digits_protocol(tmp_path, schedule, *, model=None, data=None, name="p", seed=1) -> dict:
+    return {
+        "format_version": 1,
+        "name": name,
+        "seed": seed,
+        "model": model or TINY,
+        "engine": "torch",
+        "device": "cpu",
+        "data": {"dataset": "digits", "stream": "split", "scenario": "class"} | (data or {}),
+        "record": {"weights": False},
+        "schedule": schedule,
+        "output": str(tmp_path / f"{name}_seed{seed}.h5"),
+    }
+
+
+WAKE = {
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.5,
+    "batch_size": 32,
+    "epochs": 8,
+    "loss": "cross_entropy",
+}
+
+
+def sequential(wake=WAKE, extra=()):
+    return [
+        {"test": {"name": "at_start"}},
+        {
+            "repeat": {
+                "over": "tasks",
+                "phases": [{"wake": dict(wake)}, *extra, {"test": {"name": "after"}}],
+            }
+        },
+    ]
+
+
+def run_dict(write_protocol, content) -> np.ndarray:
+    path = write_protocol(content, name=content["name"] + ".yaml")
+    result = run(load_protocol(path), overwrite=True, progress=False)
+    with open_run(result.path) as r:
+        assert r.status == "complete"
+        return r.evaluations().metrics["accuracy"]
+
+
+def test_squared_error_gradient_is_minus_e_without_relu_derivative():
+    spec = MLPSpec(**TINY)
+    net = MLP(spec, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.linears[-1].weight[3] = -1.0  # output unit 3 is below zero for every input
+    x = torch.rand(16, 64, generator=torch.Generator().manual_seed(1))
+    y = torch.full((16,), 3)
+    z, a = net.forward_pre(x)
+    loss, reported = LOSSES.get("squared_error")(z, a, y)
+    loss.backward()
+    e = torch.nn.functional.one_hot(y, 10).float() - a
+    h = torch.relu(x @ net.linears[0].weight.T)
+    expected = (-e).T @ h / 16  # the toolbox: d = −e, dW = dᵀ·a / m
+    torch.testing.assert_close(net.linears[-1].weight.grad, expected.detach())
+    assert net.linears[-1].weight.grad[3].abs().sum() > 0  # a ReLU derivative would zero this row
+    assert float(reported) == pytest.approx(float(0.5 * e.detach().pow(2).sum() / 16))
+
+
+def test_scaled_dropout_multiplies_by_keep_probability_at_test_time():
+    spec = MLPSpec(**(TINY | {"dropout": 0.25, "dropout_style": "scaled"}))
+    net = MLP(spec, torch.Generator().manual_seed(0))
+    x = torch.rand(8, 64)
+    hidden = torch.relu(x @ net.linears[0].weight.T)
+    net.eval()
+    torch.testing.assert_close(net.activations(x)[0], 0.75 * hidden)
+    net.train()
+    torch.manual_seed(0)
+    h_train = torch.relu(net.linears[0](x))
+    kept = net.forward_pre(x)  # runs without error in training mode
+    assert kept[0].shape == (8, 10)
+    inverted = MLP(MLPSpec(**(TINY | {"dropout": 0.25})), torch.Generator().manual_seed(0))
+    inverted.eval()
+    torch.testing.assert_close(inverted.activations(x)[0], torch.relu(inverted.linears[0](x)))
+    assert h_train.shape == hidden.shape
+
+
+def test_finetuning_forgets_joint_learns_and_runs_are_deterministic(write_protocol, tmp_path):
+    finetune = digits_protocol(tmp_path, sequential(), name="ft")
+    R = run_dict(write_protocol, finetune)
+    assert R.shape == (6, 5)
+    assert R[1, 0] > 0.95  # task 1 learnt
+    assert R[5, :4].max() < 0.1 and R[5, 4] > 0.95  # class-IL: only the last task survives
+    again = run_dict(write_protocol, finetune | {"output": str(tmp_path / "again.h5")})
+    np.testing.assert_array_equal(R, again)
+    joint_schedule = [{"wake": dict(WAKE, epochs=20)}, {"test": {"name": "joint"}}]
+    joint = run_dict(write_protocol, digits_protocol(tmp_path, joint_schedule, name="joint"))
+    assert joint[-1].mean() > 0.85
+
+
+def test_task_incremental_masks_the_readout(write_protocol, tmp_path):
+    R = run_dict(
+        write_protocol,
+        digits_protocol(tmp_path, sequential(), name="til", data={"scenario": "task"}),
+    )
+    assert R[-1].mean() > 0.8  # each task's two-unit head still separates its pair
+
+
+def test_permuted_domain_incremental(write_protocol, tmp_path):
+    data = {"stream": "permuted", "scenario": "domain", "tasks": 3}
+    R = run_dict(write_protocol, digits_protocol(tmp_path, sequential(), name="perm", data=data))
+    assert R.shape == (4, 3)
+    assert np.diag(R[1:]).min() > 0.85 and R[-1, 0] < R[1, 0]
+
+
+def test_sra_phase_records_spikes_and_weight_change(write_protocol, tmp_path):
+    sleep = {
+        "sleep": {"kind": "sra", "steps": 400, "window": 4, "beta": [0.5, 0.5], "alpha_scale": 2.0}
+    }
+    content = digits_protocol(tmp_path, sequential(extra=[sleep]), name="sra")
+    path = write_protocol(content, name="sra.yaml")
+    result = run(load_protocol(path), overwrite=True, progress=False)
+    with open_run(result.path) as r:
+        phases = [p for p in r.phases() if p.kind == "sleep"]
+        assert len(phases) == 5
+        assert phases[0].stop_time - phases[0].start_time == pytest.approx(400.0)  # 400 × 1 ms
+        assert "layer1" in r.populations()
+        spikes = r.spikes("layer1")
+        assert spikes.times.size > 0
+        assert spikes.times.min() >= phases[0].start_time
+        diag = r.arrays(f"sleep/{phases[0].index}")
+        assert diag["weight_change_l1"][0] > 0
+        total = sum(int(r.arrays(f"sleep/{p.index}")["spike_count"][0]) for p in phases)
+        assert total == r.spike_count("layer1")
+
+
+def test_model_and_data_must_match(write_protocol, tmp_path):
+    bad = digits_protocol(tmp_path, sequential(), name="bad", model=TINY | {"layers": [784, 10]})
+    path = write_protocol(bad, name="bad.yaml")
+    with pytest.raises(Exception, match="64 inputs"):
+        run(load_protocol(path), overwrite=True, progress=False)
