@@ -77,7 +77,7 @@ def make_run(
         for t0 in np.arange(start, stop, block_ms):  # blocks, as an engine streams them
             t1 = min(t0 + block_ms, stop)
             for pop in N:
-                rec.append_spikes(pop, *phase_spikes(rng, pop, kind, t0, t1))
+                rec.append_spikes(pop, *phase_spikes(rng, pop, kind, t0, t1), n_nodes=N[pop])
             times = np.arange(t0, t1, 1.0)
             v = -65.0 + 5.0 * rng.standard_normal((times.size, 5))
             rec.append_report("v", "exc", v, times_ms=times, dt_ms=1.0, units="mV")

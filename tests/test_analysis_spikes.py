@@ -101,3 +101,16 @@ def test_replay_events_found_at_the_bursts(tmp_path):
         assert event.start_ms <= centre + 1.0 < event.stop_ms  # bursts last 2 ms from the centre
         assert event.peak_hz >= 100.0  # ≥ 40 of the 80 burst spikes share a 5 ms bin
     assert wake.mean() == pytest.approx(10.0, rel=0.2)
+
+
+def test_population_size_counts_silent_neurons(tmp_path):
+    from neurosleep.io import Recorder
+
+    with Recorder.create(tmp_path / "r.h5", attrs={}, n_tasks=1) as rec:
+        rec.append_spikes("a", np.array([1.0, 2.0]), np.array([0, 3]), n_nodes=10)
+        rec.append_spikes("b", np.array([1.0, 2.0]), np.array([0, 3]))  # size not recorded
+    with open_run(tmp_path / "r.h5") as run:
+        assert population_size(run, "a") == 10  # neurons 4..9 never fired
+        assert population_size(run, "b") == 4  # inferred: largest node id + 1
+        stats = S.window_stats(run.file["spikes/a"], 10, 0.0, 1000.0, backend="numpy")
+    assert stats.rate_mean == pytest.approx(2 / 10 / 1.0)  # 2 spikes, 10 neurons, 1 s

@@ -158,8 +158,18 @@ class Recorder:
         self.flush()
 
     # ------------------------------------------------------------------ spikes (SONATA)
-    def append_spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
-        """Append a block of spikes, in time order, to ``/spikes/<population>``."""
+    def append_spikes(
+        self,
+        population: str,
+        times_ms: np.ndarray,
+        node_ids: np.ndarray,
+        n_nodes: int | None = None,
+    ) -> None:
+        """Append a block of spikes, in time order, to ``/spikes/<population>``.
+
+        ``n_nodes`` (the population size, silent neurons included) is stored as the group's
+        attribute ``n_nodes``; analysis uses it for rates and Neo spike trains.
+        """
         group = self.file.get(f"spikes/{population}")
         if group is None:
             group = self.file.require_group("spikes").create_group(population)
@@ -171,6 +181,8 @@ class Recorder:
             group.create_dataset(
                 "node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(L.SPIKE_CHUNK,)
             )
+        if n_nodes is not None and "n_nodes" not in group.attrs:
+            group.attrs["n_nodes"] = int(n_nodes)
         times_ms = np.asarray(times_ms, dtype="f8")
         node_ids = np.asarray(node_ids, dtype="u8")
         if times_ms.shape != node_ids.shape or times_ms.ndim != 1:
