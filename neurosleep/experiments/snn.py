@@ -189,7 +189,8 @@ class SNNExperiment(Experiment):
     def _recording(self) -> Recording:
         rec, spec = self.record, self.model
         every = [*spec.populations, *spec.sources]
-        spikes = {"all": every, "none": []}.get(rec.spikes, rec.spikes)
+        named = {"all": every, "none": []}
+        spikes = named[rec.spikes] if isinstance(rec.spikes, str) else rec.spikes
         unknown = [name for name in spikes if name not in every]
         unknown += [p.population for p in rec.states if p.population not in spec.populations]
         if unknown:
