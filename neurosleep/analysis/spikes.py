@@ -32,12 +32,13 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from neurosleep.io.blocks import BLOCK, read_window, spike_blocks, window_count
+from neurosleep.io.blocks import read_window, spike_blocks, window_count
 
 MIN_SPIKES_CV = 3  # two or more intervals
 SYNCHRONY_NODES = 200  # neurons sampled for the pairwise correlation
 MAX_BINNED_CELLS = 20_000_000  # cap on nodes × bins held for synchrony (int32: 80 MB)
 BACKENDS = ("auto", "numpy", "elephant")
+ELEPHANT_LIMIT = 1_000_000  # spikes of a window that Elephant gets in memory; more: numpy
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class SpikeAccumulator:
         np.add.at(self.binned, (rows[ok], bins[ok]), 1)
 
     def _add_isis(self, times: np.ndarray, ids: np.ndarray) -> None:
-        order = np.argsort(ids, kind="stable")  # stable: time order kept within a neuron
+        # stable: time order kept within a neuron; small integer keys make numpy use radix sort
+        order = np.argsort(ids.astype(np.min_scalar_type(self.n_nodes)), kind="stable")
         t, i = times[order], ids[order]
         first = np.ones(t.size, dtype=bool)
         first[1:] = i[1:] != i[:-1]
@@ -266,7 +268,7 @@ def window_stats(
     *,
     bin_ms: float = 5.0,
     backend: str = "auto",
-    elephant_limit: int = BLOCK,
+    elephant_limit: int = ELEPHANT_LIMIT,
 ) -> SpikeStats:
     """Statistics of a run file's spike group over a window, streamed in blocks.
 

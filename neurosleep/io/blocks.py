@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from neurosleep.io.runfile import RunFile
 
-BLOCK = 1_000_000  # elements read per block (8 MB of float64)
+BLOCK = 262_144  # elements read per block (2 MiB of float64)
 
 
 def search(dataset: h5py.Dataset, value: float) -> int:
