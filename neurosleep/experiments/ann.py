@@ -238,8 +238,18 @@ class ANNExperiment(Experiment):
             if self.record.sleep_spikes and step.numel():
                 spikes.setdefault(layer, []).append((step.cpu(), neuron.cpu()))
 
+        engine = phase.engine or self.engine
+        if engine == "brian2":
+            import neurosleep.engines.sra_brian2  # noqa: F401  (registers the brian2 SRA loop)
         new, diagnostics = algorithm.run(
-            before, x, maxima, self.stream.shape, phase.params, self.generator, on_spikes
+            before,
+            x,
+            maxima,
+            self.stream.shape,
+            phase.params,
+            self.generator,
+            on_spikes,
+            engine=engine,
         )
         with torch.no_grad():
             for w, w_new in zip(self.net.weights, new, strict=True):

@@ -36,10 +36,13 @@ import torch
 from pydantic import Field
 
 from neurosleep.experiments.base import Params
+from neurosleep.registry import Registry
 from neurosleep.sleep import SleepAlgorithm, register
 from neurosleep.units import Rate, Time
 
 SpikeSink = Callable[[int, torch.Tensor, torch.Tensor], None]  # layer (1-based), steps, neurons
+Core = Callable[..., tuple[list[torch.Tensor], torch.Tensor]]
+CORES: Registry[Core] = Registry("SRA engine")  # engine name → sleep loop (same signature)
 
 
 class SRAParams(Params):
@@ -242,15 +245,21 @@ def run(
     params: SRAParams,
     generator: torch.Generator,
     on_spikes: SpikeSink | None = None,
+    engine: str = "torch",
 ) -> tuple[list[torch.Tensor], dict]:
-    """SRA sleep of an MLP (the ``mlp`` experiment's sleep signature); see the module doc."""
+    """SRA sleep of an MLP (the ``mlp`` experiment's sleep signature); see the module doc.
+
+    ``engine`` picks the loop from :data:`CORES` (``torch``; ``brian2`` once
+    :mod:`neurosleep.engines.sra_brian2` is imported); the input spikes are drawn here, so every
+    engine gets the same ones for the same generator state.
+    """
     if len(params.beta) != len(weights):
         raise ValueError(f"beta has {len(params.beta)} thresholds for {len(weights)} layers")
     dtype = getattr(torch, params.dtype)
     factors = normalisation_factors(weights, activation_max)
     alphas = [params.alpha_scale * f for f in factors]
     image = sleep_image(inputs.to(dtype), params, generator)
-    new, counts = sra_sleep(
+    new, counts = CORES.get(engine)(
         [w.detach().to(dtype) for w in weights],
         alphas,
         list(params.beta),
@@ -269,6 +278,8 @@ def run(
         "mean_rate_hz": (counts.double() / sizes / seconds).numpy(),
     }
 
+
+CORES.register("torch")(sra_sleep)
 
 register(
     SleepAlgorithm(
