@@ -119,6 +119,23 @@ def test_compare_groups_and_aggregates(tmp_path, capsys):
     assert rows[1][:2] == ["sleep", "4"]
 
 
+def test_compare_lists_unreadable_files(tmp_path, capsys):
+    good = make_run(tmp_path / "good.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    assert main(["compare", str(good), str(bad)]) == 0
+    captured = capsys.readouterr()
+    assert "| demo | 1 |" in captured.out
+    assert f"left out: {bad} ({bad}: not a readable HDF5 file" in captured.err
+    assert main(["compare", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        err.splitlines()[-1]
+        == "neurosleep: no complete run to compare (see the runs left out above)"
+    )
+
+
 def test_compare_by_engine(tmp_path):
     paths = [make_run(tmp_path / f"{e}.h5", engine=e) for e in ("brian2", "torch")]
     runs, _ = split_complete(paths)
