@@ -35,8 +35,6 @@ from neurosleep.engines.base import (
 from neurosleep.engines.torch_plasticity import make_rule
 from neurosleep.spec.snn import Modulation, SNNSpec, SpikeArray
 
-NEVER = -(2**40)  # "last spike step" of a neuron that never spiked
-
 
 class NeuronParams(NamedTuple):
     """Per-neuron constants [N] of one step of length dt (ms, mV)."""
@@ -58,6 +56,8 @@ class NeuronParams(NamedTuple):
     e_e: torch.Tensor
     e_i: torch.Tensor
     conductance: torch.Tensor | None  # bool [N]; None when every population is current-based
+    adaptation: bool  # False: no population adapts (the a terms are skipped)
+    reset_below_threshold: bool  # v_reset < v_threshold everywhere: refractory v never fires
 
 
 class NeuronState(NamedTuple):
@@ -65,7 +65,7 @@ class NeuronState(NamedTuple):
     g_e: torch.Tensor  # [B, N]
     g_i: torch.Tensor
     a: torch.Tensor
-    last: torch.Tensor  # int64 [B, N], step of the last spike
+    ref_end: torch.Tensor  # int64 [B, N], first step at which the neuron integrates again
 
 
 def _propagator_weight(tau: np.ndarray, tau_m: np.ndarray, dt: float) -> np.ndarray:
@@ -110,33 +110,47 @@ def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> Neuro
         e_e=t(c["e_e"]),
         e_i=t(c["e_i"]),
         conductance=t(kinds, torch.bool) if kinds.any() else None,
+        adaptation=any(p.neuron.adaptation for p in spec.populations.values()),
+        reset_below_threshold=bool(np.all(c["v_reset"] < c["v_threshold"])),
     )
 
 
 def integrate(state: NeuronState, p: NeuronParams, step: int) -> tuple[NeuronState, torch.Tensor]:
-    """One step of the subthreshold dynamics; returns the new state and the refractory mask."""
-    refractory = (step - state.last) < p.ref_steps
-    v_exact = p.c0 + state.v * p.em + state.g_e * p.k_e + state.g_i * p.k_i - state.a * p.k_a
+    """One step of the subthreshold dynamics; returns the new state and the refractory mask.
+
+    Current synapses: the exact propagator ``v' = c0 + em·v + k_e·g_e + k_i·g_i − k_a·a``;
+    conductance synapses: exponential Euler with the old conductances (as Brian2)."""
+    refractory = state.ref_end > step
+    v_new = torch.addcmul(p.c0, state.v, p.em)
+    v_new = torch.addcmul(v_new, state.g_e, p.k_e)
+    v_new = torch.addcmul(v_new, state.g_i, p.k_i)
+    a = state.a
+    if p.adaptation:
+        v_new = torch.addcmul(v_new, state.a, p.k_a, value=-1.0)
+        a = state.a * p.d_a
     if p.conductance is not None:
         total = 1.0 + state.g_e + state.g_i
         v_inf = (p.v_rest + state.g_e * p.e_e + state.g_i * p.e_i - state.a) / total
         v_ee = v_inf + (state.v - v_inf) * torch.exp(-p.dt_tau_m * total)
-        v_exact = torch.where(p.conductance, v_ee, v_exact)
-    v = torch.where(refractory, state.v, v_exact)
-    return NeuronState(
-        v, state.g_e * p.d_e, state.g_i * p.d_i, state.a * p.d_a, state.last
-    ), refractory
+        v_new = torch.where(p.conductance, v_ee, v_new)
+    v = torch.where(refractory, state.v, v_new)
+    return NeuronState(v, state.g_e * p.d_e, state.g_i * p.d_i, a, state.ref_end), refractory
 
 
 def fire(
     state: NeuronState, p: NeuronParams, refractory: torch.Tensor, step: int
 ) -> tuple[torch.Tensor, NeuronState]:
-    """Threshold and reset: spikes [B, N] (bool) and the reset state."""
-    spikes = (state.v > p.v_th) & ~refractory
+    """Threshold and reset: spikes [B, N] (bool) and the reset state.
+
+    A refractory neuron sits at ``v_reset``; when that is below threshold everywhere the
+    refractory mask need not enter the threshold test."""
+    spikes = state.v > p.v_th
+    if not p.reset_below_threshold:
+        spikes = spikes & ~refractory
     v = torch.where(spikes, p.v_reset, state.v)
-    a = state.a + p.increment * spikes
-    last = torch.where(spikes, step, state.last)
-    return spikes, NeuronState(v, state.g_e, state.g_i, a, last)
+    a = state.a + p.increment * spikes if p.adaptation else state.a
+    ref_end = torch.where(spikes, p.ref_steps + step, state.ref_end)
+    return spikes, NeuronState(v, state.g_e, state.g_i, a, ref_end)
 
 
 class Connectivity(NamedTuple):
@@ -145,6 +159,7 @@ class Connectivity(NamedTuple):
     target: torch.Tensor  # int64 [R, K]: index into the input buffer (2·B·N + 1 cells)
     delay: torch.Tensor  # int64 [R, K] (steps)
     weight: torch.Tensor  # [R·K + 1] (flat; the last entry is the padding slot)
+    weight_rows: torch.Tensor  # [R, K] view of weight[:-1]
     gain: torch.Tensor  # [R, K] delivery gain (neuromodulation)
     slots: dict[str, list[torch.Tensor]]  # projection -> per network: int64 [S] flat slots
     row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
@@ -153,17 +168,18 @@ class Connectivity(NamedTuple):
 
 
 def deliver(
-    spiking_rows: torch.Tensor, conn: Connectivity, buffer: torch.Tensor, step: int
+    rows: torch.Tensor, conn: Connectivity, gain: bool, buffer: torch.Tensor, step: int
 ) -> None:
-    """Add the weights of the spiking rows' synapses into ``buffer`` [D, M] (in place)."""
-    rows, k = conn.target.shape
-    w = conn.weight[:-1].view(rows, k)
-    values = (w.index_select(0, spiking_rows) * conn.gain.index_select(0, spiking_rows)).view(-1)
-    target = conn.target.index_select(0, spiking_rows)
+    """Add the weights of the spiking ``rows``' synapses into ``buffer`` [D, M] (in place);
+    ``gain``: multiply by the per-synapse delivery gains (a phase's neuromodulation)."""
+    values = conn.weight_rows.index_select(0, rows)
+    if gain:
+        values = values * conn.gain.index_select(0, rows)
+    target = conn.target.index_select(0, rows)
     if conn.max_delay > 0:
-        slot = (step + conn.delay.index_select(0, spiking_rows)) % buffer.shape[0]
+        slot = (step + conn.delay.index_select(0, rows)) % buffer.shape[0]
         target = target + slot * buffer.shape[1]
-    buffer.view(-1).index_add_(0, target.view(-1), values)
+    buffer.view(-1).index_add_(0, target.view(-1), values.view(-1))
 
 
 @ENGINES.register("torch")
@@ -186,6 +202,10 @@ class TorchEngine(Engine):
         self.buffer = torch.zeros(
             (depth, 2 * self.batch * self.n + 1), dtype=self.tdtype, device=device
         )
+        b_n, shape = self.batch * self.n, (self.batch, self.n)
+        self.inputs = [  # per ring slot: views of its g_e and g_i parts, and the whole slot
+            (row[:b_n].view(shape), row[b_n : 2 * b_n].view(shape), row) for row in self.buffer
+        ]
         self.base_rates = {
             name: torch.as_tensor(
                 np.tile(source_rates(spec, name), (self.batch, 1)),
@@ -211,8 +231,8 @@ class TorchEngine(Engine):
             ]
             return torch.as_tensor(np.stack(rows), dtype=self.tdtype, device=self.device)
 
-        last = torch.full((self.batch, self.n), NEVER, dtype=torch.int64, device=self.device)
-        return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), last)
+        ref_end = torch.zeros((self.batch, self.n), dtype=torch.int64, device=self.device)
+        return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), ref_end)
 
     def _connectivity(self) -> Connectivity:
         b_n, width = self.batch * self.n, self.n + sum(s.size for s in self.spec.sources.values())
@@ -256,10 +276,13 @@ class TorchEngine(Engine):
         def t(x, dtype=torch.int64):
             return torch.as_tensor(x, dtype=dtype, device=dev)
 
+        weight = t(w_flat, self.tdtype)
+
         return Connectivity(
             target=t(t_flat[:-1].reshape(n_rows, k)),
             delay=t(d_flat[:-1].reshape(n_rows, k)),
-            weight=t(w_flat, self.tdtype),
+            weight=weight,
+            weight_rows=weight[:-1].view(n_rows, k),
             gain=torch.ones((n_rows, k), dtype=self.tdtype, device=dev),
             slots={name: [t(part) for part in parts] for name, parts in slots.items()},
             row_of_slot=t(r_flat),
@@ -275,6 +298,7 @@ class TorchEngine(Engine):
         for name, slots in self.conn.slots.items():
             gain[torch.cat(slots)] = projection_gain(modulation, name)
         self.conn.gain.copy_(gain.view_as(self.conn.gain))
+        self.gain_active = any(projection_gain(modulation, n) != 1.0 for n in self.conn.slots)
         for rule in self.rules:
             rule.eta = plasticity_gain(modulation, rule.projection)
         self.rates = {
@@ -343,8 +367,14 @@ class TorchEngine(Engine):
         spike_log: list[torch.Tensor] = []
         state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in states}
         sample_steps: list[int] = []
-        state, p, conn, buffer = self.state, self.params, self.conn, self.buffer
-        b_n, depth = self.batch * self.n, buffer.shape[0]
+        state, p, conn, buffer, gain = (
+            self.state,
+            self.params,
+            self.conn,
+            self.buffer,
+            self.gain_active,
+        )
+        depth, inputs = buffer.shape[0], self.inputs
         for k in range(steps):
             step = self.step + k
             if states and step % every == 0:
@@ -356,15 +386,12 @@ class TorchEngine(Engine):
             state, refractory = integrate(state, p, step)
             spikes, state = fire(state, p, refractory, step)
             allspikes = spikes if sources is None else torch.cat((spikes, sources[k]), dim=1)
-            spiking = allspikes.view(-1).nonzero().squeeze(1)
+            spiking = allspikes.view(-1).nonzero().view(-1)
             if spiking.numel():
-                deliver(spiking, conn, buffer, step)
-            current = buffer[step % depth]
-            state = state._replace(
-                g_e=state.g_e + current[:b_n].view_as(state.g_e),
-                g_i=state.g_i + current[b_n : 2 * b_n].view_as(state.g_i),
-            )
-            current.zero_()
+                deliver(spiking, conn, gain, buffer, step)
+            input_e, input_i, slot = inputs[step % depth]
+            state = state._replace(g_e=state.g_e + input_e, g_i=state.g_i + input_i)
+            slot.zero_()
             if self.rules:
                 post = spikes.view(-1).nonzero().squeeze(1)
                 for rule in self.rules:
