@@ -110,7 +110,8 @@ class RecorderSink:
 
     def spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
         if population in self.write_spikes:
-            self.recorder.append_spikes(population, times_ms, node_ids)
+            size = self.spec.populations[population].size
+            self.recorder.append_spikes(population, times_ms, node_ids, n_nodes=size)
         if population in self.stats:
             self.stats[population].add(times_ms, node_ids)
 
