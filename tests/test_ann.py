@@ -160,3 +160,27 @@ def test_model_and_data_must_match(write_protocol, tmp_path):
     path = write_protocol(bad, name="bad.yaml")
     with pytest.raises(Exception, match="64 inputs"):
         run(load_protocol(path), overwrite=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "split_mnist_finetune",
+        "split_mnist_sra",
+        "split_mnist_sra_ce",
+        "split_mnist_rehearsal_sra",
+        "split_mnist_replay",
+        "split_mnist_generative_replay",
+        "split_mnist_ewc",
+        "split_mnist_joint",
+        "permuted_mnist_sra",
+        "split_mnist_task_il_finetune",
+    ],
+)
+def test_shipped_protocols_validate(root, name):
+    protocol = load_protocol(root / "protocols" / f"{name}.yaml")
+    assert protocol.model.kind == "mlp"
+    kinds = [p.kind for p in protocol.phases]
+    assert kinds[0] == "test" and kinds.count("wake") in (1, 5)
+    sleeps = [p.params.steps for p in protocol.phases if p.kind == "sleep"]
+    assert sleeps in ([], [15000, 20000, 25000, 30000, 35000])  # the paper's growing sleep
