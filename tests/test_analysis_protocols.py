@@ -121,3 +121,40 @@ def test_split_mnist_sra_run(root, tmp_path, capsys):
     }
     assert main(["export", str(out), "--sonata", str(tmp_path / "son")]) == 0
     assert (tmp_path / "son" / "spikes.h5").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.brian2
+@pytest.mark.torch
+def test_cuba_on_both_engines(root, tmp_path, capsys):
+    """The shipped CUBA protocol for 200 ms on torch and Brian2: summary rates equal the
+    experiment's own test metrics, engines compare side by side, exports and plots work."""
+    paths = {}
+    for engine in ("torch", "brian2"):
+        paths[engine] = tmp_path / f"cuba_{engine}.h5"
+        protocol = load_protocol(
+            root / "protocols" / "cuba.yaml", ["schedule.cuba.duration=200 ms", f"engine={engine}"]
+        )
+        run(protocol, output=paths[engine], progress=False)
+    summaries = {}
+    for backend in ("numpy", "elephant"):
+        assert main(["summary", str(paths["torch"]), "--json", "--stats", backend]) == 0
+        summaries[backend] = json.loads(capsys.readouterr().out)
+    (phase,) = summaries["numpy"]["phases"]
+    exc = phase["populations"]["exc"]
+    assert exc["neurons"] == 3200 and summaries["elephant"]["stats_backend"] == "elephant"
+    final = summaries["numpy"]["final"]
+    assert exc["rate_mean_hz"] == pytest.approx(final["rate_exc"]["ACC"], rel=1e-9)
+    for key in ("rate_mean_hz", "cv_isi_mean", "synchrony"):
+        elephant = summaries["elephant"]["phases"][0]["populations"]["exc"][key]
+        assert exc[key] == pytest.approx(elephant, rel=1e-9)
+    assert main(["compare", str(paths["torch"]), str(paths["brian2"]), "--by", "engine"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["torch", "brian2"]
+    out = tmp_path / "figs"
+    assert main(["plot", str(paths["brian2"]), "--out", str(out)]) == 0
+    assert {"raster.png", "rates.png", "traces.png"} <= {p.name for p in out.iterdir()}
+    pynwb = pytest.importorskip("pynwb", reason="formats extra (pynwb) not installed")
+    assert main(["export", str(paths["brian2"]), "--nwb", str(tmp_path / "c.nwb")]) == 0
+    with pynwb.NWBHDF5IO(str(tmp_path / "c.nwb"), "r") as io:
+        assert len(io.read().units) == 4000

@@ -30,18 +30,21 @@ def accuracy_matrix(
 
     Row 0 is the last test before the first wake phase; row k is the last test after the last
     wake phase of task k−1 (0-based; a wake phase with task −1 trains every task) and before
-    the first wake phase of the next task. Rows with no such test are NaN.
+    the first wake phase of the next task. Rows with no such test are NaN. A run without wake
+    phases (nothing trained, e.g. CUBA) has only its last row: the last test.
     """
     values = evaluations.metrics[metric]
     eval_phase = np.asarray(evaluations.phases)
     wakes = [(p.index, p.task) for p in phases if p.kind == "wake"]
     first_wake = min((i for i, _ in wakes), default=math.inf)
-    windows = [(-math.inf, first_wake)]
+    windows: list[tuple[float | None, float | None]] = [(-math.inf, first_wake)]
     for k in range(n_tasks):
         mine = [i for i, t in wakes if t in (k, -1)]
         later = [i for i, t in wakes if t > k]
         end = max(mine, default=None)
         windows.append((end, min(later, default=math.inf)) if end is not None else (None, None))
+    if not wakes:
+        windows = [(None, None)] * n_tasks + [(-math.inf, math.inf)]
     R = np.full((n_tasks + 1, n_tasks), np.nan)
     rows: list[int | None] = []
     for k, (lo, hi) in enumerate(windows):
