@@ -58,3 +58,79 @@ def detect_events(
         )
         for a, b in zip(starts, stops, strict=True)
     ]
+
+
+# ---------------------------------------------------------------------- content and order
+@dataclass(frozen=True)
+class EventMatch:
+    """Which stored memory a burst reactivates, and in which order.
+
+    ``content[m]``: fraction of memory ``m``'s neurons that fire in the event; ``order[m]``:
+    rank correlation of its groups' first-spike times with the stored order (NaN for a
+    one-group assembly); ``memory``: the best match (None below ``min_content``);
+    ``direction``: ``"forward"``, ``"reverse"`` or ``"none"`` (assemblies, or no clear order).
+    """
+
+    start_ms: float
+    stop_ms: float
+    memory: str | None
+    direction: str
+    content: dict[str, float]
+    order: dict[str, float]
+
+
+def match_event(
+    times: np.ndarray,
+    ids: np.ndarray,
+    start_ms: float,
+    stop_ms: float,
+    memories: dict[str, list[np.ndarray]],
+    *,
+    min_content: float = 0.3,
+    min_order: float = 0.5,
+) -> EventMatch:
+    """Template-match one event against memories (ordered neuron groups of one population).
+
+    The best memory has the largest content; among memories of equal content (a sequence and
+    its reverse over the same neurons) the one whose stored order the event follows best.
+    """
+    from neurosleep.analysis.recall import group_latencies, sequence_order
+
+    inside = (times >= start_ms) & (times < stop_ms)
+    active = np.unique(np.asarray(ids)[inside])
+    content, order = {}, {}
+    for name, groups in memories.items():
+        members = np.concatenate(list(groups))
+        content[name] = float(np.isin(members, active).mean())
+        order[name] = (
+            sequence_order(group_latencies(times, ids, groups, start_ms, stop_ms))
+            if len(groups) > 1
+            else float("nan")
+        )
+    ranked = sorted(
+        memories,
+        key=lambda m: (round(content[m], 9), -np.inf if np.isnan(order[m]) else order[m]),
+    )
+    best = ranked[-1] if ranked and content[ranked[-1]] >= min_content else None
+    direction = "none"
+    if best is not None and not np.isnan(order[best]):
+        if order[best] >= min_order:
+            direction = "forward"
+        elif order[best] <= -min_order:
+            direction = "reverse"
+    return EventMatch(float(start_ms), float(stop_ms), best, direction, content, order)
+
+
+def replay_rates(
+    matches: list[EventMatch], memories: list[str], duration_ms: float
+) -> dict[str, float]:
+    """Events per second per memory (``<memory>``, ``<memory>_forward``, ``<memory>_reverse``)
+    over a sleep phase of ``duration_ms``."""
+    seconds = max(duration_ms, 1e-12) / 1000.0
+    out = {}
+    for name in memories:
+        mine = [m for m in matches if m.memory == name]
+        out[name] = len(mine) / seconds
+        for direction in ("forward", "reverse"):
+            out[f"{name}_{direction}"] = sum(m.direction == direction for m in mine) / seconds
+    return out

@@ -1,0 +1,142 @@
+"""Recall of stored spiking memories: pattern completion, sequence order, synaptic footprint.
+
+A memory is an ordered list of neuron groups of one population (an assembly is one group; a
+sequence is several groups activated in order). All functions are pure and take spike arrays
+(``times`` in ms, ``ids`` neuron indices) or weight arrays as stored in run files.
+
+Examples
+--------
+>>> import numpy as np
+>>> groups = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
+>>> times = np.array([1.0, 1.2, 6.0, 6.5, 11.0])
+>>> ids = np.array([0, 1, 2, 3, 4])
+>>> group_latencies(times, ids, groups, 0.0, 50.0)
+array([ 1.1 ,  6.25, 11.  ])
+>>> sequence_order(group_latencies(times, ids, groups, 0.0, 50.0))
+1.0
+>>> completion(times, ids, np.arange(6), np.array([0, 1]), 0.0, 50.0)
+0.75
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def _window(times: np.ndarray, ids: np.ndarray, t0: float, t1: float):
+    inside = (times >= t0) & (times < t1)
+    return np.asarray(times)[inside], np.asarray(ids)[inside]
+
+
+def first_spikes(times: np.ndarray, ids: np.ndarray, n: int, t0: float, t1: float) -> np.ndarray:
+    """First spike time (ms) of each of neurons ``0..n-1`` in ``[t0, t1)``; NaN for silent
+    ones (spikes of other neurons are ignored)."""
+    t, i = _window(times, ids, t0, t1)
+    keep = i < n
+    t, i = t[keep], i[keep]
+    first = np.full(n, np.inf)
+    np.minimum.at(first, i.astype(np.int64), t)
+    first[np.isinf(first)] = np.nan
+    return first
+
+
+def completion(
+    times: np.ndarray,
+    ids: np.ndarray,
+    members: np.ndarray,
+    cued: np.ndarray,
+    t0: float,
+    t1: float,
+) -> float:
+    """Pattern completion: fraction of a memory's non-cued neurons that fire in ``[t0, t1)``."""
+    rest = np.setdiff1d(members, cued)
+    if rest.size == 0:
+        return float("nan")
+    _, i = _window(times, ids, t0, t1)
+    return float(np.isin(rest, i).mean())
+
+
+def group_latencies(
+    times: np.ndarray, ids: np.ndarray, groups: Sequence[np.ndarray], t0: float, t1: float
+) -> np.ndarray:
+    """Median first-spike time (ms) of each group's firing neurons; NaN for a silent group."""
+    n = int(max((g.max() for g in groups if g.size), default=-1)) + 1
+    first = first_spikes(times, ids, n, t0, t1)
+    out = np.full(len(groups), np.nan)
+    for k, g in enumerate(groups):
+        fired = first[g][~np.isnan(first[g])]
+        if fired.size:
+            out[k] = np.median(fired)
+    return out
+
+
+def sequence_order(latencies: np.ndarray) -> float:
+    """Spearman rank correlation of group latencies with the stored order (1: in order,
+    −1: reversed). Silent groups rank last (tied); fewer than two active groups give 0."""
+    lat = np.asarray(latencies, dtype=float)
+    if np.sum(~np.isnan(lat)) < 2:
+        return 0.0
+    ranks = rankdata(np.where(np.isnan(lat), np.inf, lat))
+    order = np.arange(len(lat), dtype=float)
+    if np.std(ranks) == 0:
+        return 0.0
+    return float(np.corrcoef(order, ranks)[0, 1])
+
+
+# ---------------------------------------------------------------------- synaptic footprint
+def memory_synapses(pre: np.ndarray, post: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Mask [S] of a memory's synapses: within the group for an assembly (one group), from
+    group k to group k+1 for a sequence."""
+    if len(groups) == 1:
+        return np.isin(pre, groups[0]) & np.isin(post, groups[0])
+    mask = np.zeros(len(pre), dtype=bool)
+    for a, b in zip(groups[:-1], groups[1:], strict=True):
+        mask |= np.isin(pre, a) & np.isin(post, b)
+    return mask
+
+
+def footprint(
+    weights: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    memories: dict[str, Sequence[np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """Mean weight of each memory's synapses per snapshot, and of the synapses between memories.
+
+    Parameters
+    ----------
+    weights : array [snapshots, S] (or [S])
+    pre, post : int arrays [S]
+    memories : name -> ordered groups of neuron indices
+
+    Returns
+    -------
+    dict
+        ``name`` -> [snapshots] mean weight over the memory's synapses (see
+        :func:`memory_synapses`); ``"A<->B"`` for each pair -> mean weight of synapses from a
+        neuron of one memory to a neuron of the other that belong to neither memory; ``"other"``
+        -> every remaining synapse.
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    masks = {name: memory_synapses(pre, post, groups) for name, groups in memories.items()}
+    neurons = {name: np.concatenate(list(groups)) for name, groups in memories.items()}
+    used = np.zeros(len(pre), dtype=bool)
+    for m in masks.values():
+        used |= m
+
+    def mean(mask: np.ndarray) -> np.ndarray:
+        return w[:, mask].mean(axis=1) if mask.any() else np.full(len(w), np.nan)
+
+    out = {name: mean(m) for name, m in masks.items()}
+    names = list(memories)
+    for k, a in enumerate(names):
+        for b in names[k + 1 :]:
+            between = (np.isin(pre, neurons[a]) & np.isin(post, neurons[b])) | (
+                np.isin(pre, neurons[b]) & np.isin(post, neurons[a])
+            )
+            out[f"{a}<->{b}"] = mean(between & ~used)
+    out["other"] = mean(~used)
+    return out

@@ -1,0 +1,160 @@
+"""Recall measures, synaptic footprint and replay matching on hand-built spike and weight data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurosleep.analysis.recall import (
+    completion,
+    first_spikes,
+    footprint,
+    group_latencies,
+    memory_synapses,
+    sequence_order,
+)
+from neurosleep.analysis.replay import detect_events, match_event, replay_rates
+
+GROUPS = [np.arange(k * 4, k * 4 + 4) for k in range(5)]  # 5 groups of 4 neurons: 0..19
+
+
+def sweep(order, t0=0.0, lag=3.0, jitter=0.5, rng=None):
+    """Every neuron of the groups fires once, group by group in ``order``."""
+    rng = rng or np.random.default_rng(0)
+    times, ids = [], []
+    for rank, g in enumerate(order):
+        times.append(t0 + rank * lag + rng.uniform(0, jitter, GROUPS[g].size))
+        ids.append(GROUPS[g])
+    return np.concatenate(times), np.concatenate(ids)
+
+
+def test_first_spikes_and_completion():
+    times = np.array([5.0, 2.0, 7.0, 30.0, 1.0])
+    ids = np.array([1, 1, 3, 2, 0])
+    np.testing.assert_array_equal(
+        first_spikes(times, ids, 4, 1.5, 20.0), [np.nan, 2.0, np.nan, 7.0]
+    )
+    members = np.array([0, 1, 2, 3])
+    # cued 0; of 1, 2, 3 only 1 and 3 fire before 20 ms
+    assert completion(times, ids, members, np.array([0]), 0.0, 20.0) == pytest.approx(2 / 3)
+    assert completion(times, ids, members, np.array([0]), 0.0, 40.0) == 1.0
+    assert completion(times, ids, members, np.array([0]), 50.0, 60.0) == 0.0
+    assert np.isnan(completion(times, ids, members, members, 0.0, 20.0))
+
+
+def test_sequence_order_forward_reverse_partial():
+    forward = sweep([0, 1, 2, 3, 4])
+    reverse = sweep([4, 3, 2, 1, 0])
+    assert sequence_order(group_latencies(*forward, GROUPS, 0, 100)) == pytest.approx(1.0)
+    assert sequence_order(group_latencies(*reverse, GROUPS, 0, 100)) == pytest.approx(-1.0)
+    # only the first three groups fire, in order: silent groups rank last (tied)
+    times, ids = sweep([0, 1, 2])
+    lat = group_latencies(times, ids, GROUPS, 0, 100)
+    assert np.isnan(lat[3:]).all()
+    rho = sequence_order(lat)
+    assert 0.8 < rho < 1.0  # ranks 1,2,3,4.5,4.5 against 0..4
+    assert rho == pytest.approx(np.corrcoef([1, 2, 3, 4.5, 4.5], np.arange(5))[0, 1])
+    # one swap lowers it; nothing firing gives 0
+    swapped = sequence_order(group_latencies(*sweep([0, 2, 1, 3, 4]), GROUPS, 0, 100))
+    assert swapped == pytest.approx(0.9)
+    assert sequence_order(np.full(5, np.nan)) == 0.0
+
+
+def test_group_latency_is_the_median_first_spike():
+    times = np.array([1.0, 2.0, 9.0, 50.0, 4.0])
+    ids = np.array([0, 1, 2, 3, 0])  # neuron 0 fires twice: its first spike counts
+    lat = group_latencies(times, ids, [np.array([0, 1, 2, 3])], 0.0, 20.0)
+    assert lat[0] == pytest.approx(2.0)  # median of 1, 2, 9 (3 silent before 20 ms)
+
+
+def test_footprint_within_between_and_over_snapshots():
+    a = [np.array([0, 1, 2])]
+    b = [np.array([2, 3, 4])]  # shares neuron 2 with A
+    pre, post = np.divmod(np.arange(36), 6)
+    keep = pre != post
+    pre, post = pre[keep], post[keep]
+    in_a = np.isin(pre, a[0]) & np.isin(post, a[0])
+    in_b = np.isin(pre, b[0]) & np.isin(post, b[0])
+    w0 = np.where(in_a, 2.0, 0.0) + np.where(in_b, 1.0, 0.0)  # A-B shared pair none: 2-2 no autapse
+    w1 = w0 * 0.5
+    fp = footprint(np.stack([w0, w1]), pre, post, {"A": a, "B": b})
+    np.testing.assert_allclose(fp["A"], [2.0, 1.0])
+    np.testing.assert_allclose(fp["B"], [1.0, 0.5])
+    np.testing.assert_allclose(fp["A<->B"], [0.0, 0.0])  # e.g. 0->3, 4->1
+    assert fp["other"][0] == 0.0  # neuron 5's synapses
+    # a sequence's synapses run from group k to group k+1 only
+    seq = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
+    mask = memory_synapses(pre, post, seq)
+    assert set(zip(pre[mask], post[mask], strict=True)) == {
+        (0, 2),
+        (0, 3),
+        (1, 2),
+        (1, 3),
+        (2, 4),
+        (2, 5),
+        (3, 4),
+        (3, 5),
+    }
+    backward = memory_synapses(pre, post, seq[::-1])
+    assert not (mask & backward).any()
+
+
+def synthetic_sleep(rng):
+    """Background at ~1 Hz on 40 neurons + 6 bursts with known content and order."""
+    n, duration = 40, 3000.0
+    count = rng.poisson(n * duration / 1000.0)
+    times, ids = [rng.uniform(0, duration, count)], [rng.integers(0, n, count)]
+    plan = [  # (start ms, memory, order)
+        (300, "A", [0, 1, 2, 3, 4]),
+        (800, "B", [4, 3, 2, 1, 0]),
+        (1300, "A", [0, 1, 2, 3, 4]),
+        (1800, "C", None),
+        (2300, "B", [4, 3, 2, 1, 0]),
+        (2700, "A", [0, 1, 2, 3, 4]),
+    ]
+    for start, _memory, order in plan:
+        if order is None:  # assembly C: neurons 20..29 all at once
+            times.append(start + rng.uniform(0, 3, 10))
+            ids.append(np.arange(20, 30))
+        else:
+            t, i = sweep(order, t0=start, rng=rng)
+            times.append(t)
+            ids.append(i)
+    times, ids = np.concatenate(times), np.concatenate(ids)
+    order = np.argsort(times)
+    return times[order], ids[order], plan, duration
+
+
+def test_replay_detection_finds_bursts_their_content_and_order():
+    rng = np.random.default_rng(4)
+    times, ids, plan, duration = synthetic_sleep(rng)
+    bin_ms = 5.0
+    counts = np.bincount((times // bin_ms).astype(int), minlength=int(duration / bin_ms))
+    rate = counts / (40 * bin_ms / 1000.0)
+    events = detect_events(rate, t_start=0.0, bin_ms=bin_ms, threshold_sd=3.0)
+    assert len(events) == len(plan)
+    for event, (start, _, _) in zip(events, plan, strict=True):
+        assert start - bin_ms <= event.start_ms <= start + bin_ms
+    memories = {"A": GROUPS, "B": GROUPS[::-1], "C": [np.arange(20, 30)]}
+    matches = [match_event(times, ids, e.start_ms, e.stop_ms + 10.0, memories) for e in events]
+    assert [m.memory for m in matches] == [p[1] for p in plan]
+    assert [m.direction for m in matches] == ["forward"] * 3 + ["none"] + ["forward"] * 2
+    assert matches[0].order["A"] == pytest.approx(1.0) and matches[0].order["B"] == pytest.approx(
+        -1.0
+    )
+    assert matches[3].content["C"] == 1.0 and matches[3].content["A"] < 0.3
+    rates = replay_rates(matches, list(memories), duration)
+    assert rates["A"] == pytest.approx(1.0) and rates["B"] == pytest.approx(2 / 3)
+    assert rates["C"] == pytest.approx(1 / 3) and rates["A_reverse"] == 0.0
+    # with only A stored, B's bursts are reverse replays of A
+    only_a = [match_event(times, ids, e.start_ms, e.stop_ms + 10.0, {"A": GROUPS}) for e in events]
+    directions = [m.direction for m in only_a if m.memory]
+    assert directions == ["forward", "reverse", "forward", "reverse", "forward"]
+
+
+def test_background_is_not_a_replay():
+    rng = np.random.default_rng(1)
+    times = np.sort(rng.uniform(0, 1000, 40))
+    ids = rng.integers(0, 40, 40)
+    match = match_event(times, ids, 100.0, 120.0, {"A": GROUPS})
+    assert match.memory is None and match.direction == "none"
