@@ -44,12 +44,12 @@ class NeuronParams(NamedTuple):
     k_e: torch.Tensor  # exact-propagator weight of g_e on v (current synapses)
     k_i: torch.Tensor
     k_a: torch.Tensor
-    d_e: torch.Tensor  # exp(-dt/tau_e)
-    d_i: torch.Tensor
+    d_e: torch.Tensor | float  # exp(-dt/tau_e); a number when uniform
+    d_i: torch.Tensor | float
     d_a: torch.Tensor
     v_th: torch.Tensor
-    v_reset: torch.Tensor
-    ref_steps: torch.Tensor  # int64
+    v_reset: torch.Tensor | float
+    ref_steps: torch.Tensor | int  # int64
     increment: torch.Tensor
     dt_tau_m: torch.Tensor  # dt/tau_m (conductance synapses)
     v_rest: torch.Tensor
@@ -98,12 +98,14 @@ def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> Neuro
         k_e=t(_propagator_weight(c["tau_e"], c["tau_m"], dt)),
         k_i=t(_propagator_weight(c["tau_i"], c["tau_m"], dt)),
         k_a=t(_propagator_weight(c["tau_a"], c["tau_m"], dt)),
-        d_e=t(np.exp(-dt / c["tau_e"])),
-        d_i=t(np.exp(-dt / c["tau_i"])),
+        d_e=_scalar_or(np.exp(-dt / c["tau_e"]), t),
+        d_i=_scalar_or(np.exp(-dt / c["tau_i"]), t),
         d_a=t(np.exp(-dt / c["tau_a"])),
         v_th=t(c["v_threshold"]),
-        v_reset=t(c["v_reset"]),
-        ref_steps=t(np.rint(c["refractory"] / dt), torch.int64),
+        v_reset=_scalar_or(c["v_reset"], t),
+        ref_steps=_scalar_or(
+            np.rint(c["refractory"] / dt).astype(np.int64), lambda x: t(x, torch.int64)
+        ),
         increment=t(c["increment"]),
         dt_tau_m=t(dt / c["tau_m"]),
         v_rest=t(c["v_rest"]),
@@ -115,42 +117,50 @@ def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> Neuro
     )
 
 
-def integrate(state: NeuronState, p: NeuronParams, step: int) -> tuple[NeuronState, torch.Tensor]:
-    """One step of the subthreshold dynamics; returns the new state and the refractory mask.
+def _scalar_or(values: np.ndarray, tensor) -> float | int | torch.Tensor:
+    """A python number when every neuron shares the value (cheaper ops), else a tensor."""
+    if len(values) and np.all(values == values[0]):
+        return values[0].item()
+    return tensor(values)
+
+
+def lif_step(state: NeuronState, p: NeuronParams, step: int) -> tuple[torch.Tensor, NeuronState]:
+    """One step of every neuron: integrate, threshold, reset; returns (spikes [B, N], state).
 
     Current synapses: the exact propagator ``v' = c0 + em·v + k_e·g_e + k_i·g_i − k_a·a``;
-    conductance synapses: exponential Euler with the old conductances (as Brian2)."""
+    conductance synapses: exponential Euler with the old conductances (as Brian2). A
+    refractory neuron sits at ``v_reset`` since its spike, so it is put back there; when
+    ``v_reset`` is below threshold everywhere the refractory mask need not enter the threshold
+    test. Pure: the tensors of ``state`` are not modified (in-place ops touch new tensors only).
+    """
     refractory = state.ref_end > step
-    v_new = torch.addcmul(p.c0, state.v, p.em)
-    v_new = torch.addcmul(v_new, state.g_e, p.k_e)
-    v_new = torch.addcmul(v_new, state.g_i, p.k_i)
+    v = torch.addcmul(p.c0, state.v, p.em)
+    v = v.addcmul_(state.g_e, p.k_e).addcmul_(state.g_i, p.k_i)
     a = state.a
     if p.adaptation:
-        v_new = torch.addcmul(v_new, state.a, p.k_a, value=-1.0)
+        v = v.addcmul_(state.a, p.k_a, value=-1.0)
         a = state.a * p.d_a
     if p.conductance is not None:
         total = 1.0 + state.g_e + state.g_i
         v_inf = (p.v_rest + state.g_e * p.e_e + state.g_i * p.e_i - state.a) / total
         v_ee = v_inf + (state.v - v_inf) * torch.exp(-p.dt_tau_m * total)
-        v_new = torch.where(p.conductance, v_ee, v_new)
-    v = torch.where(refractory, state.v, v_new)
-    return NeuronState(v, state.g_e * p.d_e, state.g_i * p.d_i, a, state.ref_end), refractory
-
-
-def fire(
-    state: NeuronState, p: NeuronParams, refractory: torch.Tensor, step: int
-) -> tuple[torch.Tensor, NeuronState]:
-    """Threshold and reset: spikes [B, N] (bool) and the reset state.
-
-    A refractory neuron sits at ``v_reset``; when that is below threshold everywhere the
-    refractory mask need not enter the threshold test."""
-    spikes = state.v > p.v_th
+        v = torch.where(p.conductance, v_ee, v)
+    v = _put(v, refractory, p.v_reset)
+    spikes = v > p.v_th
     if not p.reset_below_threshold:
         spikes = spikes & ~refractory
-    v = torch.where(spikes, p.v_reset, state.v)
-    a = state.a + p.increment * spikes if p.adaptation else state.a
+    v = _put(v, spikes, p.v_reset)
+    if p.adaptation:
+        a = a + p.increment * spikes
     ref_end = torch.where(spikes, p.ref_steps + step, state.ref_end)
-    return spikes, NeuronState(v, state.g_e, state.g_i, a, ref_end)
+    return spikes, NeuronState(v, state.g_e * p.d_e, state.g_i * p.d_i, a, ref_end)
+
+
+def _put(x: torch.Tensor, mask: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:
+    """``where(mask, value, x)``, in place on ``x`` (a new tensor) when value is a number."""
+    if isinstance(value, (int, float)):
+        return x.masked_fill_(mask, value)
+    return torch.where(mask, value, x)
 
 
 class Connectivity(NamedTuple):
@@ -383,8 +393,7 @@ class TorchEngine(Engine):
                     state_log[key].append(getattr(state, key[0]).index_select(1, index))
             for rule in self.rules:
                 rule.before(step)
-            state, refractory = integrate(state, p, step)
-            spikes, state = fire(state, p, refractory, step)
+            spikes, state = lif_step(state, p, step)
             allspikes = spikes if sources is None else torch.cat((spikes, sources[k]), dim=1)
             spiking = allspikes.view(-1).nonzero().view(-1)
             if spiking.numel():
@@ -431,4 +440,4 @@ def _offsets(spec: SNNSpec) -> dict[str, int]:
     return offsets
 
 
-__all__ = ["NeuronParams", "NeuronState", "TorchEngine", "deliver", "fire", "integrate"]
+__all__ = ["NeuronParams", "NeuronState", "TorchEngine", "deliver", "lif_step"]
