@@ -62,9 +62,7 @@ def _message(error: dict) -> str:
     return f"{msg} (got {error['input']!r})"
 
 
-def problems_from(
-    error: ValidationError, locate: "Locator", prefix: KeyPath = ()
-) -> list[Problem]:
+def problems_from(error: ValidationError, locate: Locator, prefix: KeyPath = ()) -> list[Problem]:
     """Translate a pydantic error into problems located in the source file."""
     problems = []
     for item in error.errors():

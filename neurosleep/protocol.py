@@ -197,22 +197,31 @@ def _expand(
         where = key + (i,)
         if not isinstance(entry, dict) or len(entry) != 1:
             problems.append(
-                locate.problem(where, "each schedule entry is one of: wake: {...}, sleep: {...}, "
-                                      "test: {...}, repeat: {...}")
+                locate.problem(
+                    where,
+                    "each schedule entry is one of: wake: {...}, sleep: {...}, "
+                    "test: {...}, repeat: {...}",
+                )
             )
             continue
-        (kind, body), = entry.items()
+        ((kind, body),) = entry.items()
         body = {} if body is None else body
         if kind == "repeat":
-            _expand_repeat(body, experiment, n_tasks, locate, problems, where + ("repeat",), variables, out)
+            _expand_repeat(
+                body, experiment, n_tasks, locate, problems, where + ("repeat",), variables, out
+            )
         elif kind in PHASE_KINDS:
-            phase = _phase(kind, body, experiment, locate, where + (kind,), variables, len(out), problems)
+            phase = _phase(
+                kind, body, experiment, locate, where + (kind,), variables, len(out), problems
+            )
             if phase is not None:
                 out.append(phase)
         else:
             problems.append(
-                locate.problem(where + (kind,), f"unknown schedule entry {kind!r}; expected one of: "
-                                                "wake, sleep, test, repeat")
+                locate.problem(
+                    where + (kind,),
+                    f"unknown schedule entry {kind!r}; expected one of: wake, sleep, test, repeat",
+                )
             )
     return out
 
@@ -264,7 +273,9 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
     n_tasks = variables["n_tasks"]
     if not isinstance(task, int) or not -1 <= task < n_tasks:
         problems.append(
-            locate.problem(key + ("task",), f"task must be an index 0..{n_tasks - 1} (got {task!r})")
+            locate.problem(
+                key + ("task",), f"task must be an index 0..{n_tasks - 1} (got {task!r})"
+            )
         )
         return None
     return PlannedPhase(
@@ -285,16 +296,21 @@ def _sleep_schema(algorithm, experiment, locate, key, problems):
             name for name in SLEEP.names() if experiment.model_kind in SLEEP.get(name).model_kinds
         )
         problems.append(
-            locate.problem(key + ("kind",), f"unknown sleep kind {algorithm!r}; for "
-                                            f"{experiment.model_kind!r} models: {known}")
+            locate.problem(
+                key + ("kind",),
+                f"unknown sleep kind {algorithm!r}; for {experiment.model_kind!r} models: {known}",
+            )
         )
         return None
     entry = SLEEP.get(algorithm)
     if experiment.model_kind not in entry.model_kinds:
         problems.append(
-            locate.problem(key + ("kind",), f"sleep kind {algorithm!r} applies to "
-                                            f"{', '.join(entry.model_kinds)} models, not "
-                                            f"{experiment.model_kind!r}")
+            locate.problem(
+                key + ("kind",),
+                f"sleep kind {algorithm!r} applies to "
+                f"{', '.join(entry.model_kinds)} models, not "
+                f"{experiment.model_kind!r}",
+            )
         )
         return None
     return entry.Params
@@ -331,7 +347,9 @@ def apply_override(data: dict, text: str, locate: Locator) -> None:
     try:
         value = yaml.safe_load(value_text)
     except yaml.YAMLError as exc:
-        raise SpecError([Problem(origin, None, tuple(parts), f"value is not valid YAML: {exc}")]) from None
+        raise SpecError(
+            [Problem(origin, None, tuple(parts), f"value is not valid YAML: {exc}")]
+        ) from None
     node: Any = data
     path: KeyPath = ()
     for depth, part in enumerate(parts):
@@ -367,9 +385,13 @@ def _checked_index(items: list, index: int, origin: str, path: KeyPath) -> int:
 
 def _named_phase(items: list, name: str, origin: str, path: KeyPath) -> int:
     """Index of the schedule entry whose phase has ``name``."""
-    bodies = [next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
-              for item in items]
-    matches = [i for i, body in enumerate(bodies) if isinstance(body, dict) and body.get("name") == name]
+    bodies = [
+        next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+        for item in items
+    ]
+    matches = [
+        i for i, body in enumerate(bodies) if isinstance(body, dict) and body.get("name") == name
+    ]
     if len(matches) != 1:
         names = ", ".join(str(b["name"]) for b in bodies if isinstance(b, dict) and "name" in b)
         what = "no" if not matches else "more than one"

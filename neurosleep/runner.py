@@ -119,8 +119,13 @@ def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
     for phase in phases:
         phases.set_postfix_str(f"{phase.kind} {phase.name}")
         recorder.begin_phase(phase.name, phase.kind, task=phase.task, start_time=experiment.time_ms)
-        with tqdm(total=1.0, desc=f"  {phase.name}", leave=False, disable=not show,
-                  bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+        with tqdm(
+            total=1.0,
+            desc=f"  {phase.name}",
+            leave=False,
+            disable=not show,
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining}",
+        ) as bar:
 
             def advance(fraction: float, bar=bar) -> None:
                 bar.update(fraction - bar.n)
@@ -134,6 +139,7 @@ def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
 @contextmanager
 def _terminate_as_interrupt():
     """Turn SIGTERM into KeyboardInterrupt for the duration of the run (main thread only)."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 

@@ -52,7 +52,9 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"expected a quantity in {unit} written as a string, {example}")
     if not isinstance(value, str):
-        raise ValueError(f"missing unit: expected a quantity in {unit} written with its unit, {example}")
+        raise ValueError(
+            f"missing unit: expected a quantity in {unit} written with its unit, {example}"
+        )
     text = value.strip()
     variables = variables or {}
     try:
@@ -62,9 +64,13 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
         else:
             quantity = _REGISTRY.Quantity(text)
     except (pint.errors.PintError, ValueError, TypeError, SyntaxError, AttributeError) as exc:
-        raise ValueError(f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}") from None
+        raise ValueError(
+            f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
+        ) from None
     if quantity.dimensionless and not _unit(unit).dimensionless:
-        raise ValueError(f"missing unit: expected a quantity in {unit} written with its unit, {example}")
+        raise ValueError(
+            f"missing unit: expected a quantity in {unit} written with its unit, {example}"
+        )
     try:
         return float(quantity.to(unit).magnitude)
     except pint.errors.DimensionalityError:

@@ -25,7 +25,9 @@ def load_yaml(path: str | Path) -> tuple[Any, Locator]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpecError([Problem(str(path), None, (), f"cannot read file: {exc.strerror}")]) from None
+        raise SpecError(
+            [Problem(str(path), None, (), f"cannot read file: {exc.strerror}")]
+        ) from None
     return load_yaml_text(text, str(path))
 
 
@@ -52,9 +54,7 @@ def load_yaml_text(text: str, origin: str) -> tuple[Any, Locator]:
     return data, Locator(origin, lines)
 
 
-def _walk(
-    node: yaml.Node, key: KeyPath, lines: dict, problems: list, origin: str
-) -> None:
+def _walk(node: yaml.Node, key: KeyPath, lines: dict, problems: list, origin: str) -> None:
     lines[key] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()

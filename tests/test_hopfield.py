@@ -22,8 +22,13 @@ def test_dreaming_flow_matches_closed_form(t):
     xi = patterns(30, 100)
     hebb = xi.T @ xi / 100
     states = []
-    j = dream(hebb, DreamingParams(t=t, steps=400), torch.Generator().manual_seed(1),
-              lambda j: j, lambda block, done: states.append(block))
+    j = dream(
+        hebb,
+        DreamingParams(t=t, steps=400),
+        torch.Generator().manual_seed(1),
+        lambda j: j,
+        lambda block, done: states.append(block),
+    )
     expected = closed_form(xi, t)
     assert torch.allclose(j, expected, rtol=0, atol=1e-9 * expected.abs().max())
     assert sum(b.shape[0] for b in states) == 400
@@ -35,8 +40,13 @@ def test_dreaming_is_a_semigroup_in_log_time():
     hebb = xi.T @ xi / 80
     noop = lambda *a: None  # noqa: E731
     g = torch.Generator().manual_seed(0)
-    twice = dream(dream(hebb, DreamingParams(t=1.0, steps=200), g, lambda j: j, noop),
-                  DreamingParams(t=2.0, steps=200), g, lambda j: j, noop)
+    twice = dream(
+        dream(hebb, DreamingParams(t=1.0, steps=200), g, lambda j: j, noop),
+        DreamingParams(t=2.0, steps=200),
+        g,
+        lambda j: j,
+        noop,
+    )
     assert torch.allclose(twice, closed_form(xi, (1 + 1.0) * (1 + 2.0) - 1), atol=1e-9)
 
 
@@ -44,8 +54,13 @@ def test_unlearning_touches_only_off_diagonal_and_lowers_dream_energy():
     xi = patterns(40, 100)
     hebb = xi.T @ xi / 100
     fixed = []
-    j = unlearn(hebb, UnlearningParams(dreams=50, epsilon=0.01), torch.Generator().manual_seed(2),
-                lambda j: j - torch.diag(torch.diagonal(j)), lambda b, done: fixed.append(b))
+    j = unlearn(
+        hebb,
+        UnlearningParams(dreams=50, epsilon=0.01),
+        torch.Generator().manual_seed(2),
+        lambda j: j - torch.diag(torch.diagonal(j)),
+        lambda b, done: fixed.append(b),
+    )
     assert torch.equal(torch.diagonal(j), torch.diagonal(hebb))
     sigma = torch.cat(fixed)
     assert sigma.shape == (50, 100) and set(sigma.unique().tolist()) == {-1.0, 1.0}
@@ -56,8 +71,9 @@ def test_unlearning_touches_only_off_diagonal_and_lowers_dream_energy():
 def test_retrieval_beyond_capacity_restored_by_sleep(root):
     """N = 400, alpha = 0.3: retrieval ≈ 0.5 after Hebbian storage, ≥ 0.99 after dreaming
     (reference: 0.514 → 1.000, sleep_replay.md §2)."""
-    protocol = load_protocol(root / "protocols" / "hopfield_dreaming.yaml",
-                             ["seed=1", "record.sleep_states=false"])
+    protocol = load_protocol(
+        root / "protocols" / "hopfield_dreaming.yaml", ["seed=1", "record.sleep_states=false"]
+    )
     assert protocol.model.neurons == 400 and protocol.data.patterns == 120
     from neurosleep.io import open_run
 

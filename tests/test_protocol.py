@@ -45,7 +45,11 @@ def test_good_protocol_expands_repeat_with_expressions(write_protocol, good):
     protocol = load_protocol(write_protocol(good))
     assert [p.name for p in protocol.phases[:3]] == ["store0", "dream1", "test2"]
     sleeps = [p for p in protocol.phases if p.kind == "sleep"]
-    assert [(s.task, s.params.t, s.params.steps) for s in sleeps] == [(0, 2, 10), (1, 4, 15), (2, 6, 20)]
+    assert [(s.task, s.params.t, s.params.steps) for s in sleeps] == [
+        (0, 2, 10),
+        (1, 4, 15),
+        (2, 6, 20),
+    ]
     assert [p.index for p in protocol.phases] == list(range(9))
     assert protocol.n_tasks == 3
 
@@ -62,18 +66,35 @@ def test_good_protocol_expands_repeat_with_expressions(write_protocol, good):
         ("device: cpu", "device: gpu0", 6, "device", "should match pattern"),
         ("  patterns: 10", "  patterns: 0", 8, "data.patterns", "greater than or equal to 1"),
         ("  patterns: 10", "  patterns: 10\n  patern: 3", 9, "data.patern", "unknown key"),
-        ("kind: dreaming", "kind: dreamin", 15, "schedule[0].repeat.phases[1].sleep.kind",
-         "unknown sleep kind 'dreamin'; for 'hopfield' models: dreaming, unlearning"),
+        (
+            "kind: dreaming",
+            "kind: dreamin",
+            15,
+            "schedule[0].repeat.phases[1].sleep.kind",
+            "unknown sleep kind 'dreamin'; for 'hopfield' models: dreaming, unlearning",
+        ),
         ('t: "2*k"', 't: "2*kk"', 15, "schedule[0].repeat.phases[1].sleep.t", "valid number"),
         ("over: tasks", "over: task", 12, "schedule[0].repeat.over", "Input should be 'tasks'"),
-        ("- test: {}", "- tset: {}", 16, "schedule[0].repeat.phases[2].tset",
-         "unknown schedule entry 'tset'"),
-        ("- test: {}", "- test: {cue_noise: 0.9}", 16, "schedule[0].repeat.phases[2].test.cue_noise",
-         "less than or equal to 0.5"),
+        (
+            "- test: {}",
+            "- tset: {}",
+            16,
+            "schedule[0].repeat.phases[2].tset",
+            "unknown schedule entry 'tset'",
+        ),
+        (
+            "- test: {}",
+            "- test: {cue_noise: 0.9}",
+            16,
+            "schedule[0].repeat.phases[2].test.cue_noise",
+            "less than or equal to 0.5",
+        ),
         ("output: out.h5", "output: 'out_{run}.h5'", 17, "output", "only {name} and {seed}"),
     ],
 )
-def test_bad_protocol_names_line_key_and_expectation(write_protocol, good, old, new, line, key, message):
+def test_bad_protocol_names_line_key_and_expectation(
+    write_protocol, good, old, new, line, key, message
+):
     assert old in good
     found, text = problems(write_protocol, good.replace(old, new, 1))
     assert len(found) == 1, text
@@ -124,7 +145,9 @@ def test_missing_model_file(write_protocol, good):
 
 def test_overrides_apply_and_are_validated(write_protocol, good):
     path = write_protocol(good)
-    protocol = load_protocol(path, ["seed=5", "data.patterns=20", "schedule.0.repeat.phases.1.sleep.steps=7"])
+    protocol = load_protocol(
+        path, ["seed=5", "data.patterns=20", "schedule.0.repeat.phases.1.sleep.steps=7"]
+    )
     assert protocol.seed == 5 and protocol.data.patterns == 20
     assert {p.params.steps for p in protocol.phases if p.kind == "sleep"} == {7}
     assert protocol.resolved["seed"] == 5
@@ -144,5 +167,7 @@ def test_override_by_phase_name(write_protocol, hopfield_protocol):
 
 
 def test_expressions_are_not_python(write_protocol, good):
-    found, _ = problems(write_protocol, good.replace('t: "2*k"', "t: \"__import__('os').getpid() + k\""))
+    found, _ = problems(
+        write_protocol, good.replace('t: "2*k"', "t: \"__import__('os').getpid() + k\"")
+    )
     assert "t" == found[0].key[-1]

@@ -31,13 +31,17 @@ def test_run_file_round_trip(write_protocol, hopfield_protocol, tmp_path):
     out = run_file(write_protocol, hopfield_protocol, tmp_path)
     with open_run(out) as r:
         assert r.status == "complete"
-        assert r.attrs["seed"] == 1 and r.attrs["engine"] == "torch" and r.attrs["format_version"] == 1
+        assert (
+            r.attrs["seed"] == 1 and r.attrs["engine"] == "torch" and r.attrs["format_version"] == 1
+        )
         phases = r.phases()
         assert [(p.name, p.kind, p.status) for p in phases] == [
-            ("store", "wake", "complete"), ("before", "test", "complete"),
-            ("dream", "sleep", "complete"), ("after", "test", "complete"),
+            ("store", "wake", "complete"),
+            ("before", "test", "complete"),
+            ("dream", "sleep", "complete"),
+            ("after", "test", "complete"),
         ]
-        assert all(b.start_time == a.stop_time for a, b in zip(phases, phases[1:]))
+        assert all(b.start_time == a.stop_time for a, b in zip(phases, phases[1:], strict=False))
         assert phases[2].stop_time - phases[2].start_time == 50.0  # 50 steps × 1 ms
         report = r.report("sleep_state", "hopfield")
         assert report.data.shape == (50, 100) and set(np.unique(report.data)) <= {-1, 1}
@@ -64,13 +68,18 @@ def test_same_protocol_and_seed_give_identical_numbers(write_protocol, hopfield_
     c = run_file(write_protocol, hopfield_protocol, tmp_path, "seed=2", name="c.h5")
     with open_run(a) as ra, open_run(b) as rb, open_run(c) as rc:
         assert np.array_equal(ra.weights("J").values, rb.weights("J").values)
-        assert np.array_equal(ra.report("sleep_state", "hopfield").data,
-                              rb.report("sleep_state", "hopfield").data)
-        assert np.array_equal(ra.evaluations().metrics["overlap"], rb.evaluations().metrics["overlap"])
+        assert np.array_equal(
+            ra.report("sleep_state", "hopfield").data, rb.report("sleep_state", "hopfield").data
+        )
+        assert np.array_equal(
+            ra.evaluations().metrics["overlap"], rb.evaluations().metrics["overlap"]
+        )
         assert not np.array_equal(ra.weights("J").values, rc.weights("J").values)
 
 
-def test_refuses_to_overwrite_and_validates_before_touching(write_protocol, hopfield_protocol, tmp_path, capsys):
+def test_refuses_to_overwrite_and_validates_before_touching(
+    write_protocol, hopfield_protocol, tmp_path, capsys
+):
     path = write_protocol(hopfield_protocol)
     out = tmp_path / "r.h5"
     assert main(["run", str(path), "--output", str(out), "--quiet"]) == 0
@@ -79,12 +88,16 @@ def test_refuses_to_overwrite_and_validates_before_touching(write_protocol, hopf
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert main(["run", str(path), "--output", str(out), "--overwrite", "--set", "seed=-1"]) == 2
     assert out.read_bytes() == before  # an invalid protocol never touches the old file
-    assert main(["run", str(path), "--output", str(out), "--overwrite", "--quiet", "--seed", "4"]) == 0
+    assert (
+        main(["run", str(path), "--output", str(out), "--overwrite", "--quiet", "--seed", "4"]) == 0
+    )
     with open_run(out) as r:
         assert r.attrs["seed"] == 4
 
 
-def test_output_placeholders_and_headline(write_protocol, hopfield_protocol, tmp_path, capsys, monkeypatch):
+def test_output_placeholders_and_headline(
+    write_protocol, hopfield_protocol, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     path = write_protocol(hopfield_protocol)
     assert main(["run", str(path), "--quiet", "--seed", "7"]) == 0
@@ -96,7 +109,9 @@ def test_output_placeholders_and_headline(write_protocol, hopfield_protocol, tmp
     assert "status complete" in info and "weights/J: 2 snapshots" in info and "overlap" in info
 
 
-def test_exception_marks_file_failed_with_traceback(write_protocol, hopfield_protocol, tmp_path, monkeypatch):
+def test_exception_marks_file_failed_with_traceback(
+    write_protocol, hopfield_protocol, tmp_path, monkeypatch
+):
     from neurosleep.experiments.hopfield import HopfieldExperiment
 
     def broken(self, phase, progress):
@@ -120,7 +135,9 @@ def long_run(write_protocol, hopfield_protocol, tmp_path):
     out = tmp_path / "long.h5"
     proc = subprocess.Popen(
         [sys.executable, "-m", "neurosleep.cli", "run", str(path), "--output", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return proc, out
 
@@ -140,7 +157,9 @@ def wait_for_rows(out, rows: int, proc, timeout: float = 60.0) -> int:
     raise AssertionError("the run did not record in time")
 
 
-def test_sigkill_mid_phase_leaves_a_readable_running_file(write_protocol, hopfield_protocol, tmp_path):
+def test_sigkill_mid_phase_leaves_a_readable_running_file(
+    write_protocol, hopfield_protocol, tmp_path
+):
     proc, out = long_run(write_protocol, hopfield_protocol, tmp_path)
     seen = wait_for_rows(out, 200, proc)
     proc.kill()
@@ -157,7 +176,9 @@ def test_sigkill_mid_phase_leaves_a_readable_running_file(write_protocol, hopfie
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_run_and_marks_it_interrupted(write_protocol, hopfield_protocol, tmp_path, sig):
+def test_signal_stops_the_run_and_marks_it_interrupted(
+    write_protocol, hopfield_protocol, tmp_path, sig
+):
     proc, out = long_run(write_protocol, hopfield_protocol, tmp_path)
     wait_for_rows(out, 100, proc)
     os.kill(proc.pid, sig)

@@ -30,10 +30,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _protocol_arguments(run)
-    run.add_argument("--output", metavar="PATH",
-                     help="run file path (may use {name} and {seed}); overrides the protocol's")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace an existing run file (after the protocol has validated)")
+    run.add_argument(
+        "--output",
+        metavar="PATH",
+        help="run file path (may use {name} and {seed}); overrides the protocol's",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run file (after the protocol has validated)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 
@@ -50,8 +56,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("protocol", type=Path, help="protocol file (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a protocol key (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a protocol key (repeatable)",
+    )
     parser.add_argument("--seed", type=int, help="override the protocol's seed")
     parser.add_argument("--engine", help="override the protocol's engine (torch, brian2)")
     parser.add_argument("--device", help="override the torch device (cpu, cuda, cuda:1)")
@@ -72,8 +84,9 @@ def _run(args: argparse.Namespace) -> int:
 
     protocol = load(args)
     try:
-        result = run(protocol, overwrite=args.overwrite, command_line=sys.argv,
-                     progress=not args.quiet)
+        result = run(
+            protocol, overwrite=args.overwrite, command_line=sys.argv, progress=not args.quiet
+        )
     except RunInterrupted as exc:
         print(f"neurosleep: {exc}", file=sys.stderr)
         return 130
@@ -87,9 +100,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     protocol = load(args)
-    print(f"{args.protocol}: valid — {protocol.model.kind} model {protocol.model.name!r}, "
-          f"engine {protocol.engine} on {protocol.device}, {protocol.n_tasks} task(s), "
-          f"{len(protocol.phases)} phases, output {protocol.output}")
+    print(
+        f"{args.protocol}: valid — {protocol.model.kind} model {protocol.model.name!r}, "
+        f"engine {protocol.engine} on {protocol.device}, {protocol.n_tasks} task(s), "
+        f"{len(protocol.phases)} phases, output {protocol.output}"
+    )
     for phase in protocol.phases:
         task = "" if phase.task < 0 else f" task {phase.task}"
         algorithm = f" ({phase.algorithm})" if phase.algorithm else ""

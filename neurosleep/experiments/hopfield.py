@@ -124,8 +124,12 @@ class HopfieldExperiment(Experiment):
                     recorded + np.arange(states.shape[0])
                 )
                 self.recorder.append_report(
-                    "sleep_state", POPULATION, states.cpu().numpy().astype(np.int8),
-                    times_ms=times, dt_ms=self.model.update_interval, units="1",
+                    "sleep_state",
+                    POPULATION,
+                    states.cpu().numpy().astype(np.int8),
+                    times_ms=times,
+                    dt_ms=self.model.update_interval,
+                    units="1",
                 )
             recorded += states.shape[0]
             progress(done)
@@ -191,7 +195,10 @@ class HopfieldExperiment(Experiment):
             f"  {names.get(int(i), i)!s:<20} overlap {np.nanmean(o):.3f}   fixed points "
             f"{np.nanmean(f):.3f}"
             for i, o, f in zip(
-                evaluations.phases, overlap, evaluations.metrics["fixed_point_fraction"], strict=True
+                evaluations.phases,
+                overlap,
+                evaluations.metrics["fixed_point_fraction"],
+                strict=True,
             )
         ]
         return "retrieval after each test phase (mean over tasks):\n" + "\n".join(rows)
@@ -204,4 +211,3 @@ def flip_bits(patterns: torch.Tensor, flips: int, generator: torch.Generator) ->
     signs = torch.ones((p, n), dtype=patterns.dtype, device=patterns.device)
     signs.scatter_(1, order[:, :flips], -1.0)
     return patterns * signs
-

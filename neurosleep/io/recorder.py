@@ -241,7 +241,9 @@ class Recorder:
         ).attrs["units"] = "ms"
         mapping = group.create_group("mapping")
         mapping.create_dataset("node_ids", data=ids.astype("u8"))
-        pointers = mapping.create_dataset("index_pointers", data=np.arange(n_values + 1, dtype="u8"))
+        pointers = mapping.create_dataset(
+            "index_pointers", data=np.arange(n_values + 1, dtype="u8")
+        )
         mapping["index_pointer"] = pointers  # hard link: bmtk reads the singular name
         mapping.create_dataset("element_ids", data=np.zeros(n_values, dtype="u4"))
         mapping.create_dataset("element_pos", data=np.zeros(n_values, dtype="f4"))
@@ -287,14 +289,16 @@ class Recorder:
     def add_evaluation(
         self, metrics: dict[str, np.ndarray], units: dict[str, str], descriptions: dict[str, str]
     ) -> int:
-        """Append one row (this test phase) to each ``/metrics/evaluations/<metric>`` [eval × task]."""
+        """Append this test phase's row to each ``/metrics/evaluations/<metric>`` [eval × task]."""
         group = self.file["metrics/evaluations"]
         row = group["phase"].shape[0]
         _append(group["phase"], np.array([-1 if self.phase is None else self.phase]))
         for name, values in metrics.items():
             values = np.asarray(values, dtype="f8")
             if values.shape != (self.n_tasks,):
-                raise ValueError(f"metric {name!r} has shape {values.shape}, expected ({self.n_tasks},)")
+                raise ValueError(
+                    f"metric {name!r} has shape {values.shape}, expected ({self.n_tasks},)"
+                )
             if name not in group:
                 ds = group.create_dataset(
                     name,
@@ -325,7 +329,9 @@ class Recorder:
         """Write small per-phase arrays, e.g. ``/sleep/<phase>/`` diagnostics, with units."""
         group = self.file.require_group(path)
         for name, values in arrays.items():
-            group.create_dataset(name, data=np.asarray(values)).attrs["units"] = units.get(name, "1")
+            group.create_dataset(name, data=np.asarray(values)).attrs["units"] = units.get(
+                name, "1"
+            )
         self.flush()
 
 

@@ -64,6 +64,32 @@ def sign_update(j_retrieval: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     return torch.where(field == 0, state, torch.sign(field))
 
 
+def random_state(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """A uniformly random ±1 state [n] with ``like``'s dtype and device."""
+    bits = torch.randint(0, 2, (n,), generator=generator, device=like.device)
+    return bits.to(like.dtype) * 2 - 1
+
+
+class StateBlocks:
+    """Collects sleep states [N] and hands them to a sink in blocks of ``size`` rows."""
+
+    def __init__(self, sink: StatesSink, size: int, total: int) -> None:
+        self.sink, self.size, self.total = sink, size, total
+        self.rows: list[torch.Tensor] = []
+        self.done = 0
+
+    def add(self, state: torch.Tensor) -> None:
+        self.rows.append(state)
+        self.done += 1
+        if len(self.rows) == self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.sink(torch.stack(self.rows), self.done / self.total)
+            self.rows = []
+
+
 def dream(
     j: torch.Tensor,
     params: DreamingParams,
@@ -76,18 +102,13 @@ def dream(
     ``retrieval(J)`` applies the model's diagonal convention for the free-running network.
     """
     ds = math.log1p(params.t) / params.steps
-    n = j.shape[0]
-    state = torch.randint(0, 2, (n,), generator=generator, device=j.device).to(j.dtype) * 2 - 1
-    block = []
-    for i in range(params.steps):
+    state = random_state(j.shape[0], generator, j)
+    blocks = StateBlocks(on_states, params.block, params.steps)
+    for _ in range(params.steps):
         j = rk4_step(j, ds)
         state = sign_update(retrieval(j), state)
-        block.append(state)
-        if len(block) == params.block:
-            on_states(torch.stack(block), (i + 1) / params.steps)
-            block = []
-    if block:
-        on_states(torch.stack(block), 1.0)
+        blocks.add(state)
+    blocks.flush()
     return j
 
 

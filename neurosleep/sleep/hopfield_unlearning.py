@@ -14,7 +14,7 @@ from pydantic import Field
 
 from neurosleep.experiments.base import Params
 from neurosleep.sleep import SleepAlgorithm, register
-from neurosleep.sleep.hopfield_dreaming import StatesSink, sign_update
+from neurosleep.sleep.hopfield_dreaming import StateBlocks, StatesSink, random_state, sign_update
 
 
 class UnlearningParams(Params):
@@ -48,17 +48,12 @@ def unlearn(
     """Run ``params.dreams`` unlearning dreams; return the new couplings."""
     n = j.shape[0]
     off_diagonal = 1.0 - torch.eye(n, dtype=j.dtype, device=j.device)
-    block = []
-    for i in range(params.dreams):
-        start = torch.randint(0, 2, (n,), generator=generator, device=j.device).to(j.dtype) * 2 - 1
-        sigma, _ = relax(retrieval(j), start, params.max_updates)
+    blocks = StateBlocks(on_states, params.block, params.dreams)
+    for _ in range(params.dreams):
+        sigma, _ = relax(retrieval(j), random_state(n, generator, j), params.max_updates)
         j = j - (params.epsilon / n) * torch.outer(sigma, sigma) * off_diagonal
-        block.append(sigma)
-        if len(block) == params.block:
-            on_states(torch.stack(block), (i + 1) / params.dreams)
-            block = []
-    if block:
-        on_states(torch.stack(block), 1.0)
+        blocks.add(sigma)
+    blocks.flush()
     return j
 
 

@@ -47,7 +47,9 @@ def validate_model(data: Any, locate: Locator, prefix: KeyPath = ()) -> Spec:
     kind = data.get("kind")
     if kind not in MODEL_KINDS:
         known = ", ".join(MODEL_KINDS.names())
-        raise SpecError([locate.problem(prefix + ("kind",), f"unknown model kind {kind!r}; known: {known}")])
+        raise SpecError(
+            [locate.problem(prefix + ("kind",), f"unknown model kind {kind!r}; known: {known}")]
+        )
     version = data.get("format_version", MODEL_FORMAT_VERSION)
     if version != MODEL_FORMAT_VERSION:
         raise SpecError(
