@@ -202,3 +202,17 @@ def test_unknown_population(run_path, capsys, tmp_path):
 def test_unknown_plot_kind(run_path, capsys, tmp_path):
     err = _one_line_error(capsys, ["plot", str(run_path), "--out", str(tmp_path), "--kind", "x"])
     assert "unknown plot kind 'x'" in err
+
+
+def test_weight_change_heat_map_block_means(run_path, monkeypatch):
+    monkeypatch.setattr(plots, "MAX_HEATMAP", 2)
+    with open_run(run_path) as run:
+        w = run.weights("exc_exc")
+        delta = w.values[-1] - w.values[0]
+        sparse = plots._as_matrix(run, "exc_exc", delta)
+        dense_delta = run.weights("fc1").values[-1] - run.weights("fc1").values[0]
+        dense = plots._as_matrix(run, "fc1", dense_delta)
+    assert sparse.shape == (2, 2)  # 80 × 80 neurons in 40 × 40 blocks
+    assert sparse.sum() * 40 * 40 == pytest.approx(delta.sum())
+    assert dense.shape == (2, 2)  # 10 × 8 in 5 × 4 blocks
+    assert dense[0, 0] == pytest.approx(dense_delta[:5, :4].mean())

@@ -95,7 +95,7 @@ def raster(run: RunFile, populations: Iterable[str] | None = None) -> Figure | N
             ys.append(ids[mask][::stride])
         shade_phases(ax, run, scale, label=ax is axes[0, 0])
         ax.scatter(np.concatenate(xs), np.concatenate(ys), s=0.5, c="k", marker=".", lw=0)
-        note = f"{shown.size} of {n} neurons" + (f", every {stride}th spike" if stride > 1 else "")
+        note = f"{shown.size} of {n} neurons" + (f", 1 in {stride} spikes" if stride > 1 else "")
         ax.set_ylabel(f"{pop}\nneuron index")
         ax.set_title(note, fontsize=6, loc="right")
         ax.set_ylim(-0.5, n - 0.5)
@@ -155,9 +155,9 @@ def weights(run: RunFile, populations: Iterable[str] | None = None) -> Figure | 
     projections = run.projections()
     if not projections:
         return None
-    fig, axes = _subplots(1, len(projections), figsize=(WIDTH_IN, 2.6), squeeze=False)
+    fig, axes = _grid(len(projections), 2.6)
     names = {p.index: p.name for p in run.phases()}
-    for ax, proj in zip(axes[0], projections, strict=True):
+    for ax, proj in zip(axes, projections, strict=True):
         group = run.file[f"weights/{proj}"]
         values, phase = group["values"], group["phase"][:]
         for k in _snapshots(values.shape[0]):
@@ -171,20 +171,17 @@ def weights(run: RunFile, populations: Iterable[str] | None = None) -> Figure | 
 
 
 def _as_matrix(run: RunFile, proj: str, delta: np.ndarray) -> np.ndarray:
+    """Δw as a matrix of at most MAX_HEATMAP² cells (block means; a sparse projection is
+    accumulated straight into its pre × post blocks, never as the full dense matrix)."""
     group = run.file[f"weights/{proj}"]
-    if "pre" in group:  # sparse: Δw summed into a pre × post grid
-        pre, post = group["pre"][:].astype(int), group["post"][:].astype(int)
-        grid = np.zeros((pre.max() + 1, post.max() + 1))
-        np.add.at(grid, (pre, post), delta)
-        return grid
-    return delta.reshape(delta.shape[0], -1) if delta.ndim > 1 else delta[None, :]
-
-
-def _downsample(m: np.ndarray) -> np.ndarray:
-    fy, fx = (
-        max(1, math.ceil(m.shape[0] / MAX_HEATMAP)),
-        max(1, math.ceil(m.shape[1] / MAX_HEATMAP)),
-    )
+    if "pre" in group:
+        pre, post = group["pre"][:].astype(np.int64), group["post"][:].astype(np.int64)
+        fy, fx = _factors((int(pre.max()) + 1, int(post.max()) + 1))
+        grid = np.zeros((int(pre.max()) // fy + 1, int(post.max()) // fx + 1))
+        np.add.at(grid, (pre // fy, post // fx), delta)
+        return grid / (fy * fx)
+    m = delta.reshape(delta.shape[0], -1) if delta.ndim > 1 else delta[None, :]
+    fy, fx = _factors(m.shape)
     if fy == fx == 1:
         return m
     pad = np.zeros((math.ceil(m.shape[0] / fy) * fy, math.ceil(m.shape[1] / fx) * fx))
@@ -192,15 +189,29 @@ def _downsample(m: np.ndarray) -> np.ndarray:
     return pad.reshape(pad.shape[0] // fy, fy, pad.shape[1] // fx, fx).mean(axis=(1, 3))
 
 
+def _factors(shape: tuple[int, int]) -> tuple[int, int]:
+    return max(1, math.ceil(shape[0] / MAX_HEATMAP)), max(1, math.ceil(shape[1] / MAX_HEATMAP))
+
+
+def _grid(count: int, height: float):
+    """A figure with ``count`` panels, at most three per row."""
+    cols = min(count, 3)
+    rows = math.ceil(count / cols)
+    fig, axes = _subplots(rows, cols, figsize=(WIDTH_IN, height * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
+
+
 def weight_change(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     projections = [p for p in run.projections() if run.file[f"weights/{p}/values"].shape[0] >= 2]
     if not projections:
         return None
-    fig, axes = _subplots(1, len(projections), figsize=(WIDTH_IN, 3.0), squeeze=False)
-    for ax, proj in zip(axes[0], projections, strict=True):
+    fig, axes = _grid(len(projections), 3.0)
+    for ax, proj in zip(axes, projections, strict=True):
         values = run.file[f"weights/{proj}/values"]
         delta = values[-1].astype(float) - values[0].astype(float)
-        m = _downsample(_as_matrix(run, proj, delta))
+        m = _as_matrix(run, proj, delta)
         limit = float(np.abs(m).max()) or 1.0
         image = ax.imshow(
             m, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest"
