@@ -12,6 +12,7 @@ from neurosleep.analysis.recall import (
     group_latencies,
     memory_synapses,
     sequence_order,
+    sequence_recall,
 )
 from neurosleep.analysis.replay import detect_events, match_event, replay_rates
 
@@ -47,13 +48,16 @@ def test_sequence_order_forward_reverse_partial():
     reverse = sweep([4, 3, 2, 1, 0])
     assert sequence_order(group_latencies(*forward, GROUPS, 0, 100)) == pytest.approx(1.0)
     assert sequence_order(group_latencies(*reverse, GROUPS, 0, 100)) == pytest.approx(-1.0)
-    # only the first three groups fire, in order: silent groups rank last (tied)
+    # only the first three groups fire, in order: silent groups are left out
     times, ids = sweep([0, 1, 2])
     lat = group_latencies(times, ids, GROUPS, 0, 100)
     assert np.isnan(lat[3:]).all()
-    rho = sequence_order(lat)
-    assert 0.8 < rho < 1.0  # ranks 1,2,3,4.5,4.5 against 0..4
-    assert rho == pytest.approx(np.corrcoef([1, 2, 3, 4.5, 4.5], np.arange(5))[0, 1])
+    assert sequence_order(lat) == pytest.approx(1.0)
+    # cued with group 0: groups 1, 2 fire in order (2 of the 4 non-cued groups)
+    assert sequence_recall(lat, cued=1) == pytest.approx(0.5)
+    assert sequence_recall(group_latencies(*forward, GROUPS, 0, 100), cued=1) == pytest.approx(1)
+    # the cue alone, or the cue plus one other group, scores 0 (no order among the rest)
+    assert sequence_recall(group_latencies(*sweep([0, 3]), GROUPS, 0, 100), cued=1) == 0.0
     # one swap lowers it; nothing firing gives 0
     swapped = sequence_order(group_latencies(*sweep([0, 2, 1, 3, 4]), GROUPS, 0, 100))
     assert swapped == pytest.approx(0.9)

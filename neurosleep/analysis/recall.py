@@ -14,6 +14,8 @@ Examples
 array([ 1.1 ,  6.25, 11.  ])
 >>> sequence_order(group_latencies(times, ids, groups, 0.0, 50.0))
 1.0
+>>> round(sequence_recall(np.array([1.0, np.nan, 9.0, 5.0]), cued=1), 3)  # 2 of 3 fire, reversed
+-0.667
 >>> completion(times, ids, np.arange(6), np.array([0, 1]), 0.0, 50.0)
 0.75
 """
@@ -74,16 +76,27 @@ def group_latencies(
 
 
 def sequence_order(latencies: np.ndarray) -> float:
-    """Spearman rank correlation of group latencies with the stored order (1: in order,
-    −1: reversed). Silent groups rank last (tied); fewer than two active groups give 0."""
+    """Spearman rank correlation of the active groups' latencies with their stored order (1: in
+    order, −1: reversed); silent groups (NaN) are left out; fewer than two active give 0."""
     lat = np.asarray(latencies, dtype=float)
-    if np.sum(~np.isnan(lat)) < 2:
+    active = ~np.isnan(lat)
+    if active.sum() < 2:
         return 0.0
-    ranks = rankdata(np.where(np.isnan(lat), np.inf, lat))
-    order = np.arange(len(lat), dtype=float)
+    ranks = rankdata(lat[active])
     if np.std(ranks) == 0:
         return 0.0
-    return float(np.corrcoef(order, ranks)[0, 1])
+    return float(np.corrcoef(np.flatnonzero(active), ranks)[0, 1])
+
+
+def sequence_recall(latencies: np.ndarray, cued: int) -> float:
+    """Recall of a sequence cued with its first ``cued`` groups: the order correlation of the
+    non-cued groups (:func:`sequence_order`) × the fraction of them that fired. 1: the whole
+    rest of the sequence fires in order; 0: nothing fires, or in random order; < 0: reversed.
+    The cued groups are left out, so that a cue alone scores 0 whatever the background."""
+    rest = np.asarray(latencies, dtype=float)[cued:]
+    if rest.size == 0:
+        return float("nan")
+    return sequence_order(rest) * float(np.mean(~np.isnan(rest)))
 
 
 # ---------------------------------------------------------------------- synaptic footprint
