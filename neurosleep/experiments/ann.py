@@ -20,7 +20,7 @@ Time: only sleep advances the clock, by its steps × ``dt``; wake and test take 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import numpy as np
 import torch
@@ -73,6 +73,13 @@ class ANNRecord(Params):
     sleep_spikes: bool = Field(True, description="spikes of every non-input layer during sleep")
 
 
+# every registered replay method's parameters, told apart by their ``kind``
+ReplayConfig = Annotated[
+    Union[tuple(REPLAY.get(name).Params for name in REPLAY.names())],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
 class ANNWake(Params):
     """``wake:`` keys."""
 
@@ -85,25 +92,13 @@ class ANNWake(Params):
     iterations: int | None = Field(None, ge=1, description="optimisation steps (or epochs)")
     loss: Literal["squared_error", "cross_entropy"] = "squared_error"
     reset_optimizer: bool = Field(False, description="fresh optimiser state for this phase")
-    replay: dict | None = Field(None, description="a replay method: {kind: rehearsal, ...}")
+    replay: ReplayConfig | None = Field(None, description="a replay method: {kind: ..., ...}")
 
     @model_validator(mode="after")
     def _length(self) -> ANNWake:
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give exactly one of 'epochs' and 'iterations'")
-        if self.replay is not None:
-            kind = self.replay.get("kind")
-            if kind not in REPLAY:
-                raise ValueError(f"unknown replay method {kind!r}; known: {REPLAY.names()}")
-            REPLAY.get(kind).Params.model_validate(self.replay)
         return self
-
-    def replay_params(self):
-        return (
-            None
-            if self.replay is None
-            else REPLAY.get(self.replay["kind"]).Params.model_validate(self.replay)
-        )
 
 
 class ANNTest(Params):
@@ -182,7 +177,7 @@ class ANNExperiment(Experiment):
         tasks = list(range(self.stream.n_tasks)) if phase.task < 0 else [phase.task]
         x = torch.cat([self.tensors[t]["x_train"] for t in tasks])
         y = torch.cat([self.tensors[t]["y_train"] for t in tasks])
-        replay_params = params.replay_params()
+        replay_params = params.replay
         if replay_params is not None and self.replay is None:
             context = Context(self.stream.n_outputs, torch.device(self.device), self.generator)
             self.replay = REPLAY.get(replay_params.kind).Strategy(replay_params, context)
