@@ -158,3 +158,47 @@ def test_cuba_on_both_engines(root, tmp_path, capsys):
     assert main(["export", str(paths["brian2"]), "--nwb", str(tmp_path / "c.nwb")]) == 0
     with pynwb.NWBHDF5IO(str(tmp_path / "c.nwb"), "r") as io:
         assert len(io.read().units) == 4000
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_consolidation_sleep_run(root, tmp_path, capsys):
+    """The shipped spiking consolidation protocol, every phase shortened."""
+    out = tmp_path / "cons.h5"
+    durations = {
+        "learn_A": 1000,
+        "after_A": 500,
+        "learn_B": 500,
+        "after_B": 500,
+        "sleep": 1000,
+        "after_sleep": 500,
+    }
+    overrides = [f"schedule.{name}.duration={ms} ms" for name, ms in durations.items()]
+    run(
+        load_protocol(root / "protocols" / "consolidation_sleep.yaml", overrides),
+        output=out,
+        progress=False,
+    )
+    assert main(["summary", str(out), "--json", "--stats", "numpy"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    completion = s["final"]["completion"]
+    names = [t["name"] for t in s["tests"]]
+    # R: no test before learning; after task 0 = after_A; after task 1 = the last test before
+    # any further learning, i.e. after sleep
+    assert [None if r is None else names[r] for r in completion["matrix_evaluations"]] == [
+        None,
+        "after_A",
+        "after_sleep",
+    ]
+    sleep = next(p for p in s["phases"] if p["kind"] == "sleep")
+    assert (
+        sleep["populations"]["exc"]["neurons"] > 0
+        and "replay_events" in sleep["populations"]["exc"]
+    )
+    assert sleep["weights"]  # plastic projections change during sleep
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert {"raster.png", "replay.png", "weight_change.png", "accuracy.png"} <= {
+        p.name for p in (tmp_path / "figs").iterdir()
+    }
+    assert main(["export", str(out), "--sonata", str(tmp_path / "son")]) == 0
+    assert list((tmp_path / "son").glob("*_edges.h5"))
