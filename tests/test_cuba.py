@@ -125,7 +125,7 @@ PLASTIC = {
 }
 
 
-@pytest.mark.parametrize("engine", ["torch", "brian2"])
+@pytest.mark.parametrize("engine", ["torch", pytest.param("brian2", marks=pytest.mark.slow)])
 def test_plastic_protocol_wake_sleep_test(write_protocol, tmp_path, engine):
     path = write_protocol(PLASTIC | {"engine": engine, "output": str(tmp_path / "a.h5")})
     result = run(load_protocol(path), progress=False)
