@@ -100,6 +100,7 @@ def test_split_mnist_sra_run(root, tmp_path, capsys):
     overrides = [
         "schedule.1.repeat.phases.0.wake.epochs=1",
         "schedule.1.repeat.phases.1.sleep.steps=100",
+        "data.train_per_class=100",
     ]
     run(
         load_protocol(root / "protocols" / "split_mnist_sra.yaml", overrides),
@@ -127,13 +128,13 @@ def test_split_mnist_sra_run(root, tmp_path, capsys):
 @pytest.mark.brian2
 @pytest.mark.torch
 def test_cuba_on_both_engines(root, tmp_path, capsys):
-    """The shipped CUBA protocol for 200 ms on torch and Brian2: summary rates equal the
+    """The shipped CUBA protocol for 100 ms on torch and Brian2: summary rates equal the
     experiment's own test metrics, engines compare side by side, exports and plots work."""
     paths = {}
     for engine in ("torch", "brian2"):
         paths[engine] = tmp_path / f"cuba_{engine}.h5"
         protocol = load_protocol(
-            root / "protocols" / "cuba.yaml", ["schedule.cuba.duration=200 ms", f"engine={engine}"]
+            root / "protocols" / "cuba.yaml", ["schedule.cuba.duration=100 ms", f"engine={engine}"]
         )
         run(protocol, output=paths[engine], progress=False)
     summaries = {}
@@ -166,12 +167,12 @@ def test_consolidation_sleep_run(root, tmp_path, capsys):
     """The shipped spiking consolidation protocol, every phase shortened."""
     out = tmp_path / "cons.h5"
     durations = {
-        "learn_A": 1000,
-        "after_A": 500,
-        "learn_B": 500,
-        "after_B": 500,
-        "sleep": 1000,
-        "after_sleep": 500,
+        "learn_A": 600,
+        "after_A": 300,
+        "learn_B": 300,
+        "after_B": 300,
+        "sleep": 600,
+        "after_sleep": 300,
     }
     overrides = [f"schedule.{name}.duration={ms} ms" for name, ms in durations.items()]
     run(
