@@ -131,7 +131,7 @@ class ANNExperiment(Experiment):
                 f"units; the data need {n_in} inputs and {self.stream.n_outputs} outputs"
             )
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.net = MLP(self.model, self.generator).to(self.device)
+        self.net = MLP(self.model, self.generator, self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.optimizer_key: tuple | None = None
         self.replay: ReplayStrategy | None = None

@@ -31,14 +31,19 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 class MLP(nn.Module):
-    """Fully connected network built from an :class:`MLPSpec` (weights [out × in])."""
+    """Fully connected network built from an :class:`MLPSpec` (weights [out × in]).
 
-    def __init__(self, spec: MLPSpec, generator: torch.Generator | None = None) -> None:
+    Created on ``device`` and initialised with ``generator`` (a generator of that device).
+    """
+
+    def __init__(
+        self, spec: MLPSpec, generator: torch.Generator | None = None, device: str = "cpu"
+    ) -> None:
         super().__init__()
         self.spec = spec
         sizes = spec.layers
         self.linears = nn.ModuleList(
-            nn.Linear(n_in, n_out, bias=spec.bias)
+            nn.Linear(n_in, n_out, bias=spec.bias, device=device)
             for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False)
         )
         with torch.no_grad():
