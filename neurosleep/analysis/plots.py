@@ -17,7 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from neurosleep.analysis.replay import detect_events, population_rate
+from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
 from neurosleep.analysis.summary import accuracy_matrix
 from neurosleep.io.blocks import population_size, run_stop, spike_blocks, window_count
 from neurosleep.io.runfile import RunFile
@@ -272,7 +272,7 @@ def replay(
     run: RunFile,
     populations: Iterable[str] | None = None,
     bin_ms: float = 5.0,
-    threshold_sd: float = 3.0,
+    threshold_sd: float = ROBUST_THRESHOLD,
 ) -> Figure | None:
     sleeps = [p for p in run.phases() if p.kind == "sleep" and p.stop_time > p.start_time]
     pops = [p for p in _populations(run, populations) if run.spike_count(p)]
@@ -299,14 +299,18 @@ def replay(
             t = phase.start_time + (np.arange(rate.size) + 0.5) * bin_ms
             (line,) = ax.plot(t, rate, lw=0.8, label=pop)
             events = detect_events(
-                rate, t_start=phase.start_time, bin_ms=bin_ms, threshold_sd=threshold_sd
+                rate,
+                t_start=phase.start_time,
+                bin_ms=bin_ms,
+                threshold_sd=threshold_sd,
+                robust=True,
             )
             counts.append(f"{pop} {len(events)}")
             for e in events:
                 ax.axvspan(e.start_ms, e.stop_ms, color=line.get_color(), alpha=0.25, lw=0)
         ax.set_title(
             f"sleep phase {phase.index} '{phase.name}': events {', '.join(counts)} "
-            f"(rate > mean + {threshold_sd:g} SD, {bin_ms:g} ms bins)",
+            f"(rate > median + {threshold_sd:g} robust SD, {bin_ms:g} ms bins)",
             fontsize=7,
         )
         ax.set_ylabel("population rate (Hz)")

@@ -1,7 +1,11 @@
 """Population rates streamed from run files, and replay events: bursts of population activity.
 
 An event is a run of consecutive bins whose population rate exceeds ``mean + threshold·SD`` of
-the window's rate (a common criterion for sharp-wave/ripple-like reactivation bursts).
+the window's rate (a common criterion for sharp-wave/ripple-like reactivation bursts), or with
+``robust=True`` ``median + threshold·σ``, σ = 1.4826 × median absolute deviation (the SD where
+that is 0, as in very sparse activity): one large burst, such as the transient at the start of
+sleep, then does not hide the smaller ones. ``summary`` and ``plot`` use the robust criterion
+with :data:`ROBUST_THRESHOLD`.
 
 Examples
 --------
@@ -19,6 +23,8 @@ import h5py
 import numpy as np
 
 from neurosleep.io.blocks import spike_blocks
+
+ROBUST_THRESHOLD = 5.0  # robust σ above the median: summary and plot
 
 
 @dataclass(frozen=True)
@@ -44,12 +50,23 @@ def population_rate(
 
 
 def detect_events(
-    rate_hz: np.ndarray, *, t_start: float, bin_ms: float, threshold_sd: float = 3.0
+    rate_hz: np.ndarray,
+    *,
+    t_start: float,
+    bin_ms: float,
+    threshold_sd: float = 3.0,
+    robust: bool = False,
 ) -> list[ReplayEvent]:
-    """Runs of bins above ``mean + threshold_sd·SD`` of ``rate_hz``."""
+    """Runs of bins above ``mean + threshold_sd·SD`` of ``rate_hz`` (robust: median and
+    1.4826·MAD instead)."""
     if rate_hz.size < 2 or rate_hz.std() == 0:
         return []
-    above = rate_hz > rate_hz.mean() + threshold_sd * rate_hz.std()
+    if robust:
+        centre = float(np.median(rate_hz))
+        scale = 1.4826 * float(np.median(np.abs(rate_hz - centre))) or float(rate_hz.std())
+    else:
+        centre, scale = float(rate_hz.mean()), float(rate_hz.std())
+    above = rate_hz > centre + threshold_sd * scale
     edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return [

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from neurosleep.analysis import metrics as M
-from neurosleep.analysis.replay import detect_events, population_rate
+from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
 from neurosleep.analysis.spikes import resolve_backend, window_stats
 from neurosleep.io.blocks import population_size
 from neurosleep.io.runfile import Evaluations, Phase, RunFile
@@ -119,7 +119,13 @@ def phase_summary(
                 rate = population_rate(
                     run.file[f"spikes/{pop}"], n, phase.start_time, phase.stop_time, bin_ms
                 )
-                events = detect_events(rate, t_start=phase.start_time, bin_ms=bin_ms)
+                events = detect_events(
+                    rate,
+                    t_start=phase.start_time,
+                    bin_ms=bin_ms,
+                    threshold_sd=ROBUST_THRESHOLD,
+                    robust=True,
+                )
                 row["populations"][pop]["replay_events"] = len(events)
     for projection in run.projections():
         change = weight_changes(run, projection, phase.index)
@@ -226,7 +232,8 @@ def format_text(s: dict[str, Any]) -> str:
             "",
             f"spiking activity (rates in Hz over neurons; CV of ISI; synchrony = mean pairwise "
             f"correlation of {s['synchrony_bin_ms']:g} ms spike counts; events = replay bursts "
-            f"in sleep, population rate > mean + 3 SD; computed by {s['stats_backend']}):",
+            f"in sleep, population rate > median + {ROBUST_THRESHOLD:g} robust SD; computed by "
+            f"{s['stats_backend']}):",
             f"  {'idx':>3} {'phase':16} {'population':12} {'spikes':>9} {'mean':>7} {'p5':>7} "
             f"{'median':>7} {'p95':>7} {'CV ISI':>7} {'synchrony':>9} {'events':>6}",
         ]
