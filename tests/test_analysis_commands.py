@@ -39,6 +39,7 @@ def test_summary_json_and_csv(run_path, capsys):
     assert dream["populations"]["exc"]["synchrony"] > 0.2  # the three bursts
     assert dream["populations"]["exc"]["replay_events"] == len(BURSTS_MS)
     assert "replay_events" not in s["phases"][1]["populations"]["exc"]  # wake
+    assert dream["scalars"] == {"loss": {"value": pytest.approx(1 / 6), "units": "1"}}
     assert dream["weights"]["exc_exc"]["units"] == "nS"
     assert s["phases"][0]["populations"] == {}  # a test phase of zero duration
     assert main(["summary", str(run_path), "--csv", "--stats", "numpy"]) == 0

@@ -53,6 +53,8 @@ def test_hopfield_summary(hopfield_runs, capsys):
     assert overlap["BWT"] is None  # one task: undefined, printed as null
     dream = next(p for p in s["phases"] if p["kind"] == "sleep")
     assert dream["weights"]["J"]["relative_change"] > 0
+    assert dream["scalars"]["coupling_change_rms"]["value"] > 0  # /metrics/scalars
+    assert dream["scalars"]["states"]["value"] == 50  # /sleep/<phase>/states, one per step
 
 
 def test_hopfield_plots(hopfield_runs, tmp_path):

@@ -76,6 +76,17 @@ def weight_changes(run: RunFile, projection: str, phase: int) -> dict[str, float
     }
 
 
+def diagnostics(run: RunFile, phase: int) -> dict[str, dict[str, Any]]:
+    """A phase's scalars: ``/metrics/scalars`` rows and the scalar datasets of ``/sleep/<phase>``
+    (arrays are left to ``RunFile.arrays``)."""
+    out = {name: {"value": v, "units": u} for p, name, v, u in run.scalars() if p == phase}
+    group = run.file.get(f"sleep/{phase}")
+    for name, ds in (group or {}).items():
+        if ds.shape == () and ds.dtype.kind in "iuf":
+            out.setdefault(name, {"value": float(ds[()]), "units": str(ds.attrs.get("units", "1"))})
+    return out
+
+
 def phase_summary(
     run: RunFile, phase: Phase, sizes: dict[str, int], backend: str, bin_ms: float
 ) -> dict[str, Any]:
@@ -186,7 +197,10 @@ def summarize(
         "n_tasks": n_tasks,
         "stats_backend": backend,
         "synchrony_bin_ms": bin_ms,
-        "phases": [phase_summary(run, p, sizes, backend, bin_ms) for p in phases],
+        "phases": [
+            phase_summary(run, p, sizes, backend, bin_ms) | {"scalars": diagnostics(run, p.index)}
+            for p in phases
+        ],
         "tests": tests,
         "final": final,
     }
@@ -259,6 +273,14 @@ def format_text(s: dict[str, Any]) -> str:
                 f"{_f(v['mean_abs_change']) + _units(v['units']):>12} "
                 f"{_f(v['relative_change']):>9} {_f(v['mean_after']):>13}"
             )
+    scalars = [(p, name, v) for p in s["phases"] for name, v in p["scalars"].items()]
+    if scalars:
+        lines += ["", "per-phase scalars and sleep diagnostics:"]
+        for p, name, v in scalars:
+            lines.append(
+                f"  {p['index']:3d} {p['name']:16} {name:32} {_f(v['value'], '.4g'):>10}"
+                f"{_units(v['units'])}"
+            )
     if s["tests"]:
         lines += ["", "tests (one value per task; the rows of the accuracy / retention matrix):"]
         for t in s["tests"]:
@@ -308,6 +330,10 @@ def csv_rows(s: dict[str, Any]) -> list[tuple]:
             for key in ("mean_abs_change", "relative_change", "mean_after"):
                 units = "1" if key == "relative_change" else v["units"]
                 rows.append((run, "weights", p["index"], p["name"], proj, key, v[key], units))
+        for name, v in p["scalars"].items():
+            rows.append(
+                (run, "scalar", p["index"], p["name"], name, "value", v["value"], v["units"])
+            )
     for t in s["tests"]:
         for metric, values in t["metrics"].items():
             for task, value in enumerate(values):
