@@ -79,6 +79,7 @@ def test_nwb_read_back_by_pynwb_and_neo(run_path, tmp_path):
     neo = pytest.importorskip("neo", reason="formats extra (neo) not installed")
     out = tmp_path / "run.nwb"
     assert main(["export", str(run_path), "--nwb", str(out)]) == 0
+    assert pynwb.validate(path=str(out)) == []  # schema-valid NWB
     with open_run(run_path) as run:
         spikes = run.spikes("inh")
         phases = run.phases()
