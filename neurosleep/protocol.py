@@ -364,6 +364,12 @@ def apply_override(data: dict, text: str, locate: Locator) -> None:
                 steps = (index, key)
         elif isinstance(node, dict):
             container, key, steps = node, part, (part,)
+        elif path == ("model",):
+            message = (
+                f"the model is a file ({node}); its keys cannot be overridden here — "
+                "edit a copy of the model file, or write the model inline"
+            )
+            raise SpecError([Problem(origin, None, path, message)])
         else:
             raise SpecError([Problem(origin, None, path, f"{format_key(path)} holds no keys")])
         path += steps

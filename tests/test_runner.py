@@ -129,17 +129,20 @@ def test_exception_marks_file_failed_with_traceback(
         assert r.evaluations().metrics["overlap"].shape == (1, 1)
 
 
+@pytest.fixture
 def long_run(write_protocol, hopfield_protocol, tmp_path):
+    """A run in a child process whose sleep phase would last minutes; killed at teardown."""
     hopfield_protocol["schedule"][2]["sleep"].update(steps=200_000, block=20, t=10)
     path = write_protocol(hopfield_protocol)
     out = tmp_path / "long.h5"
+    command = [sys.executable, "-m", "neurosleep.cli", "run", str(path), "--output", str(out)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neurosleep.cli", "run", str(path), "--output", str(out), "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*command, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    return proc, out
+    yield proc, out
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for_rows(out, rows: int, proc, timeout: float = 60.0) -> int:
@@ -157,10 +160,8 @@ def wait_for_rows(out, rows: int, proc, timeout: float = 60.0) -> int:
     raise AssertionError("the run did not record in time")
 
 
-def test_sigkill_mid_phase_leaves_a_readable_running_file(
-    write_protocol, hopfield_protocol, tmp_path
-):
-    proc, out = long_run(write_protocol, hopfield_protocol, tmp_path)
+def test_sigkill_mid_phase_leaves_a_readable_running_file(long_run):
+    proc, out = long_run
     seen = wait_for_rows(out, 200, proc)
     proc.kill()
     proc.wait()
@@ -176,10 +177,8 @@ def test_sigkill_mid_phase_leaves_a_readable_running_file(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_run_and_marks_it_interrupted(
-    write_protocol, hopfield_protocol, tmp_path, sig
-):
-    proc, out = long_run(write_protocol, hopfield_protocol, tmp_path)
+def test_signal_stops_the_run_and_marks_it_interrupted(long_run, sig):
+    proc, out = long_run
     wait_for_rows(out, 100, proc)
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=30)
