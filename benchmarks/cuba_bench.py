@@ -59,7 +59,7 @@ class Discard:
         pass
 
 
-SPIKES = Recording(spikes=("exc", "inh"), block=100.0)
+SPIKES = Recording(spikes=("exc", "inh"), block=1000.0)
 
 
 def loop_time(engine, duration: float = 1000.0, recording=SPIKES, sink=None) -> float:
@@ -84,22 +84,74 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 # ---------------------------------------------------------------------- sections
+class ReferenceBrian2:
+    """Brian2's own CUBA script (one NeuronGroup, two Synapses, SpikeMonitor), in-process."""
+
+    def __init__(self, n: int, target: str) -> None:
+        import brian2 as b2
+
+        b2.prefs.codegen.target = target
+        self.b2, self.target = b2, target
+        eqs = """dv/dt = (ge+gi-(v-El))/taum : volt (unless refractory)
+                 dge/dt = -ge/taue : volt
+                 dgi/dt = -gi/taui : volt"""
+        ns = {
+            "taum": 20 * b2.ms,
+            "taue": 5 * b2.ms,
+            "taui": 10 * b2.ms,
+            "Vt": -50 * b2.mV,
+            "Vr": -60 * b2.mV,
+            "El": -49 * b2.mV,
+        }
+        p = b2.NeuronGroup(
+            n,
+            eqs,
+            threshold="v>Vt",
+            reset="v = Vr",
+            refractory=5 * b2.ms,
+            method="exact",
+            namespace=ns,
+        )
+        p.v = "Vr + rand() * (Vt - Vr)"
+        ce = b2.Synapses(p[: n * 4 // 5], p, on_pre="ge += 1.62*mV")
+        ce.connect(p=80.0 / n)
+        ci = b2.Synapses(p[n * 4 // 5 :], p, on_pre="gi += -9*mV")
+        ci.connect(p=80.0 / n)
+        self.net = b2.Network(p, ce, ci, b2.SpikeMonitor(p))
+
+    def __call__(self, duration: float = 1000.0) -> float:
+        import gc
+
+        self.b2.prefs.codegen.target = self.target
+        gc.freeze()
+        start = time.perf_counter()
+        self.net.run(duration * self.b2.ms, namespace={})
+        elapsed = time.perf_counter() - start
+        gc.unfreeze()
+        return elapsed
+
+
 def loop(args) -> None:
     spec = cuba_spec(4000)
     engines = {
         "torch float64": make_engine("torch", spec, seeds=[1], device=args.device),
         "torch float32": make_engine("torch", spec, seeds=[1], device=args.device, dtype="float32"),
-        "brian2 cython": make_engine("brian2", spec, seeds=[1], target="cython"),
-        "brian2 numpy": make_engine("brian2", spec, seeds=[1], target="numpy"),
+        "neurosleep brian2 engine, cython": make_engine("brian2", spec, seeds=[1], target="cython"),
     }
-    for engine in engines.values():  # warm-up: code generation, compilation, caches
-        loop_time(engine, 10.0)
-    medians = interleaved({k: (lambda e=e: loop_time(e)) for k, e in engines.items()}, args.repeats)
+    runners = {k: (lambda e=e, d=1000.0: loop_time(e, d)) for k, e in engines.items()}
+    runners["brian2 cython"] = ReferenceBrian2(4000, "cython")
+    runners["brian2 numpy"] = ReferenceBrian2(4000, "numpy")
+    for run in runners.values():  # warm-up: code generation, compilation, caches
+        run(10.0)
+    medians = interleaved({k: (lambda r=r: r()) for k, r in runners.items()}, args.repeats)
     if args.cpp:
         medians["brian2 cpp_standalone (1 thread)"] = cpp_standalone_loop(4000)
     base = medians["brian2 cython"]
     rows = [[k, f"{v:.3f}", f"{v / base:.2f}"] for k, v in medians.items()]
-    print(f"CUBA 4000, 1 s biological time, median of {args.repeats} (device {args.device})")
+    print(
+        f"CUBA 4000, 1 s biological time, median of {args.repeats} (device {args.device}); "
+        "'brian2 <target>' = Brian2's own CUBA script (gc frozen during run())"
+    )
     print(table(["engine", "loop s", "× Brian2 cython"], rows))
     torch_t = medians["torch float64"]
     print(
@@ -145,12 +197,12 @@ def sweep(args) -> None:
     for n in args.sizes:
         spec = cuba_spec(n)
         torch_engine = make_engine("torch", spec, seeds=[1], device=args.device)
-        brian = make_engine("brian2", spec, seeds=[1], target="cython")
+        brian = ReferenceBrian2(n, "cython")
         loop_time(torch_engine, 10.0)
-        loop_time(brian, 10.0)
+        brian(10.0)
         repeats = args.repeats if n <= 16000 else 1
         m = interleaved(
-            {"torch": lambda e=torch_engine: loop_time(e), "brian2": lambda e=brian: loop_time(e)},
+            {"torch": lambda e=torch_engine: loop_time(e), "brian2": lambda b=brian: b()},
             repeats,
         )
         row = [n, f"{m['brian2']:.2f}", f"{m['torch']:.2f}", f"{m['torch'] / m['brian2']:.2f}"]
@@ -160,7 +212,7 @@ def sweep(args) -> None:
         rows.append(row)
         print(row, flush=True)
         del torch_engine, brian
-    header = ["N", "Brian2 cython s", f"torch {args.device} s", "torch / cython"]
+    header = ["N", "Brian2 cython s (its CUBA script)", f"torch {args.device} s", "torch / cython"]
     header += ["Brian2 cpp s", "torch / cpp"] if args.cpp else []
     print(table(header, rows))
 
@@ -171,14 +223,15 @@ def batch(args) -> None:
         "torch", spec, seeds=list(range(1, args.networks + 1)), device=args.device
     )
     single = make_engine("torch", spec, seeds=[1], device=args.device)
-    brian = make_engine("brian2", spec, seeds=[1], target="cython")
-    for engine in (batched, single, brian):
+    brian = ReferenceBrian2(4000, "cython")
+    for engine in (batched, single):
         loop_time(engine, 10.0)
+    brian(10.0)
     m = interleaved(
         {
             "batched": lambda: loop_time(batched),
             "single": lambda: loop_time(single),
-            "brian2": lambda: loop_time(brian),
+            "brian2": lambda: brian(),
         },
         args.repeats,
     )
@@ -211,11 +264,13 @@ def batch(args) -> None:
 COLD = """
 import time; t0 = time.perf_counter()
 import sys; sys.path.insert(0, {root!r})
-from benchmarks.cuba_bench import cuba_spec, loop_time
+from benchmarks.cuba_bench import ReferenceBrian2, cuba_spec, loop_time
 from neurosleep.engines import make_engine
 {setup}
-engine = make_engine({engine!r}, cuba_spec(4000), seeds=[1], **{options!r})
-loop_time(engine)
+if {engine!r} == "torch":
+    loop_time(make_engine("torch", cuba_spec(4000), seeds=[1]))
+else:
+    ReferenceBrian2(4000, "cython")()
 print('WALL', time.perf_counter() - t0)
 """
 

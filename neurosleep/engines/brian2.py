@@ -16,6 +16,8 @@ generator of Brian2 is process-wide: the engine seeds it once, at construction.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from neurosleep.engines.base import (
@@ -308,7 +310,11 @@ class Brian2Engine(Engine):
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         monitors = self._monitors(recording)
         self.b2.prefs.codegen.target = self.target
-        self.net.run(steps * self.spec.dt * self.b2.ms, namespace={})
+        gc.freeze()  # Brian2 calls gc.collect() in every run(): scan only new objects
+        try:
+            self.net.run(steps * self.spec.dt * self.b2.ms, namespace={})
+        finally:
+            gc.unfreeze()
         for key, monitor in monitors.items():
             if key[0] == "spikes":
                 if sink is not None:

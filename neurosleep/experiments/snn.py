@@ -35,12 +35,59 @@ from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.units import Rate, Time
 
 
+class Memory(Params):
+    """A stored memory: ordered groups of neurons (one group: an assembly; several: a
+    sequence, presented group after group)."""
+
+    name: str
+    groups: list[str | list[int]] = Field(
+        min_length=1, description='neuron indices, or "start:stop" ranges, in stored order'
+    )
+
+    def indices(self) -> list[np.ndarray]:
+        """The groups as int arrays."""
+        out = []
+        for g in self.groups:
+            if isinstance(g, str):
+                start, _, stop = g.partition(":")
+                out.append(np.arange(int(start), int(stop)))
+            else:
+                out.append(np.asarray(g, dtype=np.int64))
+        return out
+
+
+class Memories(Params):
+    """``data: memories:`` memories of one population, presented by a Poisson ``source`` that
+    projects one-to-one onto it; task ``k`` is memory ``k``. Tests cue a part of each memory
+    and measure recall (docs/consolidation.md)."""
+
+    population: str
+    source: str
+    stored: list[Memory] = Field(min_length=1)
+    rate: Rate = Field("200 Hz", description="source rate of a presented group's neurons")
+    step: Time = Field("10 ms", gt=0, description="presentation of one group")
+    gap: Time = Field("40 ms", ge=0, description="silence after a memory's presentation")
+    cue_groups: int = Field(1, ge=1, description="sequences: the first groups are cued")
+    cue_fraction: float = Field(0.5, gt=0, le=1, description="assemblies: fraction cued")
+    cue_duration: Time = Field("10 ms", gt=0)
+    window: Time = Field("60 ms", gt=0, description="recall window from cue onset")
+    replay_bin: Time = Field("5 ms", gt=0, description="sleep: bin of the population rate")
+    replay_threshold_sd: float = Field(3.0, gt=0, description="sleep: burst threshold (SD)")
+
+    def cue(self, memory: Memory) -> np.ndarray:
+        groups = memory.indices()
+        if len(groups) > 1:
+            return np.concatenate(groups[: self.cue_groups])
+        return groups[0][: max(1, round(self.cue_fraction * groups[0].size))]
+
+
 class SNNData(Params):
     """``data:`` tasks, and how many networks run at once."""
 
     tasks: int = Field(1, ge=1, description="tasks; pattern sources' patterns split evenly")
     networks: int = Field(1, ge=1, description="independent networks (torch: one batch)")
     target: Literal["numpy", "cython"] = Field("numpy", description="Brian2 codegen target")
+    memories: Memories | None = Field(None, description="stored memories (sets the tasks)")
 
 
 class StateProbe(Params):
@@ -57,7 +104,9 @@ class SNNRecord(Params):
     spikes: Literal["all", "none"] | list[str] = "all"
     states: list[StateProbe] = Field(default_factory=list)
     interval: Time = Field("1 ms", gt=0, description="sampling interval of states")
-    block: Time = Field("100 ms", gt=0, description="simulated time per block handed over")
+    block: Time = Field(
+        "1000 ms", gt=0, description="simulated time per block streamed to the run file"
+    )
     weights: Literal["plastic", "none", "all"] = "plastic"
 
 
@@ -107,6 +156,7 @@ class RecorderSink:
         self.recorder, self.spec, self.interval = recorder, spec, interval
         self.stats: dict[str, SpikeStats] = {}
         self.write_spikes: set[str] = set()
+        self.keep: dict[str, list] = {}  # population -> (times, ids) blocks kept in memory
 
     def spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
         if population in self.write_spikes:
@@ -114,6 +164,8 @@ class RecorderSink:
             self.recorder.append_spikes(population, times_ms, node_ids, n_nodes=size)
         if population in self.stats:
             self.stats[population].add(times_ms, node_ids)
+        if population in self.keep:
+            self.keep[population].append((np.asarray(times_ms), np.asarray(node_ids)))
 
     def state(self, variable: str, population: str, times_ms, rows) -> None:
         units = "mV" if variable in ("v", "a") else self.spec.populations[population].g_unit
@@ -185,7 +237,7 @@ class SNNExperiment(Experiment):
 
     @classmethod
     def n_tasks(cls, data: SNNData) -> int:
-        return data.tasks
+        return len(data.memories.stored) if data.memories else data.tasks
 
     def _recording(self) -> Recording:
         rec, spec = self.record, self.model
@@ -268,9 +320,12 @@ class SNNExperiment(Experiment):
     def wake(self, phase: PlannedPhase, progress: Progress) -> None:
         params: SNNWake = phase.params
         self.enter("wake", params, params.plasticity)
-        self._measure(
-            lambda: self.simulate(params.duration, progress, self.task_patterns(phase.task))
-        )
+        if self.data.memories:
+            self._measure(lambda: self.rehearse(params.duration, progress, phase.task))
+        else:
+            self._measure(
+                lambda: self.simulate(params.duration, progress, self.task_patterns(phase.task))
+            )
         self.leave(params)
         self._snapshot()
 
@@ -279,11 +334,22 @@ class SNNExperiment(Experiment):
 
         if phase.engine not in (None, self.engine):
             raise ValueError("snn runs keep one engine for the whole run (phase engine override)")
-        SLEEP.get(phase.algorithm).run(self, phase.params, progress)
+        memories = self.data.memories
+        if memories:
+            self.sink.keep = {memories.population: []}
+        start = self.sim.t_ms
+        try:
+            SLEEP.get(phase.algorithm).run(self, phase.params, progress)
+        finally:
+            kept, self.sink.keep = self.sink.keep, {}
+        if memories and self.sim.t_ms > start:
+            self._replay_diagnostics(kept[memories.population], start, self.sim.t_ms)
         self._snapshot()
 
     def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:
         params: SNNTest = phase.params
+        if self.data.memories:
+            return self.recall_test(phase, params, progress)
         self.enter("test", params, 0.0)
         names = list(self.model.populations)
         rates = {p: np.full(self.data.tasks, np.nan) for p in names}
@@ -308,6 +374,140 @@ class SNNExperiment(Experiment):
             descriptions={f"rate_{p}": f"mean firing rate of {p} (plasticity off)" for p in names}
             | {f"cv_isi_{p}": f"mean CV of inter-spike intervals in {p}" for p in names},
         )
+
+    # ------------------------------------------------------------------ memories
+    def show(self, neurons: np.ndarray | None) -> None:
+        """Drive the memories' source at ``rate`` on ``neurons`` (None: silent)."""
+        m = self.data.memories
+        rates = np.zeros(self.model.size(m.source))
+        if neurons is not None:
+            rates[neurons] = m.rate
+        self.sim.set_rates(m.source, rates)
+
+    def rehearse(self, duration_ms: float, progress: Progress, task: int) -> None:
+        """Present memory ``task`` (−1: all, interleaved) group by group, then ``gap`` of
+        silence, repeatedly for ``duration_ms``."""
+        m = self.data.memories
+        chosen = m.stored if task < 0 else [m.stored[task]]
+        segments = []
+        for memory in chosen:
+            segments += [(g, m.step) for g in memory.indices()] + [(None, m.gap)]
+        done = 0.0
+        while done < duration_ms - 1e-9:
+            for neurons, length in segments:
+                this = min(length, duration_ms - done)
+                if this <= 1e-9:
+                    break
+                self.show(neurons)
+                self._run_blocks(this, lambda f: None, 0.0, 1.0)
+                done += this
+                progress(done / duration_ms)
+        self.show(None)
+        self.time_ms = self.sim.t_ms
+
+    def recall_test(self, phase: PlannedPhase, params: SNNTest, progress: Progress) -> Evaluation:
+        """Cue trials per memory (``window + gap`` each, as many as fit in ``duration``):
+        pattern completion, sequence order and intrusion, averaged over trials and networks;
+        per network in ``/recall/<phase>/``."""
+        from neurosleep.analysis.recall import completion, group_latencies, sequence_recall
+
+        m = self.data.memories
+        size = self.model.size(m.population)
+        n_mem, nets = len(m.stored), self.data.networks
+        trials = max(1, int(params.duration // (m.window + m.gap)))
+        keys = ("completion", "sequence", "intrusion")
+        values = {k: np.full((nets, n_mem), np.nan) for k in keys}
+        tasks = range(n_mem) if phase.task < 0 else [phase.task]
+        self.enter("test", params, 0.0)
+        self.sink.keep = {m.population: []}
+
+        def cue_trials() -> None:
+            for k, task in enumerate(tasks):
+                values_of(k, task)
+
+        def values_of(k: int, task: int) -> None:
+            memory = m.stored[task]
+            groups, cue = memory.indices(), m.cue(memory)
+            members = np.concatenate(groups)
+            others = np.setdiff1d(np.arange(size), members)
+            scores = np.full((3, nets, trials), np.nan)
+            for trial in range(trials):
+                self.sink.keep[m.population] = []
+                onset = self.sim.t_ms
+                self.show(cue)
+                self._run_blocks(m.cue_duration, lambda f: None, 0.0, 1.0)
+                self.show(None)
+                rest = m.window + m.gap - m.cue_duration
+                self._run_blocks(rest, lambda f: None, 0.0, 1.0)
+                blocks = self.sink.keep[m.population]
+                times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
+                ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
+                stop = onset + m.window
+                for b in range(nets):
+                    mine = ids // size == b
+                    t, i = times[mine], ids[mine] - b * size
+                    scores[0, b, trial] = completion(t, i, members, cue, onset, stop)
+                    lat = group_latencies(t, i, groups, onset, stop)
+                    cued = m.cue_groups if len(groups) > 1 else len(groups)
+                    scores[1, b, trial] = sequence_recall(lat, cued)
+                    fired = np.unique(i[(t >= onset) & (t < stop)])
+                    scores[2, b, trial] = np.isin(others, fired).mean() if others.size else 0.0
+                progress((k + (trial + 1) / trials) / len(tasks))
+            for j, key in enumerate(keys):
+                values[key][:, task] = scores[j].mean(axis=1)
+
+        try:
+            self._measure(cue_trials)
+        finally:
+            self.sink.keep = {}
+        self.leave(params)
+        self.show(None)
+        self.time_ms = self.sim.t_ms
+        self.recorder.write_arrays(
+            f"recall/{self.recorder.phase}", values, dict.fromkeys(values, "1")
+        )
+        return Evaluation(
+            metrics={k: v.mean(axis=0) for k, v in values.items()},
+            units=dict.fromkeys(values, "1"),
+            descriptions={
+                "completion": "fraction of a memory's non-cued neurons firing after a partial cue",
+                "sequence": "order of the non-cued groups' first spikes x fraction firing",
+                "intrusion": "fraction of neurons outside the memory firing after its cue",
+            },
+        )
+
+    def _replay_diagnostics(self, blocks: list, start: float, stop: float) -> None:
+        """Replay events of network 0 during a sleep phase, matched to the memories, in
+        ``/sleep/<phase>/``: counts, rates per memory (Hz) and per-event start/memory/order."""
+        from neurosleep.analysis.replay import detect_events, match_event, replay_rates
+
+        m = self.data.memories
+        size = self.model.size(m.population)
+        times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
+        ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
+        times, ids = times[ids < size], ids[ids < size]
+        bins = int((stop - start) // m.replay_bin)
+        counts = np.bincount(((times - start) // m.replay_bin).astype(np.int64), minlength=bins)
+        rate = counts[:bins] / (size * m.replay_bin * 1e-3)
+        events = detect_events(
+            rate, t_start=start, bin_ms=m.replay_bin, threshold_sd=m.replay_threshold_sd
+        )
+        memories = {mem.name: mem.indices() for mem in m.stored}
+        matches = [match_event(times, ids, e.start_ms, e.stop_ms, memories) for e in events]
+        names = list(memories)
+        rates = replay_rates(matches, names, stop - start)
+        arrays = {f"replay_rate_{k}": v for k, v in rates.items()}
+        arrays |= {
+            "replay_events": len(matches),
+            "replay_memories": np.array(names, dtype="S"),
+            "event_start_ms": np.array([e.start_ms for e in matches]),
+            "event_memory": np.array([names.index(e.memory) if e.memory else -1 for e in matches]),
+            "event_order": np.array(
+                [e.order[e.memory] if e.memory else np.nan for e in matches], dtype=float
+            ),
+        }
+        units = {k: "Hz" for k in arrays if k.startswith("replay_rate_")} | {"event_start_ms": "ms"}
+        self.recorder.write_arrays(f"sleep/{self.recorder.phase}", arrays, units)
 
     def _measure(self, run) -> dict[str, SpikeStats]:
         """Run with per-population spike statistics collected (and spikes streamed)."""
