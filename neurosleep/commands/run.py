@@ -171,7 +171,7 @@ def _sweep(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     for outcome in outcomes:
-        first = outcome.message.splitlines()[0] if outcome.message else ""
-        print(f"  {outcome.status:11s} {outcome.variant.output}  {first}")
+        print(f"{outcome.status:11s} {outcome.variant.output}")
+        print("\n".join(f"    {line}" for line in outcome.message.splitlines()))
     failed = [o for o in outcomes if o.status not in ("complete", "skipped")]
     return 1 if failed else 0
