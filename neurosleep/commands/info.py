@@ -64,4 +64,22 @@ def describe(run: RunFile) -> str:
             lines.append(f"  {name:24s} {cells}   mean {np.nanmean(row):.3f}")
     if "sleep" in run.file:
         lines.append(f"sleep diagnostics: phases {', '.join(sorted(run.file['sleep'], key=int))}")
+        lines += _replay_lines(run)
     return "\n".join(lines)
+
+
+def _replay_lines(run: RunFile) -> list[str]:
+    """Replay events per sleep phase and their rate per memory (forward/reverse), if detected."""
+    lines = []
+    for phase in sorted(run.file["sleep"], key=int):
+        arrays = run.arrays(f"sleep/{phase}")
+        if "replay_events" not in arrays:
+            continue
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in arrays["replay_memories"]]
+        rates = ", ".join(
+            f"{n} {arrays[f'replay_rate_{n}']:.2f}/s (fwd {arrays[f'replay_rate_{n}_forward']:.2f},"
+            f" rev {arrays[f'replay_rate_{n}_reverse']:.2f})"
+            for n in names
+        )
+        lines.append(f"  phase {phase}: {int(arrays['replay_events'])} replay events; {rates}")
+    return lines
