@@ -65,7 +65,7 @@ class NeuronState(NamedTuple):
     g_e: torch.Tensor  # [B, N]
     g_i: torch.Tensor
     a: torch.Tensor
-    ref_end: torch.Tensor  # int64 [B, N], first step at which the neuron integrates again
+    ref_end: torch.Tensor  # int32 [B, N], first step at which the neuron integrates again
 
 
 def _propagator_weight(tau: np.ndarray, tau_m: np.ndarray, dt: float) -> np.ndarray:
@@ -104,7 +104,7 @@ def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> Neuro
         v_th=t(c["v_threshold"]),
         v_reset=_scalar_or(c["v_reset"], t),
         ref_steps=_scalar_or(
-            np.rint(c["refractory"] / dt).astype(np.int64), lambda x: t(x, torch.int64)
+            np.rint(c["refractory"] / dt).astype(np.int64), lambda x: t(x, torch.int32)
         ),
         increment=t(c["increment"]),
         dt_tau_m=t(dt / c["tau_m"]),
@@ -125,7 +125,8 @@ def _scalar_or(values: np.ndarray, tensor) -> float | int | torch.Tensor:
 
 
 def lif_step(state: NeuronState, p: NeuronParams, step: int) -> tuple[torch.Tensor, NeuronState]:
-    """One step of every neuron: integrate, threshold, reset; returns (spikes [B, N], state).
+    """One step of every neuron's v (and a): integrate, threshold, reset; returns
+    (spikes [B, N], state). The synaptic variables advance in :func:`receive`, after delivery.
 
     Current synapses: the exact propagator ``v' = c0 + em·v + k_e·g_e + k_i·g_i − k_a·a``;
     conductance synapses: exponential Euler with the old conductances (as Brian2). A
@@ -153,7 +154,21 @@ def lif_step(state: NeuronState, p: NeuronParams, step: int) -> tuple[torch.Tens
     if p.adaptation:
         a = a + p.increment * spikes
     ref_end = torch.where(spikes, p.ref_steps + step, state.ref_end)
-    return spikes, NeuronState(v, state.g_e * p.d_e, state.g_i * p.d_i, a, ref_end)
+    return spikes, NeuronState(v, state.g_e, state.g_i, a, ref_end)
+
+
+def receive(state: NeuronState, p: NeuronParams, input_e, input_i) -> NeuronState:
+    """The synaptic variables' step: decay, plus this step's arriving input (one op each)."""
+    g_e = _decay_add(input_e, state.g_e, p.d_e)
+    g_i = _decay_add(input_i, state.g_i, p.d_i)
+    return state._replace(g_e=g_e, g_i=g_i)
+
+
+def _decay_add(x: torch.Tensor, g: torch.Tensor, decay: float | torch.Tensor) -> torch.Tensor:
+    """``x + decay·g``."""
+    if isinstance(decay, float):
+        return torch.add(x, g, alpha=decay)
+    return torch.addcmul(x, g, decay)
 
 
 def _put(x: torch.Tensor, mask: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:
@@ -241,7 +256,7 @@ class TorchEngine(Engine):
             ]
             return torch.as_tensor(np.stack(rows), dtype=self.tdtype, device=self.device)
 
-        ref_end = torch.zeros((self.batch, self.n), dtype=torch.int64, device=self.device)
+        ref_end = torch.zeros((self.batch, self.n), dtype=torch.int32, device=self.device)
         return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), ref_end)
 
     def _connectivity(self) -> Connectivity:
@@ -399,7 +414,7 @@ class TorchEngine(Engine):
             if spiking.numel():
                 deliver(spiking, conn, gain, buffer, step)
             input_e, input_i, slot = inputs[step % depth]
-            state = state._replace(g_e=state.g_e + input_e, g_i=state.g_i + input_i)
+            state = receive(state, p, input_e, input_i)
             slot.zero_()
             if self.rules:
                 post = spikes.view(-1).nonzero().squeeze(1)
@@ -440,4 +455,4 @@ def _offsets(spec: SNNSpec) -> dict[str, int]:
     return offsets
 
 
-__all__ = ["NeuronParams", "NeuronState", "TorchEngine", "deliver", "lif_step"]
+__all__ = ["NeuronParams", "NeuronState", "TorchEngine", "deliver", "lif_step", "receive"]
