@@ -166,33 +166,30 @@ def test_cuba_on_both_engines(root, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.torch
 def test_consolidation_sleep_run(root, tmp_path, capsys):
-    """The shipped spiking consolidation protocol, every phase shortened."""
+    """The shipped spiking consolidation protocol, every phase shortened to ≤ 600 ms."""
+    import yaml
+
+    path = root / "protocols" / "consolidation_sleep.yaml"
+    schedule = [next(iter(item.items())) for item in yaml.safe_load(path.read_text())["schedule"]]
+    overrides = [
+        f"schedule.{body['name']}.duration={300 if kind == 'test' else 600} ms"
+        for kind, body in schedule
+    ]
     out = tmp_path / "cons.h5"
-    durations = {
-        "learn_A": 600,
-        "after_A": 300,
-        "learn_B": 300,
-        "after_B": 300,
-        "sleep": 600,
-        "after_sleep": 300,
-    }
-    overrides = [f"schedule.{name}.duration={ms} ms" for name, ms in durations.items()]
-    run(
-        load_protocol(root / "protocols" / "consolidation_sleep.yaml", overrides),
-        output=out,
-        progress=False,
-    )
+    run(load_protocol(path, overrides), output=out, progress=False)
     assert main(["summary", str(out), "--json", "--stats", "numpy"]) == 0
     s = json.loads(capsys.readouterr().out)
     completion = s["final"]["completion"]
     names = [t["name"] for t in s["tests"]]
-    # R: no test before learning; after task 0 = after_A; after task 1 = the last test before
-    # any further learning, i.e. after sleep
-    assert [None if r is None else names[r] for r in completion["matrix_evaluations"]] == [
-        None,
-        "after_A",
-        "after_sleep",
-    ]
+    # R: "at start" = the last test before learning A; after task 0 = the last test before
+    # learning B; after task 1 = the last test of the run (after sleep)
+    kinds = [kind for kind, _ in schedule]
+    tests = [body["name"] for kind, body in schedule if kind == "test"]
+    first_wake, second_wake = [i for i, kind in enumerate(kinds) if kind == "wake"][:2]
+    before = [body["name"] for kind, body in schedule[:first_wake] if kind == "test"]
+    between = [body["name"] for kind, body in schedule[first_wake:second_wake] if kind == "test"]
+    expected = [before[-1] if before else None, between[-1], tests[-1]]
+    assert [None if r is None else names[r] for r in completion["matrix_evaluations"]] == expected
     sleep = next(p for p in s["phases"] if p["kind"] == "sleep")
     assert (
         sleep["populations"]["exc"]["neurons"] > 0
