@@ -1,0 +1,115 @@
+"""Spiking consolidation: the assemblies model on both engines, and a short protocol showing
+that learning the reversed sequence B damages the recall of sequence A (fixed seed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from neurosleep.analysis.recall import footprint
+from neurosleep.commands.info import describe
+from neurosleep.engines.base import Recording, make_engine
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+from neurosleep.spec.snn import SNNSpec
+from tests.snn_helpers import MemorySink
+
+GROUPS = [np.arange(k * 20, k * 20 + 20) for k in range(5)]
+MEMORIES = {"A": GROUPS, "B": GROUPS[::-1]}
+
+
+def model_dict(root) -> dict:
+    return yaml.safe_load((root / "models" / "assemblies.yaml").read_text())
+
+
+def deterministic_model(root) -> SNNSpec:
+    """The shipped model with the noise off and sequence A given as fixed input spikes."""
+    spec = model_dict(root)
+    times, ids = [], []
+    for repeat in range(3):
+        for k, group in enumerate(GROUPS):
+            for offset in (1.0, 3.0, 5.0):
+                times += [f"{100 * repeat + 10 * k + offset} ms"] * group.size
+                ids += group.tolist()
+    spec["sources"]["stim"] = {"type": "array", "size": 200, "indices": ids, "times": times}
+    spec["sources"]["noise"]["rate"] = "0 Hz"
+    spec["sources"]["noise_i"]["rate"] = "0 Hz"
+    spec.pop("format_version")
+    return SNNSpec.model_validate(spec)
+
+
+@pytest.mark.slow
+@pytest.mark.brian2
+@pytest.mark.torch
+def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
+    spec = deterministic_model(root)
+    results = {}
+    for engine in ("torch", "brian2"):
+        options = {"target": "numpy"} if engine == "brian2" else {}
+        sim = make_engine(engine, spec, seeds=[5], **options)
+        sink = MemorySink()
+        sim.run(300.0, Recording(spikes=("exc", "inh"), block=100.0), sink)
+        results[engine] = (
+            sink.spike_array("exc"),
+            sink.spike_array("inh"),
+            sim.get_weights("ee")[0],
+        )
+    (te, ie), (ti, ii), w_torch = results["torch"]
+    (be, bi), (bt, bii), w_brian = results["brian2"]
+    assert len(te) > 600  # the drive makes every group fire, and the chain recruits inh
+    np.testing.assert_array_equal(ie, bi)
+    np.testing.assert_allclose(te, be, atol=1e-9)
+    np.testing.assert_array_equal(ii, bii)
+    np.testing.assert_allclose(ti, bt, atol=1e-9)
+    np.testing.assert_allclose(w_torch, w_brian, rtol=1e-9, atol=1e-9)
+    pre_post = make_engine("torch", spec, seeds=[5]).networks[0].synapses["ee"]
+    fp = footprint(np.stack([pre_post.weight, w_torch]), pre_post.pre, pre_post.post, MEMORIES)
+    assert fp["A"][1] > 1.5 * fp["A"][0]  # forward synapses of the presented sequence grow
+    assert fp["B"][1] < fp["B"][0]  # and the backward ones shrink
+
+
+def short_protocol(root, write_protocol, tmp_path, engine: str, networks: int) -> dict:
+    text = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
+    text |= {
+        "model": model_dict(root),
+        "engine": engine,
+        "output": str(tmp_path / f"{engine}.h5"),
+        "record": {"spikes": ["exc"], "weights": "plastic", "block": "500 ms"},
+        "schedule": [
+            {"wake": {"name": "learn_A", "task": 0, "duration": "3000 ms"}},
+            {"test": {"name": "after_A", "duration": "1000 ms"}},
+            {"wake": {"name": "learn_B", "task": 1, "duration": "3000 ms"}},
+            {"test": {"name": "after_B", "duration": "1000 ms"}},
+            {"sleep": {"name": "nap", "kind": "spontaneous", "duration": "1000 ms"}},
+        ],
+    }
+    text["model"].pop("format_version")
+    text["data"]["networks"] = networks
+    return text
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
+    path = write_protocol(short_protocol(root, write_protocol, tmp_path, "torch", 2))
+    result = run(load_protocol(path), progress=False)
+    with open_run(result.path) as rf:
+        ev = rf.evaluations()
+        seq = ev.metrics["sequence"]  # [test phase, memory]
+        after_a, after_b = seq
+        assert after_a[0] > 0.7  # A learned: the cue of its first group replays it in order
+        assert after_a[1] < 0.2  # B not learned yet
+        assert after_b[0] < after_a[0] - 0.4  # learning the reversed sequence damages A
+        assert after_b[1] > 0.4  # and stores B
+        per_network = rf.arrays(f"recall/{int(ev.phases[1])}")["sequence"]
+        assert per_network.shape == (2, 2) and np.all(per_network[:, 0] < after_a[0])
+        assert np.all(ev.metrics["intrusion"] < 0.1)  # the cue does not ignite the network
+        w = rf.weights("ee")
+        fp = footprint(w.values, w.pre, w.post, MEMORIES)
+        assert fp["A"][0] > 4 * fp["A"][1] / 3  # A's synapses lose a quarter or more to B
+        assert fp["B"][1] > 4 * fp["B"][0]
+        nap = rf.arrays(f"sleep/{rf.phases()[-1].index}")
+        assert nap["replay_events"] >= 1 and "replay_rate_A_forward" in nap
+        assert "replay events" in describe(rf)
