@@ -118,6 +118,8 @@ def test_split_mnist_sra_run(root, tmp_path, capsys):
     assert final["BWT"] == pytest.approx(np.mean([R[5, j] - R[j + 1, j] for j in range(4)]))
     sleeps = [p for p in s["phases"] if p["kind"] == "sleep"]
     assert len(sleeps) == 5 and all(p["populations"] for p in sleeps)
+    sizes = {pop: v["neurons"] for pop, v in sleeps[0]["populations"].items()}
+    assert sizes == {"layer1": 1200, "layer2": 1200, "layer3": 10}  # n_nodes, silent included
     assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
     assert {"raster.png", "rates.png", "accuracy.png", "replay.png"} <= {
         p.name for p in (tmp_path / "figs").iterdir()

@@ -257,6 +257,7 @@ class ANNExperiment(Experiment):
                 f"layer{layer}",
                 self.time_ms + dt * steps[order].astype(np.float64),
                 torch.cat([b[1] for b in blocks]).numpy()[order],
+                n_nodes=self.model.layers[layer],
             )
         change = np.array(
             [float((w1 - w0).abs().sum()) for w0, w1 in zip(before, new, strict=True)]
