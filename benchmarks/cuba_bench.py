@@ -138,7 +138,7 @@ def loop(args) -> None:
         "torch float32": make_engine("torch", spec, seeds=[1], device=args.device, dtype="float32"),
         "neurosleep brian2 engine, cython": make_engine("brian2", spec, seeds=[1], target="cython"),
     }
-    runners = {k: (lambda e=e, d=1000.0: loop_time(e, d)) for k, e in engines.items()}
+    runners = {k: (lambda d=1000.0, e=e: loop_time(e, d)) for k, e in engines.items()}
     runners["brian2 cython"] = ReferenceBrian2(4000, "cython")
     runners["brian2 numpy"] = ReferenceBrian2(4000, "numpy")
     for run in runners.values():  # warm-up: code generation, compilation, caches
@@ -283,16 +283,11 @@ def cold(args) -> None:
             "import brian2; brian2.prefs.codegen.runtime.cython.cache_dir = "
             f"{cache!r}; brian2.prefs.codegen.runtime.cython.multiprocess_safe = False"
         )
-        for name, engine, options, setup in (
-            ("torch (fresh process)", "torch", {}, ""),
-            (
-                "Brian2 cython (fresh process, empty cache)",
-                "brian2",
-                {"target": "cython"},
-                setup_b2,
-            ),
+        for name, engine, setup in (
+            ("torch (fresh process)", "torch", ""),
+            ("Brian2 cython, its CUBA script (fresh process, empty cache)", "brian2", setup_b2),
         ):
-            code = COLD.format(root=str(ROOT), engine=engine, options=options, setup=setup)
+            code = COLD.format(root=str(ROOT), engine=engine, setup=setup)
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("WALL")]
             if not line:
@@ -315,7 +310,7 @@ def record(args) -> None:
 
     spec = cuba_spec(4000)
     full = Recording(
-        spikes=("exc", "inh"), states={("v", "exc"): np.arange(100)}, interval=1.0, block=100.0
+        spikes=("exc", "inh"), states={("v", "exc"): np.arange(100)}, interval=1.0, block=args.block
     )
     none = Recording()
     rows = []
@@ -346,7 +341,7 @@ def record(args) -> None:
             ]
         )
         print(rows[-1], flush=True)
-    print("all spikes + 100 v traces at 1 ms, streamed to HDF5 in 100 ms blocks; CUBA 4000, 1 s")
+    print(f"all spikes + 100 v at 1 ms to HDF5 in {args.block:g} ms blocks; CUBA 4000, 1 s")
     print(table(["engine", "no recording s", "recording s", "overhead"], rows))
 
 
@@ -362,7 +357,7 @@ from neurosleep.io.recorder import Recorder
 spec = cuba_spec(4000)
 engine = make_engine({engine!r}, spec, seeds=[1], **{options!r})
 full = Recording(spikes=("exc", "inh"), states={{("v", "exc"): np.arange(100)}}, interval=1.0,
-                 block=100.0)
+                 block={block})
 if {monitors!r}:
     import brian2 as b2
     s = b2.SpikeMonitor(engine.groups["exc"]); m = b2.StateMonitor(engine.groups["exc"], "v",
@@ -395,6 +390,7 @@ def memory(args) -> None:
                 options=options,
                 monitors=monitors,
                 duration=float(duration),
+                block=args.block,
             )
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("PEAK")]
@@ -424,6 +420,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
+    parser.add_argument("--block", type=float, default=1000.0, help="recording block (ms)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     import torch
