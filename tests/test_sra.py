@@ -11,6 +11,7 @@ from neurosleep.sleep.sra import (
     input_spikes,
     normalisation_factors,
     run,
+    sleep_image,
     sra_sleep,
     sra_sleep_dense,
     weight_factor,
@@ -139,3 +140,18 @@ def test_run_is_deterministic_and_records_layers():
     assert diag_a["spike_count"].tolist() == diag_b["spike_count"].tolist()
     assert diag_a["spike_count"][0] > 0 and 1 in seen
     assert diag_a["steps"] == 300
+
+
+def test_nightmares_corrupt_the_replayed_image():
+    x = torch.rand(30, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    clean = sleep_image(x, SRAParams(steps=1), torch.Generator().manual_seed(1))
+    torch.testing.assert_close(clean, x.mean(0))
+    noisy = sleep_image(
+        x, SRAParams(steps=1, corrupt="noise", corrupt_level=0.3), torch.Generator().manual_seed(1)
+    )
+    assert (noisy >= clean).all() and 0.05 < float((noisy - clean).mean()) < 0.25
+    shuffled = sleep_image(
+        x, SRAParams(steps=1, corrupt="shuffle"), torch.Generator().manual_seed(1)
+    )
+    torch.testing.assert_close(shuffled.sort().values, clean.sort().values)
+    assert not torch.equal(shuffled, clean)
