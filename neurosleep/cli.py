@@ -24,6 +24,10 @@ EPILOG = """examples:
   neurosleep run protocols/hopfield_dreaming.yaml --seed 3 --set schedule.dream.t=100
   neurosleep validate protocols/hopfield_dreaming.yaml
   neurosleep info outputs/hopfield_dreaming_seed1.h5
+  neurosleep sweep protocols/hopfield_dreaming.yaml --seeds 1 2 3 4 5 --workers 2
+  neurosleep compare outputs/hopfield_*.h5 --by protocol
+  neurosleep plot outputs/hopfield_dreaming_seed1.h5 --out figures/
+  neurosleep export outputs/hopfield_dreaming_seed1.h5 --nwb run.nwb
 """
 
 
