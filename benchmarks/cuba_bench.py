@@ -219,10 +219,9 @@ def sweep(args) -> None:
 
 def batch(args) -> None:
     spec = cuba_spec(4000)
-    batched = make_engine(
-        "torch", spec, seeds=list(range(1, args.networks + 1)), device=args.device
-    )
-    single = make_engine("torch", spec, seeds=[1], device=args.device)
+    opts = {"device": args.device, "dtype": args.dtype}
+    batched = make_engine("torch", spec, seeds=list(range(1, args.networks + 1)), **opts)
+    single = make_engine("torch", spec, seeds=[1], **opts)
     brian = ReferenceBrian2(4000, "cython")
     for engine in (batched, single):
         loop_time(engine, 10.0)
@@ -237,7 +236,8 @@ def batch(args) -> None:
     )
     per = m["batched"] / args.networks
     print(
-        f"{args.networks} CUBA 4000 networks in one torch simulation, 1 s, median of {args.repeats}"
+        f"{args.networks} CUBA 4000 networks in one torch simulation ({args.dtype}), 1 s, "
+        f"median of {args.repeats}"
     )
     print(
         table(
@@ -420,6 +420,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
+    parser.add_argument("--dtype", default="float64", help="torch dtype (batch section)")
     parser.add_argument("--block", type=float, default=1000.0, help="recording block (ms)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
