@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from neurosleep.engines import Recording, make_engine
@@ -139,3 +140,20 @@ def test_cuba_statistics_agree_across_engines_over_seeds():
     pooled = {n: np.concatenate([r for r, _ in runs]) for n, runs in per_engine.items()}
     assert stats.ks_2samp(pooled["brian2"], pooled["torch"]).statistic < 0.05
     assert abs(means["brian2"].mean() - means["torch"].mean()) < 0.6
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_on_cuda_matches_cpu():
+    spec = small_network([{"rule": "stdp", "w_max": "15 mV"}], noise=True)
+    rec = Recording(spikes=("cur", "cond"), states={("v", "cur"): np.arange(6)}, interval=0.1)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        engine = make_engine("torch", spec, seeds=[7], device=device)
+        sink = MemorySink()
+        engine.run(50.0, rec, sink)
+        runs[device] = (sink, engine.get_weights("in_cur")[0])
+    np.testing.assert_allclose(
+        runs["cuda"][0].trace("v", "cur")[1], runs["cpu"][0].trace("v", "cur")[1], rtol=1e-9
+    )
+    np.testing.assert_allclose(runs["cuda"][1], runs["cpu"][1], rtol=1e-9)
