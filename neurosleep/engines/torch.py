@@ -161,7 +161,7 @@ def receive(state: NeuronState, p: NeuronParams, input_e, input_i) -> NeuronStat
     """The synaptic variables' step: decay, plus this step's arriving input (one op each)."""
     g_e = _decay_add(input_e, state.g_e, p.d_e)
     g_i = _decay_add(input_i, state.g_i, p.d_i)
-    return state._replace(g_e=g_e, g_i=g_i)
+    return NeuronState(state.v, g_e, g_i, state.a, state.ref_end)
 
 
 def _decay_add(x: torch.Tensor, g: torch.Tensor, decay: float | torch.Tensor) -> torch.Tensor:
