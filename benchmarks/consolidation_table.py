@@ -1,0 +1,181 @@
+"""The spiking consolidation table and figure (docs/results.md, "Spiking sleep consolidation").
+
+Runs every ``protocols/consolidation_*.yaml`` condition with ``--networks`` independent networks
+(seeds ``seed … seed+N−1``, one torch batch), reads the cued-recall scores of each network from
+``/recall/<phase>/`` and prints, per condition and test phase, mean ± SEM over networks of the
+sequence recall of A and B (and pattern completion), the synaptic footprint of network 0, and
+each condition's wall time. ``--engine brian2`` runs one network per seed instead. Writes the
+figure (recall per memory across test phases, one panel per condition).
+
+    python benchmarks/consolidation_table.py --networks 5 --figure docs/img/consolidation/recall.png
+
+``--reuse`` reads existing run files in ``--out`` instead of running again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from neurosleep.analysis.recall import footprint
+from neurosleep.experiments.snn import Memory
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDITIONS = [
+    ("no sleep", "consolidation_no_sleep"),
+    ("sleep", "consolidation_sleep"),
+    ("downscaling only", "consolidation_downscaling"),
+    ("nightmares", "consolidation_nightmares"),
+    ("interleaved", "consolidation_interleaved"),
+    ("sleep sweep", "consolidation_sleep_sweep"),
+]
+
+
+def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], float]:
+    """Run (or, with ``--reuse``, find) a condition's run files: one batched torch run of
+    ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network)."""
+    batched = args.engine == "torch"
+    seeds = [args.seed] if batched else [args.seed + k for k in range(args.networks)]
+    paths, wall = [], 0.0
+    for seed in seeds:
+        suffix = "" if batched else f"_seed{seed}"
+        path = Path(args.out) / f"{name}_{args.engine}{suffix}.h5"
+        paths.append(path)
+        if args.reuse and path.exists():
+            with open_run(path) as rf:  # the phases' wall time, as measured when it ran
+                wall += float(sum(p.wall_seconds for p in rf.phases()))
+            continue
+        overrides = [
+            f"data.networks={args.networks if batched else 1}",
+            f"engine={args.engine}",
+            "record.spikes=none",
+            f"seed={seed}",
+        ]
+        protocol = load_protocol(ROOT / "protocols" / f"{name}.yaml", overrides)
+        start = time.perf_counter()
+        run(protocol, output=path, overwrite=True, progress=False)
+        wall += time.perf_counter() - start
+    return paths, wall
+
+
+def recall_rows(paths: list[Path]) -> list[dict]:
+    """Per test phase: name, and [networks × memories] sequence recall and completion."""
+    rows = []
+    for path in paths:
+        with open_run(path) as rf:
+            names = {p.index: p.name for p in rf.phases()}
+            for k, phase in enumerate(rf.evaluations().phases):
+                arrays = rf.arrays(f"recall/{int(phase)}")
+                if len(rows) <= k:
+                    rows.append({"phase": names[int(phase)], "sequence": [], "completion": []})
+                rows[k]["sequence"].append(arrays["sequence"])
+                rows[k]["completion"].append(arrays["completion"])
+    for row in rows:
+        row["sequence"] = np.concatenate(row["sequence"])
+        row["completion"] = np.concatenate(row["completion"])
+    return rows
+
+
+def footprint_rows(path: Path) -> tuple[list[str], list[str]]:
+    """Network 0's synaptic footprint (mean E->E weight, mV) after every wake and sleep phase."""
+    with open_run(path) as rf:
+        stored = yaml.safe_load(rf.provenance("protocol"))["data"]["memories"]["stored"]
+        memories = {m["name"]: Memory.model_validate(m).indices() for m in stored}
+        w = rf.weights("ee")
+        names = {p.index: p.name for p in rf.phases()}
+        fp = footprint(w.values, w.pre, w.post, memories)
+        return [
+            f"| {names.get(int(phase), phase)} | "
+            + " | ".join(f"{fp[k][i]:.2f}" for k in fp)
+            + " |"
+            for i, phase in enumerate(w.phases)
+        ], list(fp)
+
+
+def mean_sem(values: np.ndarray) -> tuple[float, float]:
+    n = len(values)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+
+def cell(values: np.ndarray) -> str:
+    m, s = mean_sem(values)
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def table(results: dict[str, list[dict]], key: str) -> str:
+    lines = [
+        f"| condition | test phase | A ({key}) | B ({key}) |",
+        "|---|---|---|---|",
+    ]
+    for label, rows in results.items():
+        for row in rows:
+            a, b = row[key][:, 0], row[key][:, 1]
+            lines.append(f"| {label} | {row['phase']} | {cell(a)} | {cell(b)} |")
+    return "\n".join(lines)
+
+
+def figure(results: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), sharey=True)
+    for ax, (label, rows) in zip(np.atleast_1d(axes), results.items(), strict=True):
+        x = np.arange(len(rows))
+        for j, (memory, color) in enumerate((("A", "C0"), ("B", "C3"))):
+            stats = np.array([mean_sem(r["sequence"][:, j]) for r in rows])
+            ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", label=memory)
+        ax.set_xticks(x, [r["phase"] for r in rows], rotation=60, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.axhline(0, color="0.7", lw=0.5)
+    axes[0].set_ylabel("sequence recall (mean ± SEM)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--engine", default="torch")
+    parser.add_argument("--out", default="outputs/consolidation")
+    parser.add_argument("--figure", default="docs/img/consolidation/recall.png")
+    parser.add_argument("--only", nargs="*", help="protocol names to run (default: all)")
+    parser.add_argument("--reuse", action="store_true")
+    args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    results, walls, files = {}, {}, {}
+    for label, name in CONDITIONS:
+        if args.only and name not in args.only:
+            continue
+        paths, wall = run_condition(name, args)
+        results[label], walls[label] = recall_rows(paths), wall
+        files[label] = paths[0]
+    print(f"sequence recall, mean ± SEM over {args.networks} networks ({args.engine})\n")
+    print(table(results, "sequence"))
+    print(f"\npattern completion, mean ± SEM over {args.networks} networks\n")
+    print(table(results, "completion"))
+    for label, path in files.items():
+        rows, keys = footprint_rows(path)
+        print(f"\nsynaptic footprint, {label} (network 0, mean weight in mV)\n")
+        print("| after phase | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        print("\n".join(rows))
+    print("\nwall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in walls.items()))
+    if args.figure:
+        figure(results, Path(args.figure))
+        print(f"figure: {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
