@@ -72,7 +72,8 @@ def test_retrieval_beyond_capacity_restored_by_sleep(root):
     """N = 400, alpha = 0.3: retrieval ≈ 0.5 after Hebbian storage, ≥ 0.99 after dreaming
     (reference: 0.514 → 1.000, sleep_replay.md §2)."""
     protocol = load_protocol(
-        root / "protocols" / "hopfield_dreaming.yaml", ["seed=1", "record.sleep_states=false"]
+        root / "protocols" / "hopfield_dreaming.yaml",
+        ["seed=1", "record.sleep_states=false", "schedule.dream.steps=150"],
     )
     assert protocol.model.neurons == 400 and protocol.data.patterns == 120
     from neurosleep.io import open_run
