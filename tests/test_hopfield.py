@@ -68,7 +68,7 @@ def test_unlearning_touches_only_off_diagonal_and_lowers_dream_energy():
     assert torch.allclose(j, expected)
 
 
-def test_retrieval_beyond_capacity_restored_by_sleep(root):
+def test_retrieval_beyond_capacity_restored_by_sleep(root, tmp_path):
     """N = 400, alpha = 0.3: retrieval ≈ 0.5 after Hebbian storage, ≥ 0.99 after dreaming
     (reference: 0.514 → 1.000, sleep_replay.md §2)."""
     protocol = load_protocol(
@@ -78,12 +78,10 @@ def test_retrieval_beyond_capacity_restored_by_sleep(root):
     assert protocol.model.neurons == 400 and protocol.data.patterns == 120
     from neurosleep.io import open_run
 
-    out = root / "outputs" / "test_hopfield_dreaming.h5"
-    result = run(protocol, output=out, overwrite=True, progress=False)
+    result = run(protocol, output=tmp_path / "run.h5", progress=False)
     with open_run(result.path) as r:
         overlap = r.evaluations().metrics["overlap"][:, 0]
         fixed = r.evaluations().metrics["fixed_point_fraction"][:, 0]
-    out.unlink()
     assert 0.40 <= overlap[0] <= 0.62
     assert overlap[1] >= 0.99 and fixed[1] >= 0.99 and fixed[0] <= 0.05
 
