@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def trained_network(seed: int) -> tuple[list[torch.Tensor], torch.Tensor, list[float]]:
+    torch.manual_seed(seed)  # dropout masks use the global generator, as in a run
     spec, _ = load_model(ROOT / "models/mlp_sra.yaml")
     stream = build_stream(ANNData(), seed)
     g = torch.Generator().manual_seed(seed)
