@@ -14,6 +14,16 @@ from neurosleep.spec.mlp import MLPSpec
 
 pytestmark = pytest.mark.torch
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small networks: one torch thread is faster, and a busy OpenMP pool is far slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 TINY = {
     "kind": "mlp",
     "name": "tiny",

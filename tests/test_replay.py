@@ -11,7 +11,13 @@ from neurosleep.experiments.ann_network import MLP
 from neurosleep.replay import REPLAY, Context, corrupt_labels, load_methods
 from neurosleep.replay.generative import VAE, GenerativeParams, GenerativeReplay
 from neurosleep.spec.mlp import MLPSpec
-from tests.test_ann import WAKE, digits_protocol, run_dict, sequential
+from tests.test_ann import (  # noqa: F401  (one_thread: autouse fixture)
+    WAKE,
+    digits_protocol,
+    one_thread,
+    run_dict,
+    sequential,
+)
 
 pytestmark = pytest.mark.torch
 load_methods()
@@ -139,7 +145,6 @@ def test_ewc_penalty_is_zero_at_the_anchor_and_grows_away(stream):
     assert float(ewc.penalty(net)) > 0.0
 
 
-@pytest.mark.slow
 def test_replay_protocols_beat_finetuning_on_digits(write_protocol, tmp_path):
     model = {"kind": "mlp", "name": "m", "layers": [64, 64, 10]}
     wake = dict(WAKE, optimizer="adam", lr=0.003, epochs=None, iterations=150)

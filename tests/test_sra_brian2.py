@@ -8,7 +8,7 @@ import torch
 
 from neurosleep.engines.sra_brian2 import sra_sleep_brian2
 from neurosleep.sleep.sra import sra_sleep
-from tests.test_ann import WAKE, digits_protocol, run_dict
+from tests.test_ann import WAKE, digits_protocol, one_thread, run_dict  # noqa: F401
 from tests.test_sra import ALPHAS, RULE, THRESHOLDS, blocks, small_net
 
 pytestmark = [pytest.mark.brian2, pytest.mark.torch]
