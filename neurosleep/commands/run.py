@@ -41,6 +41,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="replace an existing run file (after the protocol has validated)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
+    )
     run.set_defaults(func=_run)
 
     validate = subparsers.add_parser(
@@ -129,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
     from neurosleep.runner import RunFailed, RunInterrupted, run
 
     protocol = load(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         result = run(
             protocol, overwrite=args.overwrite, command_line=sys.argv, progress=not args.quiet
