@@ -83,8 +83,6 @@ def quantity(unit: str) -> Any:
     """A pydantic field type: a float stored in ``unit``, written with a unit in files."""
 
     def parse(value: Any, info: ValidationInfo) -> float:
-        if isinstance(value, float) and info.context and info.context.get("already_parsed"):
-            return value
         return to_unit(value, unit, (info.context or {}).get("variables"))
 
     return Annotated[
@@ -93,14 +91,6 @@ def quantity(unit: str) -> Any:
         BeforeValidator(parse),
         WithJsonSchema({"type": "string", "description": f"a quantity in {unit}, e.g. '1 {unit}'"}),
     ]
-
-
-def unit_of(annotation_metadata: list[Any]) -> str | None:
-    """The unit symbol declared in a field's metadata, or None for unitless fields."""
-    for item in annotation_metadata:
-        if isinstance(item, Unit):
-            return item.symbol
-    return None
 
 
 Time = quantity("ms")
