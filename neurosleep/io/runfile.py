@@ -8,9 +8,10 @@ Examples
 --------
 >>> run = open_run("outputs/hopfield_dreaming_seed1.h5")          # doctest: +SKIP
 >>> run.status, [p.name for p in run.phases()]                   # doctest: +SKIP
-('complete', ['store', 'test_hebb', 'dream', 'test_after_sleep'])
+('complete', ['store', 'after_storage', 'dream', 'after_sleep'])
 >>> run.evaluations().metrics["overlap"]                          # doctest: +SKIP
-array([[0.51], [1.  ]])
+array([[0.50583333],
+       [1.        ]])
 """
 
 from __future__ import annotations
