@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosleep.io.recorder import Recorder, environment
-from neurosleep.io.runfile import open_run
+from neurosleep.io.runfile import Evaluations, open_run
 from neurosleep.protocol import Protocol
 
 
@@ -133,7 +133,39 @@ def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
             result = getattr(experiment, phase.kind)(phase, advance)
         if phase.kind == "test":
             recorder.add_evaluation(result.metrics, result.units, result.descriptions)
+            if result.continual is not None:
+                _write_continual(protocol, recorder, result.continual)
         recorder.end_phase(stop_time=experiment.time_ms)
+
+
+def _write_continual(protocol: Protocol, recorder: Recorder, options) -> None:
+    """Rewrite ``/metrics/continual/<metric>`` from every evaluation so far (after a test)."""
+    from neurosleep.analysis import metrics as M
+    from neurosleep.analysis.summary import accuracy_matrix
+
+    group = recorder.file["metrics/evaluations"]
+    dataset = group[options.metric]
+    evaluations = Evaluations(
+        phases=group["phase"][:],
+        metrics={options.metric: dataset[:]},
+        units={},
+        descriptions={},
+    )
+    R, rows = accuracy_matrix(protocol.phases, evaluations, options.metric, protocol.n_tasks)
+    suffix = "; row k: after training on task k, over tasks 1..k (row 0 and rows not reached: NaN)"
+    recorder.set_continual(
+        options.metric,
+        R,
+        rows,
+        M.after_each_task(R, options),
+        units=str(dataset.attrs["units"]),
+        descriptions={name: text + suffix for name, text in M.descriptions().items()}
+        | {
+            "matrix": f"accuracy matrix R[k, j] of {options.metric!r}: row 0 at start, "
+            "row k after training on task k (NaN: not reached)",
+            "evaluation": "row of /metrics/evaluations behind each matrix row (-1: none)",
+        },
+    )
 
 
 @contextmanager

@@ -69,3 +69,24 @@ def test_single_task_metrics_are_nan_where_undefined():
 def test_bad_shapes_raise(shape):
     with pytest.raises(ValueError, match="T \\+ 1, T"):
         M.acc(np.zeros(shape))
+
+
+def test_after_each_task_is_each_metric_of_the_leading_matrix():
+    joint = (0.92, 0.97, 0.90)
+    values = M.after_each_task(R, M.ContinualOptions(fwt=True, reference=joint))
+    assert list(values) == ["ACC", "BWT", "FWT", "forgetting", "AIA", "intransigence"]
+    # hand-computed: after task 2, ACC (0.95 + 0.95)/2, BWT 0.95 − 0.90, FWT 0.25 − 0.20,
+    # forgetting 0.90 − 0.95, AIA (0.90 + 0.95)/2, intransigence 0.97 − 0.95
+    expected_2 = [0.95, 0.05, 0.05, -0.05, 0.925, 0.02]
+    np.testing.assert_allclose([v[2] for v in values.values()], expected_2, atol=1e-12)
+    np.testing.assert_allclose(values["ACC"], [np.nan, 0.90, 0.95, 2.15 / 3])
+    assert np.isnan(values["BWT"][1]) and values["BWT"][3] == pytest.approx(M.bwt(R))
+    assert values["forgetting"][3] == pytest.approx(0.30)
+    np.testing.assert_allclose(values["intransigence"][1:], [0.02, 0.02, 0.05], atol=1e-12)
+    class_il = M.after_each_task(R, M.ContinualOptions())
+    assert list(class_il) == ["ACC", "BWT", "forgetting", "AIA"]  # no FWT, no reference
+    partial = R.copy()
+    partial[3] = np.nan  # task 3 not reached yet
+    assert np.isnan(M.after_each_task(partial, M.ContinualOptions())["ACC"][3])
+    with pytest.raises(ValueError, match="reference"):
+        M.after_each_task(R, M.ContinualOptions(reference=(0.9, 0.9)))

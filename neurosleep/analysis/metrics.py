@@ -19,6 +19,10 @@ Definitions (docs/analysis.md and shared reference continual_learning.md):
 Metrics that need two tasks (BWT, FWT, forgetting) are NaN when T = 1; NaN entries in ``R``
 (a task not tested) propagate.
 
+:func:`after_each_task` gives every metric after each task k, as the metric of the leading
+matrix ``R[:k + 1, :k]`` (tasks 1..k): the runner writes it to ``/metrics/continual`` after every
+test phase (docs/run-file.md).
+
 Examples
 --------
 >>> import numpy as np
@@ -131,3 +135,51 @@ def all_metrics(R: np.ndarray) -> dict[str, float]:
     """Every scalar metric of :data:`MATRIX_METRICS`, by name."""
     R = check_matrix(R)
     return {m.name: m.function(R) for m in MATRIX_METRICS}
+
+
+@dataclass(frozen=True)
+class ContinualOptions:
+    """Which continual-learning metrics a run writes after each test phase.
+
+    ``metric`` names the evaluation (per-task accuracy) the matrix is built from; ``fwt`` is
+    False in class-incremental learning, where forward transfer is not meaningful; ``reference``
+    [T] holds a*_k (accuracy on task k of a model trained jointly on tasks 1..k) for
+    intransigence, or None.
+    """
+
+    metric: str = "accuracy"
+    fwt: bool = False
+    reference: tuple[float, ...] | None = None
+
+
+INTRANSIGENCE = "intransigence at k: a*_k − R[k, k] against the given joint reference"
+
+
+def after_each_task(R: np.ndarray, options: ContinualOptions) -> dict[str, np.ndarray]:
+    """Each metric after each task: ``values[name][k]`` is the metric of ``R[:k + 1, :k]``.
+
+    Returns arrays of shape [T + 1] aligned with the rows of ``R`` (row 0, "at start", is NaN;
+    a row not yet measured gives NaN): ACC, BWT, forgetting, AIA, then FWT if
+    ``options.fwt`` and intransigence if ``options.reference`` is given.
+    """
+    R = check_matrix(R)
+    T = R.shape[1]
+    chosen = [m for m in MATRIX_METRICS if m.name != "FWT" or options.fwt]
+    values = {m.name: np.full(T + 1, np.nan) for m in chosen}
+    reference = None if options.reference is None else np.asarray(options.reference, float)
+    if reference is not None:
+        if reference.shape != (T,):
+            raise ValueError(f"reference must have {T} values (a*_k per task), got {reference}")
+        values["intransigence"] = np.full(T + 1, np.nan)
+    for k in range(1, T + 1):
+        leading = R[: k + 1, :k]
+        for m in chosen:
+            values[m.name][k] = m.function(leading)
+        if reference is not None:
+            values["intransigence"][k] = intransigence(leading, reference[:k])[-1]
+    return values
+
+
+def descriptions() -> dict[str, str]:
+    """The description of each metric :func:`after_each_task` can return, by name."""
+    return {m.name: m.description for m in MATRIX_METRICS} | {"intransigence": INTRANSIGENCE}

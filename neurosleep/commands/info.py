@@ -62,10 +62,26 @@ def describe(run: RunFile) -> str:
             row = values[-1]
             cells = " ".join("   -  " if np.isnan(v) else f"{v:6.3f}" for v in row)
             lines.append(f"  {name:24s} {cells}   mean {np.nanmean(row):.3f}")
+    lines += _continual_lines(run)
     if "sleep" in run.file:
         lines.append(f"sleep diagnostics: phases {', '.join(sorted(run.file['sleep'], key=int))}")
         lines += _replay_lines(run)
     return "\n".join(lines)
+
+
+def _continual_lines(run: RunFile) -> list[str]:
+    """The continual-learning metrics after each task, as written after each test phase."""
+    lines = []
+    for metric, group in run.file.get("metrics/continual", {}).items():
+        names = [n for n in group if n not in ("matrix", "evaluation")]
+        unit = group["matrix"].attrs["units"]
+        unit = "fraction" if unit == "1" else unit
+        lines.append(f"continual metrics of {metric!r} after each task ({unit}):")
+        lines.append("  task " + " ".join(f"{n:>13s}" for n in names))
+        for k in range(1, group["matrix"].shape[0]):
+            cells = " ".join(f"{float(group[n][k]):13.4f}" for n in names)
+            lines.append(f"  {k:4d} {cells.replace('nan', '  -')}")
+    return lines
 
 
 def _replay_lines(run: RunFile) -> list[str]:

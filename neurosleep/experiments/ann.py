@@ -13,7 +13,9 @@
   ``on_spikes(layer, step, neuron)`` (int tensors; layer 1 = first hidden layer); it returns the
   new weights and a dict of diagnostics (arrays). Spikes go to ``/spikes/layer<l>``.
 - test: accuracy on every task (argmax over all outputs, or over the task's head in task-IL),
-  one evaluation row ``accuracy`` [task] per test phase.
+  one evaluation row ``accuracy`` [task] per test phase; the runner then rewrites the
+  continual-learning metrics after each task in ``/metrics/continual/accuracy`` (FWT only in
+  task- and domain-IL; intransigence when the test gives a ``reference``).
 
 Time: only sleep advances the clock, by its steps × ``dt``; wake and test take 0 ms.
 """
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from neurosleep.analysis.metrics import ContinualOptions
 from neurosleep.data import DATASETS, Stream, load_dataset, permuted_stream, split_stream
 from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer, predict
 from neurosleep.experiments.base import (
@@ -105,6 +108,11 @@ class ANNTest(Params):
     """``test:`` keys."""
 
     batch_size: int = Field(2000, ge=1)
+    reference: list[float] | None = Field(
+        None,
+        description="a*_k per task: accuracy (fraction) on task k of a model trained jointly on "
+        "tasks 1..k, for intransigence in /metrics/continual",
+    )
 
 
 @EXPERIMENTS.register("mlp")
@@ -285,6 +293,11 @@ class ANNExperiment(Experiment):
             metrics={"accuracy": accuracy},
             units={"accuracy": "1"},
             descriptions={"accuracy": f"test accuracy per task ({self.stream.scenario}-IL)"},
+            continual=ContinualOptions(
+                "accuracy",
+                fwt=self.stream.scenario != "class",
+                reference=None if params.reference is None else tuple(params.reference),
+            ),
         )
 
     def _snapshot(self) -> None:

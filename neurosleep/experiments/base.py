@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from neurosleep.analysis.metrics import ContinualOptions
 from neurosleep.errors import KeyPath
 from neurosleep.io.recorder import Recorder
 from neurosleep.registry import Registry
@@ -51,11 +52,16 @@ class PlannedPhase:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A test phase's result: one value per task for each metric (NaN: task not tested)."""
+    """A test phase's result: one value per task for each metric (NaN: task not tested).
+
+    ``continual``: set by experiments whose metric is a per-task accuracy; the runner then
+    writes the continual-learning metrics after each task to ``/metrics/continual``.
+    """
 
     metrics: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    continual: ContinualOptions | None = None
 
 
 class Experiment(ABC):

@@ -317,6 +317,32 @@ class Recorder:
         self.flush()
         return row
 
+    def set_continual(
+        self,
+        metric: str,
+        matrix: np.ndarray,
+        rows: list[int | None],
+        values: dict[str, np.ndarray],
+        *,
+        units: str,
+        descriptions: dict[str, str],
+    ) -> None:
+        """(Re)write ``/metrics/continual/<metric>/``: the accuracy matrix [T + 1, T] so far,
+        the evaluation row behind each matrix row (−1: none yet) and each metric [T + 1]."""
+        group = self.file.require_group(f"metrics/continual/{metric}")
+        arrays = {"matrix": np.asarray(matrix, dtype="f8")} | {
+            name: np.asarray(v, dtype="f8") for name, v in values.items()
+        }
+        arrays["evaluation"] = np.array([-1 if r is None else r for r in rows], dtype="i8")
+        for name, data in arrays.items():
+            if name in group:
+                group[name][...] = data
+                continue
+            ds = group.create_dataset(name, data=data)
+            ds.attrs["units"] = "1" if name == "evaluation" else units
+            ds.attrs["description"] = descriptions.get(name, "")
+        self.flush()
+
     def add_scalar(self, name: str, value: float, units: str) -> None:
         """A per-phase scalar (loss, mean rate, weight change) in ``/metrics/scalars``."""
         phase = -1 if self.phase is None else self.phase
