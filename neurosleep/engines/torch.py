@@ -10,6 +10,12 @@ a ring buffer of synaptic input ``[D, 2·B·N + 1]`` (the last cell takes paddin
 Integration matches the Brian2 engine's: exact for current synapses (the linear system's
 propagator), exponential Euler for conductance synapses; threshold after the update, delivery
 into ``g`` of the same step, then reset (Brian2's schedule).
+
+On the CPU the step loop runs fused (``fused=True``, the default there): the same step compiled
+by numba (:mod:`neurosleep.engines.torch_fused`) over the tensors' memory, a whole block per call
+when no plasticity rule needs the step's spikes, else one step per call between the rules. The
+tensor functions below (:func:`lif_step`, :func:`deliver`, :func:`receive`) are the loop on
+other devices (CUDA) and with ``fused=False``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from neurosleep.engines.base import (
     source_rates,
     steps_of,
 )
+from neurosleep.engines.torch_fused import STATE_CODES, kernel_params, run_steps
 from neurosleep.engines.torch_plasticity import make_rule
 from neurosleep.spec.snn import Modulation, SNNSpec, SpikeArray
 
@@ -187,6 +194,7 @@ class Connectivity(NamedTuple):
     weight_rows: torch.Tensor  # [R, K] view of weight[:-1]
     gain: torch.Tensor  # [R, K] delivery gain (neuromodulation)
     slots: dict[str, list[torch.Tensor]]  # projection -> per network: int64 [S] flat slots
+    row_len: torch.Tensor  # int64 [R]: synapses in each row (the rest is padding)
     row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
     post_of_slot: torch.Tensor  # int64 [R·K + 1]: postsynaptic neuron (b·N + i)
     max_delay: int
@@ -209,15 +217,29 @@ def deliver(
 
 @ENGINES.register("torch")
 class TorchEngine(Engine):
-    """Batched torch simulation; ``device`` any torch device, ``dtype`` float64 or float32."""
+    """Batched torch simulation; ``device`` any torch device, ``dtype`` float64 or float32;
+    ``fused``: run the step loop as the compiled CPU kernel (default: on the CPU)."""
 
     name = "torch"
 
     def __init__(
-        self, spec: SNNSpec, *, seeds, device: str = "cpu", dtype: str = "float64"
+        self,
+        spec: SNNSpec,
+        *,
+        seeds,
+        device: str = "cpu",
+        dtype: str = "float64",
+        fused: bool | None = None,
     ) -> None:
         super().__init__(spec, seeds=seeds, device=device, dtype=dtype)
+        is_cpu = torch.device(device).type == "cpu"
+        if fused and not is_cpu:
+            raise ValueError(f"the fused step loop runs on the CPU only, not on {device!r}")
+        self.fused = is_cpu if fused is None else fused
         self.tdtype = getattr(torch, dtype)
+        self.width = sum(p.size for p in spec.populations.values()) + sum(
+            s.size for s in spec.sources.values()
+        )
         self.n = sum(p.size for p in spec.populations.values())
         self.offsets = _offsets(spec)
         self.params = neuron_params(spec, None, self.tdtype, device)
@@ -309,6 +331,7 @@ class TorchEngine(Engine):
             weight=weight,
             weight_rows=weight[:-1].view(n_rows, k),
             gain=torch.ones((n_rows, k), dtype=self.tdtype, device=dev),
+            row_len=t(counts),
             slots={name: [t(part) for part in parts] for name, parts in slots.items()},
             row_of_slot=t(r_flat),
             post_of_slot=t(p_flat),
@@ -319,6 +342,8 @@ class TorchEngine(Engine):
     def set_modulation(self, modulation: Modulation | None) -> None:
         self.modulation = modulation
         self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
+        if self.fused:
+            self.kernel_params = kernel_params(self.params, self.n, np.dtype(self.dtype))
         gain = torch.ones_like(self.conn.gain).view(-1)
         for name, slots in self.conn.slots.items():
             gain[torch.cat(slots)] = projection_gain(modulation, name)
@@ -384,13 +409,18 @@ class TorchEngine(Engine):
 
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         sources = self._source_block(steps)
-        every = max(1, steps_of(recording.interval, self.spec.dt))
-        states = {
-            key: torch.as_tensor(self.offsets[key[1]] + idx, device=self.device)
-            for key, idx in recording.states.items()
-        }
+        every = max(1, steps_of(recording.interval, self.spec.dt)) if recording.states else 0
+        columns = {key: self.offsets[key[1]] + idx for key, idx in recording.states.items()}
+        loop = self._loop_fused if self.fused else self._loop_tensors
+        rows, counts, samples, sample_steps = loop(steps, sources, every, columns)
+        if sink is not None:
+            self._hand_over(sink, recording, rows, counts, samples, sample_steps)
+
+    def _loop_tensors(self, steps, sources, every, columns):
+        """The step loop in tensor operations; returns what :meth:`_hand_over` takes."""
+        index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
         spike_log: list[torch.Tensor] = []
-        state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in states}
+        state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
         sample_steps: list[int] = []
         state, p, conn, buffer, gain = (
             self.state,
@@ -402,10 +432,10 @@ class TorchEngine(Engine):
         depth, inputs = buffer.shape[0], self.inputs
         for k in range(steps):
             step = self.step + k
-            if states and step % every == 0:
+            if every and step % every == 0:
                 sample_steps.append(step)
-                for key, index in states.items():
-                    state_log[key].append(getattr(state, key[0]).index_select(1, index))
+                for key, cols in index.items():
+                    state_log[key].append(getattr(state, key[0]).index_select(1, cols))
             for rule in self.rules:
                 rule.before(step)
             spikes, state = lif_step(state, p, step)
@@ -420,19 +450,82 @@ class TorchEngine(Engine):
                 post = spikes.view(-1).nonzero().squeeze(1)
                 for rule in self.rules:
                     rule.after(step, spiking, post)
-            if recording.spikes:
-                spike_log.append(spiking)
+            spike_log.append(spiking)
         self.state = state
-        if sink is not None:
-            width = self.n + sum(s.size for s in self.spec.sources.values())
-            self._hand_over(sink, recording, spike_log, state_log, sample_steps, width)
+        rows = torch.cat(spike_log).cpu().numpy()
+        counts = np.array([len(s) for s in spike_log], dtype=np.int64)
+        samples = {
+            key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()
+        }
+        return rows, counts, samples, sample_steps
 
-    def _hand_over(self, sink, recording, spike_log, state_log, sample_steps, width) -> None:
-        if recording.spikes and spike_log:
-            counts = torch.tensor([len(s) for s in spike_log])
-            rows = torch.cat(spike_log).cpu().numpy()
-            steps = np.repeat(self.step + np.arange(len(spike_log)), counts.numpy())
-            batch, column = np.divmod(rows, width)
+    def _loop_fused(self, steps, sources, every, columns):
+        """The step loop as the compiled kernel: the whole block in one call, or one step
+        per call when plasticity rules need each step's spikes."""
+        b, width, state, conn = self.batch, self.width, self.state, self.conn
+        codes = np.concatenate(
+            [np.full(len(c), STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
+        ).astype(np.int64)
+        cols = np.concatenate([*columns.values()] or [[]]).astype(np.int64)
+        n_samples = -(-steps // every) + 1 if every else 0
+        samples = np.empty((n_samples, b, len(cols)), dtype=np.dtype(self.dtype))
+        src = np.zeros((steps, b, 0), dtype=bool) if sources is None else sources.cpu().numpy()
+        out = np.empty(max(8 * b * width, 1 << 16), dtype=np.int64)
+        counts = np.zeros(steps, dtype=np.int64)
+        views = [x.view(-1).numpy() for x in (state.v, state.g_e, state.g_i, state.a)]
+        ref_end = state.ref_end.view(-1).numpy()
+        fixed = (conn.target.numpy(), conn.delay.numpy(), conn.weight_rows.numpy())
+        chunk = 1 if self.rules else steps
+        chunks, m, done, n_sampled = [], 0, 0, 0
+        while done < steps:
+            if len(out) - m < b * width:
+                chunks.append(out[:m].copy())
+                m = 0
+            n, step = min(chunk, steps - done), self.step + done
+            for rule in self.rules:
+                rule.before(step)
+            k, written, n_sampled = run_steps(
+                n,
+                step,
+                b,
+                width,
+                *views,
+                ref_end,
+                self.kernel_params,
+                src[done : done + n],
+                *fixed,
+                conn.row_len.numpy(),
+                conn.gain.numpy(),
+                self.gain_active,
+                self.buffer.numpy(),
+                every,
+                codes,
+                cols,
+                samples,
+                n_sampled,
+                out[m:],
+                counts[done : done + n],
+            )
+            if self.rules:
+                rows = out[m : m + written]
+                net, column = np.divmod(rows, width)
+                post = (net * self.n + column)[column < self.n]
+                for rule in self.rules:
+                    rule.after(step, torch.from_numpy(rows), torch.from_numpy(post))
+            m += written
+            done += k
+        chunks.append(out[:m])
+        first = self.step + (-self.step % every) if every else 0
+        sample_steps = list(range(first, self.step + steps, every)) if every else []
+        split = np.cumsum([len(c) for c in columns.values()])[:-1]
+        blocks = np.split(samples[:n_sampled], split, axis=2) if every else [None] * len(columns)
+        return np.concatenate(chunks), counts, dict(zip(columns, blocks, strict=True)), sample_steps
+
+    def _hand_over(self, sink, recording, rows, counts, samples, sample_steps) -> None:
+        """Give the block's spikes (presynaptic rows per step) and sampled states to ``sink``."""
+        if recording.spikes and len(rows):
+            steps = np.repeat(self.step + np.arange(len(counts)), counts)
+            batch, column = np.divmod(rows, self.width)
             for name in recording.spikes:
                 start, size = self.offsets[name], self.spec.size(name)
                 mine = (column >= start) & (column < start + size)
@@ -440,10 +533,9 @@ class TorchEngine(Engine):
                     name, steps[mine] * self.spec.dt, batch[mine] * size + column[mine] - start
                 )
         times = np.asarray(sample_steps) * self.spec.dt
-        for (var, pop), rows in state_log.items():
-            if rows:
-                block = torch.stack(rows, dim=0).cpu().numpy()  # [T, B, n]
-                sink.state(var, pop, times, block.reshape(len(rows), -1))
+        for (var, pop), block in samples.items():
+            if block is not None and len(block):
+                sink.state(var, pop, times, block.reshape(len(block), -1))
 
 
 def _offsets(spec: SNNSpec) -> dict[str, int]:

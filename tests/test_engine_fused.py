@@ -1,0 +1,152 @@
+"""The torch engine's fused CPU kernel gives the tensor loop's results: the same spikes and
+weights, and the same states to the last bit except where conductance synapses call ``exp``
+(torch's vectorised exp and numba's differ in the last bit: a few units of the last place are
+allowed there)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurosleep.engines import Recording, make_engine
+from neurosleep.spec.snn import SNNSpec
+from tests.snn_helpers import MemorySink, small_network
+
+pytestmark = pytest.mark.torch
+
+STDP = {"rule": "stdp", "form": "additive", "w_max": "15 mV", "a_plus": 0.02, "a_minus": 0.021}
+
+
+def run(spec, fused: bool, duration: float, recording: Recording, seeds=(3,), dtype="float64"):
+    engine = make_engine("torch", spec, seeds=list(seeds), dtype=dtype, fused=fused)
+    sink = MemorySink()
+    engine.run(duration, recording, sink)
+    return engine, sink
+
+
+def assert_same(spec, duration, recording, **kwargs):
+    (tensor, a), (fused, b) = (run(spec, f, duration, recording, **kwargs) for f in (False, True))
+    fired = 0
+    for pop in recording.spikes:
+        ta, ia = a.spike_array(pop)
+        tb, ib = b.spike_array(pop)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(ta, tb)
+        fired += len(ta)
+    assert fired > 20, "the network must fire for the comparison to mean anything"
+    for key in recording.states:
+        times_a, rows_a = a.trace(*key)
+        times_b, rows_b = b.trace(*key)
+        np.testing.assert_array_equal(times_a, times_b)
+        close(rows_a, rows_b, key[1], kwargs.get("dtype", "float64"))
+    for proj in spec.projections:
+        for wa, wb in zip(tensor.get_weights(proj), fused.get_weights(proj), strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    for var in ("v", "g_e", "g_i", "a"):
+        for pop in spec.populations:
+            close(
+                tensor.get_state(var, pop),
+                fused.get_state(var, pop),
+                pop,
+                kwargs.get("dtype", "float64"),
+            )
+    return tensor, fused
+
+
+def close(a, b, pop: str, dtype: str) -> None:
+    if pop == "cond":
+        np.testing.assert_allclose(a, b, rtol=4 * np.finfo(dtype).eps, atol=0)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_current_conductance_adaptation_delays_sources(dtype):
+    """Both synapse kinds, adaptation, refractoriness, delays, given and Poisson input."""
+    spec = small_network(noise=True)
+    states = {
+        (var, pop): np.arange(spec.size(pop))
+        for var in ("v", "g_e", "a")
+        for pop in ("cur", "cond")
+    }
+    rec = Recording(
+        spikes=("cur", "cond", "drive", "noise"), states=states, interval=0.3, block=7.3
+    )
+    assert_same(spec, 100.0, rec, seeds=(3, 4), dtype=dtype)
+
+
+def test_plasticity_between_kernel_steps():
+    """With a rule the kernel runs one step per call; the rule sees the same spikes."""
+    spec = small_network([STDP], noise=True)
+    tensor, fused = assert_same(spec, 100.0, Recording(spikes=("cur", "cond")), seeds=(4, 5))
+    w0 = make_engine("torch", spec, seeds=[4, 5]).get_weights("in_cur")[0]
+    assert np.abs(fused.get_weights("in_cur")[0] - w0).max() > 0.01, "the weights must move"
+
+
+def busy_network() -> SNNSpec:
+    """A strongly driven population: ≈120 spiking source rows per step."""
+    return SNNSpec.model_validate(
+        {
+            "kind": "snn",
+            "name": "busy",
+            "dt": "0.1 ms",
+            "populations": {
+                "pop": {
+                    "size": 50,
+                    "neuron": {
+                        "tau_m": "10 ms",
+                        "v_rest": "-65 mV",
+                        "v_threshold": "-55 mV",
+                        "v_reset": "-70 mV",
+                        "refractory": "1 ms",
+                        "synapses": "current",
+                        "tau_e": "3 ms",
+                        "tau_i": "6 ms",
+                    },
+                }
+            },
+            "sources": {"noise": {"type": "poisson", "size": 2000, "rate": "500 Hz"}},
+            "projections": {
+                "drive": {
+                    "pre": "noise",
+                    "post": "pop",
+                    "connect": {"rule": "fixed_probability", "p": 0.05},
+                    "weight": "0.5 mV",
+                    "delay": {"uniform": ["0 ms", "2 ms"]},
+                }
+            },
+            "modulation": {
+                "up": {"scale": {"drive.gain": 1.5, "pop.leak": 1.3, "noise.rate": 1.2}}
+            },
+        }
+    )
+
+
+def test_modulation_gains_and_spike_buffer_overflow():
+    """A phase's delivery gains, leak and rate factors, and more spikes in one block than the
+    kernel's spike buffer holds (the kernel stops early and the engine calls it again)."""
+    spec = busy_network()
+    sinks, engines = [], []
+    for fused in (False, True):
+        engine = make_engine("torch", spec, seeds=[2], fused=fused)
+        engine.set_modulation(spec.modulation["up"])
+        sink = MemorySink()
+        engine.run(100.0, Recording(spikes=("pop", "noise"), block=100.0), sink)
+        sinks.append(sink)
+        engines.append(engine)
+    assert len(sinks[1].spike_array("noise")[0]) > 1 << 16, "the block must overflow the buffer"
+    for pop in ("pop", "noise"):
+        ta, ia = sinks[0].spike_array(pop)
+        tb, ib = sinks[1].spike_array(pop)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(ta, tb)
+    assert len(sinks[1].spike_array("pop")[0]) > 100
+    for var in ("v", "g_e"):
+        np.testing.assert_array_equal(
+            engines[0].get_state(var, "pop"), engines[1].get_state(var, "pop")
+        )
+
+
+def test_fused_refuses_a_gpu_device():
+    with pytest.raises(ValueError, match="CPU only"):
+        make_engine("torch", small_network(), seeds=[1], device="cuda", fused=True)
