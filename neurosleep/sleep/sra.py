@@ -137,31 +137,47 @@ def sra_sleep(
 
     Weights are held transposed ([in × out]) so that a layer's input is a sum of contiguous rows
     (one per spiking pre neuron); plasticity gathers the columns of the spiking post neurons.
+    Each layer also keeps ``alpha·W`` (the impulses), refreshed in the columns plasticity
+    changes, so a step costs one gather and one sum; a layer is searched for spiking neurons
+    only when its largest potential reaches the threshold. Per step, the float operations are
+    those of the literal translation in the same order (weights equal bitwise to this loop's
+    earlier form).
     """
     wt = [x.T.contiguous() for x in weights]
+    scaled = [w * a for w, a in zip(wt, alphas, strict=True)]
     sizes = [x.shape[1] for x in wt]
-    device = wt[0].device
-    membrane = torch.zeros(sum(sizes), dtype=wt[0].dtype, device=device)
+    device, dtype = wt[0].device, wt[0].dtype
+    membrane = torch.zeros(sum(sizes), dtype=dtype, device=device)
     mems = list(torch.split(membrane, sizes))
+    impulses = [torch.empty(n, dtype=dtype, device=device) for n in sizes]
+    rows: dict[tuple[int, int], torch.Tensor] = {}  # gather buffers by (layer, rows)
+    decay_ = torch.tensor(decay, dtype=dtype, device=device)
     counts = torch.zeros(len(wt), dtype=torch.long)
+    layers = list(zip(wt, scaled, mems, impulses, alphas, thresholds, strict=True))
     step0 = 0
     with _single_thread(device):
         for block in spikes_in:
             steps, cols = block.nonzero(as_tuple=True)
-            edges = torch.arange(block.shape[0] + 1, device=device)
-            bounds = torch.searchsorted(steps, edges).tolist()
+            per_step = torch.bincount(steps, minlength=block.shape[0]).tolist()
             fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in wt]
-            for t in range(block.shape[0]):
-                membrane.mul_(decay)
-                pre = cols[bounds[t] : bounds[t + 1]]
-                for layer, (w, v) in enumerate(zip(wt, mems, strict=True)):
-                    if pre.numel() == 0:
+            start = 0
+            for t, n_pre in enumerate(per_step):
+                membrane.mul_(decay_)
+                if not n_pre:
+                    continue
+                pre = cols.narrow(0, start, n_pre)
+                start += n_pre
+                for layer, (w, w_alpha, v, impulse, alpha, threshold) in enumerate(layers):
+                    key = (layer, pre.shape[0])
+                    if key not in rows:
+                        rows[key] = torch.empty(key[1], w.shape[1], dtype=dtype, device=device)
+                    torch.sum(torch.index_select(w_alpha, 0, pre, out=rows[key]), 0, out=impulse)
+                    v.add_(impulse)
+                    if v.max().item() < threshold:
                         break
-                    v.add_(w.index_select(0, pre).mul_(alphas[layer]).sum(dim=0))
-                    post = (v >= thresholds[layer]).nonzero().squeeze(1)
-                    if post.numel() == 0:
-                        break
+                    post = (v >= threshold).nonzero().squeeze(1)
                     _plasticity(w, pre, post, inc, dec)
+                    w_alpha.index_copy_(1, post, w.index_select(1, post) * alpha)
                     v.index_fill_(0, post, 0.0)
                     fired[layer].append((step0 + t, post))
                     pre = post
