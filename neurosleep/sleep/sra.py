@@ -135,31 +135,30 @@ def sra_sleep(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Event-driven SRA sleep; returns new weights and spike counts per non-input layer.
 
-    Weights are held transposed ([in × out]) so that a layer's input is a sum of contiguous rows
-    (one per spiking pre neuron); plasticity gathers the columns of the spiking post neurons.
-    Each layer also keeps ``alpha·W`` (the impulses), refreshed in the columns plasticity
-    changes, so a step costs one gather and one sum; a layer is searched for spiking neurons
-    only when its largest potential reaches the threshold. Per step, the float operations are
-    those of the literal translation in the same order (weights equal bitwise to this loop's
-    earlier form).
+    Each layer keeps its weights ``W`` [out × in], whose rows (spiking post neurons) plasticity
+    rewrites, and the impulses ``alpha·W`` transposed [in × out], so that a layer's input is a
+    sum of contiguous rows (one per spiking pre neuron); plasticity refreshes the impulse columns
+    it changed. A layer is searched for spiking neurons only when its largest potential reaches
+    the threshold. The float operations on every value are those of the literal translation,
+    in its order, except the order of summation of a step's input.
     """
-    wt = [x.T.contiguous() for x in weights]
-    scaled = [w * a for w, a in zip(wt, alphas, strict=True)]
-    sizes = [x.shape[1] for x in wt]
-    device, dtype = wt[0].device, wt[0].dtype
+    ws = [x.contiguous().clone() for x in weights]
+    scaled = [(w * a).T.contiguous() for w, a in zip(ws, alphas, strict=True)]
+    sizes = [x.shape[0] for x in ws]
+    device, dtype = ws[0].device, ws[0].dtype
     membrane = torch.zeros(sum(sizes), dtype=dtype, device=device)
     mems = list(torch.split(membrane, sizes))
     impulses = [torch.empty(n, dtype=dtype, device=device) for n in sizes]
     rows: dict[tuple[int, int], torch.Tensor] = {}  # gather buffers by (layer, rows)
     decay_ = torch.tensor(decay, dtype=dtype, device=device)
-    counts = torch.zeros(len(wt), dtype=torch.long)
-    layers = list(zip(wt, scaled, mems, impulses, alphas, thresholds, strict=True))
+    counts = torch.zeros(len(ws), dtype=torch.long)
+    layers = list(zip(ws, scaled, mems, impulses, alphas, thresholds, strict=True))
     step0 = 0
     with _single_thread(device):
         for block in spikes_in:
             steps, cols = block.nonzero(as_tuple=True)
             per_step = torch.bincount(steps, minlength=block.shape[0]).tolist()
-            fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in wt]
+            fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in ws]
             start = 0
             for t, n_pre in enumerate(per_step):
                 membrane.mul_(decay_)
@@ -170,29 +169,34 @@ def sra_sleep(
                 for layer, (w, w_alpha, v, impulse, alpha, threshold) in enumerate(layers):
                     key = (layer, pre.shape[0])
                     if key not in rows:
-                        rows[key] = torch.empty(key[1], w.shape[1], dtype=dtype, device=device)
+                        rows[key] = torch.empty(key[1], w.shape[0], dtype=dtype, device=device)
                     torch.sum(torch.index_select(w_alpha, 0, pre, out=rows[key]), 0, out=impulse)
                     v.add_(impulse)
                     if v.max().item() < threshold:
                         break
                     post = (v >= threshold).nonzero().squeeze(1)
-                    _plasticity(w, pre, post, inc, dec)
-                    w_alpha.index_copy_(1, post, w.index_select(1, post) * alpha)
+                    new = _plasticity(w, pre, post, inc, dec)
+                    w_alpha.index_copy_(1, post, (new * alpha).T)
                     v.index_fill_(0, post, 0.0)
                     fired[layer].append((step0 + t, post))
                     pre = post
             _report(fired, counts, on_spikes, device)
             step0 += block.shape[0]
-    return [x.T.contiguous() for x in wt], counts
+    return ws, counts
 
 
-def _plasticity(wt: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, inc: float, dec: float):
-    """Update the columns ``post`` of ``wt`` [in × out] in place: inc where pre spiked, else dec."""
-    cols = wt.index_select(1, post)
-    f = weight_factor(cols)
-    was_pre = torch.zeros((wt.shape[0], 1), dtype=torch.bool, device=wt.device)
-    was_pre[pre] = True
-    wt.index_copy_(1, post, torch.where(was_pre, cols + inc * f, cols - dec * f))
+def _plasticity(
+    w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, inc: float, dec: float
+) -> torch.Tensor:
+    """Rewrite the rows ``post`` of ``w`` [out × in] in place (inc where pre spiked, else dec);
+    returns the new rows."""
+    old = w.index_select(0, post)
+    f = weight_factor(old)
+    was_pre = torch.zeros((1, w.shape[1]), dtype=torch.bool, device=w.device)
+    was_pre[0, pre] = True
+    new = torch.where(was_pre, old + inc * f, old - dec * f)
+    w.index_copy_(0, post, new)
+    return new
 
 
 def _report(fired, counts: torch.Tensor, on_spikes: SpikeSink | None, device) -> None:
