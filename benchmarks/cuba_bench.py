@@ -14,8 +14,10 @@ shared. Run one section at a time::
     python benchmarks/cuba_bench.py loop --device cuda         # where a GPU is lent
 
 "Loop" is the time of the engine's ``run()`` call for 1 s of biological time after the network
-is built (Brian2: warm code cache, spike monitor on; torch: spikes handed over in 100 ms
-blocks, as a recorded run does).
+is built (Brian2: warm code cache, spike monitor on; torch: spikes handed over per block, as a
+recorded run does). On the CPU the torch engine runs its fused step kernel (numba, compiled on
+first use and cached, like Brian2's cython code); "tensor loop" rows are the same engine with
+``fused=False`` (one torch operation at a time, the path it takes on CUDA).
 """
 
 from __future__ import annotations
@@ -136,6 +138,9 @@ def loop(args) -> None:
     engines = {
         "torch float64": make_engine("torch", spec, seeds=[1], device=args.device),
         "torch float32": make_engine("torch", spec, seeds=[1], device=args.device, dtype="float32"),
+        "torch float64, tensor loop": make_engine(
+            "torch", spec, seeds=[1], device=args.device, fused=False
+        ),
         "neurosleep brian2 engine, cython": make_engine("brian2", spec, seeds=[1], target="cython"),
     }
     runners = {k: (lambda d=1000.0, e=e: loop_time(e, d)) for k, e in engines.items()}
@@ -276,9 +281,10 @@ print('WALL', time.perf_counter() - t0)
 
 
 def cold(args) -> None:
-    """Fresh processes, empty caches: torch vs Brian2 cython (whose cache goes to a temp dir)."""
+    """Fresh processes, empty caches: torch (numba's kernel cache in a new temp dir, so the
+    fused kernel compiles) vs Brian2 cython (its cache in a new temp dir)."""
     walls = {}
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as numba_cache:
         setup_b2 = (
             "import brian2; brian2.prefs.codegen.runtime.cython.cache_dir = "
             f"{cache!r}; brian2.prefs.codegen.runtime.cython.multiprocess_safe = False"
@@ -288,7 +294,10 @@ def cold(args) -> None:
             ("Brian2 cython, its CUBA script (fresh process, empty cache)", "brian2", setup_b2),
         ):
             code = COLD.format(root=str(ROOT), engine=engine, setup=setup)
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            env = {**os.environ, "NUMBA_CACHE_DIR": numba_cache}
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env
+            )
             line = [x for x in out.stdout.splitlines() if x.startswith("WALL")]
             if not line:
                 raise RuntimeError(out.stderr[-2000:])

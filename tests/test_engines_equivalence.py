@@ -9,6 +9,7 @@ from scipy import stats
 
 from neurosleep.engines import Recording, make_engine
 from neurosleep.spec import load_model
+from neurosleep.spec.snn import SNNSpec
 from tests.snn_helpers import MemorySink, small_network
 
 pytestmark = [pytest.mark.brian2, pytest.mark.torch]
@@ -140,6 +141,59 @@ def test_cuba_statistics_agree_across_engines_over_seeds():
     pooled = {n: np.concatenate([r for r, _ in runs]) for n, runs in per_engine.items()}
     assert stats.ks_2samp(pooled["brian2"], pooled["torch"]).statistic < 0.05
     assert abs(means["brian2"].mean() - means["torch"].mean()) < 0.6
+
+
+@pytest.mark.parametrize("leak", [2.0, 1.0], ids=["tau_m=tau_i after leak x2", "tau_m=tau_e"])
+def test_equal_membrane_and_synaptic_time_constants(leak):
+    """tau_m equal to tau_i (after a sleep-like leak x2) or to tau_e: Brian2's symbolic exact
+    solution is singular there; the engines still agree (torch uses the limit dt/tau·e^-dt/tau)."""
+    neuron = {
+        "tau_m": "20 ms" if leak == 2.0 else "5 ms",
+        "v_rest": "-65 mV",
+        "v_threshold": "-55 mV",
+        "v_reset": "-70 mV",
+        "refractory": "1 ms",
+        "synapses": "current",
+        "tau_e": "5 ms",
+        "tau_i": "10 ms",
+    }
+    spec = SNNSpec.model_validate(
+        {
+            "kind": "snn",
+            "name": "singular",
+            "dt": "0.1 ms",
+            "populations": {"p": {"size": 3, "neuron": neuron}},
+            "sources": {
+                "d": {
+                    "type": "array",
+                    "size": 2,
+                    "indices": [0, 1, 0, 1, 0],
+                    "times": ["1 ms", "2 ms", "10 ms", "12 ms", "14 ms"],
+                }
+            },
+            "projections": {
+                "e": {"pre": "d", "post": "p", "connect": {"rule": "all_to_all"}, "weight": "4 mV"},
+                "i": {
+                    "pre": "d",
+                    "post": "p",
+                    "connect": {"rule": "fixed_probability", "p": 0.5},
+                    "weight": "-2 mV",
+                },
+            },
+            "modulation": {"sleep": {"scale": {"p.leak": leak}}},
+        }
+    )
+    rec = Recording(states={("v", "p"): np.arange(3)}, interval=0.1, block=30.0)
+    traces = {}
+    for name in ("brian2", "torch"):
+        engine = make_engine(name, spec, seeds=[1])
+        engine.set_modulation(spec.modulation["sleep"])
+        sink = MemorySink()
+        engine.run(30.0, rec, sink)
+        traces[name] = sink.trace("v", "p")[1]
+    assert np.isfinite(traces["brian2"]).all()
+    assert np.ptp(traces["torch"]) > 1.0, "the input must move v"
+    np.testing.assert_allclose(traces["brian2"], traces["torch"], rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.gpu

@@ -26,6 +26,7 @@ from neurosleep.engines.base import (
     Recording,
     Sink,
     channel,
+    depression_gain,
     plasticity_gain,
     population_params,
     projection_gain,
@@ -63,6 +64,23 @@ PARAMETERS = {
 }
 
 
+# Brian2 solves the current-based system symbolically; its solution divides by tau_m - tau_e,
+# tau_m - tau_i (and tau_m - tau_a), so equal time constants give NaN. tau_m is then moved by
+# this relative amount: the propagator changes by about as much (rounding of the near-singular
+# terms adds about 1e-14 / SHIFT), far below the 1e-6 to which the engines are compared.
+SINGULAR_SHIFT = 1e-7
+
+
+def brian2_tau_m(values: dict[str, float], adaptation: bool) -> float:
+    """A population's ``tau_m`` (ms) for Brian2's exact solver, moved off the time constants
+    of the inputs it integrates (``tau_e``, ``tau_i``, and ``tau_a`` when it adapts)."""
+    tau_m = values["tau_m"]
+    inputs = ("tau_e", "tau_i", "tau_a") if adaptation else ("tau_e", "tau_i")
+    if any(np.isclose(tau_m, values[k], rtol=SINGULAR_SHIFT, atol=0) for k in inputs):
+        return tau_m * (1 + SINGULAR_SHIFT)
+    return tau_m
+
+
 def stdp_code(k: int, rule: STDP) -> tuple[str, str, str]:
     """(model, pre code, post code) of STDP rule number ``k`` (names suffixed ``_k``)."""
     clip = f"w = clip({{}}, w_min_{k}, w_max_{k})"
@@ -71,9 +89,9 @@ def stdp_code(k: int, rule: STDP) -> tuple[str, str, str]:
         f"dy_{k}/dt = -y_{k}/tau_minus_{k} : 1 (event-driven)\n"
     )
     depress = {
-        "additive": f"w - eta*a_minus_{k}*w_max_{k}*y_{k}",
-        "multiplicative": f"w - eta*a_minus_{k}*(w - w_min_{k})*y_{k}",
-        "symmetric": f"w + eta*w_max_{k}*(a_plus_{k}*y_{k} - a_minus_{k})",
+        "additive": f"w - eta*depression*a_minus_{k}*w_max_{k}*y_{k}",
+        "multiplicative": f"w - eta*depression*a_minus_{k}*(w - w_min_{k})*y_{k}",
+        "symmetric": f"w + eta*w_max_{k}*(a_plus_{k}*y_{k} - depression*a_minus_{k})",
     }[rule.form]
     potentiate = (
         f"w + eta*a_plus_{k}*(w_max_{k} - w)*x_{k}"
@@ -183,7 +201,7 @@ class Brian2Engine(Engine):
     def _projection(self, name: str, syn):
         b2, proj = self.b2, self.spec.projections[name]
         unit = self.spec.weight_unit(name)
-        namespace = {"gain": 1.0, "eta": 1.0}
+        namespace = {"gain": 1.0, "eta": 1.0, "depression": 1.0}
         model = f"w : {'volt' if unit == 'mV' else '1'}\n"
         pre, post, periodic = [], [], []
         for k, rule in enumerate(proj.plasticity):
@@ -248,12 +266,16 @@ class Brian2Engine(Engine):
         self.modulation = modulation
         for name in self.spec.populations:
             values = population_params(self.spec, name, modulation)
+            neuron = self.spec.populations[name].neuron
+            if neuron.synapses == "current":
+                values["tau_m"] = brian2_tau_m(values, neuron.adaptation is not None)
             namespace = self.groups[name].namespace
             for key, (b2_name, unit) in PARAMETERS.items():
                 namespace[b2_name] = values[key] * self._unit(unit)
         for name, syn in self.synapses.items():
             syn.namespace["gain"] = projection_gain(modulation, name)
             syn.namespace["eta"] = plasticity_gain(modulation, name)
+            syn.namespace["depression"] = depression_gain(modulation, name)
         for name in self.spec.sources:
             if not isinstance(self.spec.sources[name], SpikeArray):
                 self.groups[name].rates = (

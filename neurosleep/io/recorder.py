@@ -1,9 +1,10 @@
 """Streaming run-file writer.
 
-The recorder appends to chunked, resizable datasets in blocks and flushes the file after every
-block and every phase boundary, so a run killed at any moment leaves a readable file whose root
-attribute ``status`` is still ``"running"``. Memory use does not grow with the run: nothing is
-kept in Python beyond the current block.
+The recorder appends to chunked, resizable datasets in blocks and flushes the file at every
+phase boundary and after a block when :data:`FLUSH_SECONDS` of wall time have passed since the
+last flush, so a run killed at any moment leaves a readable file whose root attribute
+``status`` is still ``"running"``, holding everything up to at most that long before the kill.
+Memory use does not grow with the run: nothing is kept in Python beyond the current block.
 
 Examples
 --------
@@ -30,6 +31,8 @@ import numpy as np
 
 from neurosleep.io import layout as L
 
+FLUSH_SECONDS = 1.0  # most wall time between a block's data and the flush that makes it durable
+
 
 class Recorder:
     """Writes one run file while the run goes; see docs/run-file.md for the layout.
@@ -48,6 +51,7 @@ class Recorder:
         self.phase: int | None = None
         self._phase_wall = 0.0
         self._n_phases = 0
+        self._flushed = time.perf_counter()
 
     # ------------------------------------------------------------------ creation and status
     @classmethod
@@ -122,6 +126,12 @@ class Recorder:
 
     def flush(self) -> None:
         self.file.flush()
+        self._flushed = time.perf_counter()
+
+    def _flush_block(self) -> None:
+        """After a block of data: flush if the last flush is :data:`FLUSH_SECONDS` old."""
+        if time.perf_counter() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
 
     def set_provenance(self, key: str, text: str) -> None:
         prov = self.file["provenance"]
@@ -189,7 +199,7 @@ class Recorder:
             raise ValueError("spike times and node ids must be 1-d arrays of one length")
         _append(group["timestamps"], times_ms)
         _append(group["node_ids"], node_ids)
-        self.flush()
+        self._flush_block()
 
     # ------------------------------------------------------------------ frame reports (SONATA)
     def append_report(
@@ -221,7 +231,7 @@ class Recorder:
         _append(group["time"], times_ms)
         start, _, dt = group["mapping/time"][:]
         group["mapping/time"][1] = start + group["data"].shape[0] * dt
-        self.flush()
+        self._flush_block()
 
     def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> h5py.Group:
         n_values = rows.shape[1]
