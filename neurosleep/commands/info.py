@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from neurosleep.analysis.metrics import descriptions
 from neurosleep.io.runfile import RunFile, open_run
 
 
@@ -73,7 +74,7 @@ def _continual_lines(run: RunFile) -> list[str]:
     """The continual-learning metrics after each task, as written after each test phase."""
     lines = []
     for metric, group in run.file.get("metrics/continual", {}).items():
-        names = [n for n in group if n not in ("matrix", "evaluation")]
+        names = [n for n in descriptions() if n in group]  # ACC, BWT, (FWT), forgetting, ...
         unit = group["matrix"].attrs["units"]
         unit = "fraction" if unit == "1" else unit
         lines.append(f"continual metrics of {metric!r} after each task ({unit}):")
