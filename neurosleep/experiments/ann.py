@@ -367,7 +367,7 @@ def train(
         raise ValueError(f"{x.shape[0]} training samples < one batch of {params.batch_size}")
     total = params.iterations or params.epochs * per_epoch
     k = task + 1
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # kept on the device: no host sync per step
     net.train()
     order = torch.empty(0, dtype=torch.long)
     for step in range(total):
@@ -392,8 +392,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(reported))
+        losses.append(reported.detach())
         if (step + 1) % max(1, total // 20) == 0:
             progress((step + 1) / total)
     net.eval()
-    return losses
+    return torch.stack(losses).tolist()
