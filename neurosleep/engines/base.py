@@ -197,6 +197,12 @@ def plasticity_gain(mod: Modulation | None, name: str) -> float:
     return gains.get(name, gains.get("*", 1.0))
 
 
+def depression_gain(mod: Modulation | None, name: str) -> float:
+    """Factor on the STDP depression amplitude ``a_minus`` of a projection's rules."""
+    gains = mod.depression if mod else {}
+    return gains.get(name, gains.get("*", 1.0))
+
+
 def rule_bounds(spec: SNNSpec, projection: str, rule) -> tuple[float, float]:
     return rule.bounds(spec.weight_unit(projection))
 

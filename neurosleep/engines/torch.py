@@ -31,6 +31,7 @@ from neurosleep.engines.base import (
     Recording,
     Sink,
     channel,
+    depression_gain,
     plasticity_gain,
     population_params,
     projection_gain,
@@ -351,6 +352,7 @@ class TorchEngine(Engine):
         self.gain_active = any(projection_gain(modulation, n) != 1.0 for n in self.conn.slots)
         for rule in self.rules:
             rule.eta = plasticity_gain(modulation, rule.projection)
+            rule.depression = depression_gain(modulation, rule.projection)
         self.rates = {
             name: rates_with_modulation(base, modulation, name)
             for name, base in self.base_rates.items()

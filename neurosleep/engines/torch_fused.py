@@ -165,13 +165,14 @@ def run_steps(
                     cell += ((s + delay[r, c]) % depth) * cells
                 flat[cell] += w
         base = ring * cells
-        for b in range(batch):
+        for b in range(batch):  # decay plus this step's input; the ring slot is emptied
             for i in range(n):
                 j = b * n + i
                 g_e[j] = fma(g_e[j], d_e[i], flat[base + j])
                 g_i[j] = fma(g_i[j], d_i[i], flat[base + batch * n + j])
-        for c in range(cells):
-            flat[base + c] = 0
+                flat[base + j] = 0
+                flat[base + batch * n + j] = 0
+        flat[base + cells - 1] = 0
     return steps, m, n_sampled
 
 

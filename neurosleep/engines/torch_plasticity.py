@@ -40,6 +40,7 @@ class RuleState:
         self.engine, self.projection, self.rule = engine, projection, rule
         self.conn = engine.conn
         self.eta = 1.0
+        self.depression = 1.0  # factor on STDP's a_minus (a brain state's balance)
         self.w_min, self.w_max = rule.bounds(engine.spec.weight_unit(projection))
         self.slots = torch.cat(self.conn.slots[projection])
         width = engine.n + sum(s.size for s in engine.spec.sources.values())
@@ -80,12 +81,13 @@ class STDPRule(RuleState):
             if self.eta:
                 s = self.by_pre.index_select(0, pre_rows).view(-1)
                 ws, y = w[s], self.y[self.conn.post_of_slot[s]]
+                a_minus = self.depression * r.a_minus
                 if r.form == "additive":
-                    ws = ws - self.eta * r.a_minus * self.w_max * y
+                    ws = ws - self.eta * a_minus * self.w_max * y
                 elif r.form == "multiplicative":
-                    ws = ws - self.eta * r.a_minus * (ws - self.w_min) * y
+                    ws = ws - self.eta * a_minus * (ws - self.w_min) * y
                 else:
-                    ws = ws + self.eta * self.w_max * (r.a_plus * y - r.a_minus)
+                    ws = ws + self.eta * self.w_max * (r.a_plus * y - a_minus)
                 self.write(s, ws)
             self.x.index_add_(0, pre_rows, torch.ones_like(pre_rows, dtype=self.x.dtype))
         if post_neurons.numel():

@@ -347,11 +347,14 @@ class Modulation(Part):
     ``scale`` keys: ``<population>.leak|tau_e|tau_i|adaptation``, ``<projection>.gain`` (weights
     delivered ×gain; plastic weights themselves unchanged), ``<source>.rate``. ``plasticity``
     keys: a projection name or ``"*"``; values multiply every rule's learning rate (0: off).
+    ``depression`` keys: the same; values multiply the depression amplitude ``a_minus`` of the
+    projection's STDP rules only (a state-specific balance of potentiation and depression).
     Restored when the phase ends.
     """
 
     scale: dict[str, float] = Field(default_factory=dict)
     plasticity: dict[str, float] = Field(default_factory=dict)
+    depression: dict[str, float] = Field(default_factory=dict)
 
 
 class SNNSpec(Spec):
@@ -470,11 +473,12 @@ class SNNSpec(Spec):
                 )
             elif factor < 0:
                 bad(loc, "scale factors must be >= 0", factor)
-        for key, gain in mod.plasticity.items():
-            if key != "*" and key not in self.projections:
-                bad(("modulation", state, "plasticity", key), f"unknown projection {key!r}", key)
-            elif gain < 0:
-                bad(("modulation", state, "plasticity", key), "plasticity gains must be >= 0", gain)
+        for field in ("plasticity", "depression"):
+            for key, gain in getattr(mod, field).items():
+                if key != "*" and key not in self.projections:
+                    bad(("modulation", state, field, key), f"unknown projection {key!r}", key)
+                elif gain < 0:
+                    bad(("modulation", state, field, key), f"{field} gains must be >= 0", gain)
 
 
 UNION_TAGS = {
