@@ -1,12 +1,13 @@
 """The torch engine's fused CPU loop: a block of steps in one compiled kernel (numba).
 
 On the CPU an eager tensor loop pays a few microseconds per operation and ≈16 operations per
-step, more than the arithmetic of a 4000-neuron network; this kernel runs the same step as
-:func:`neurosleep.engines.torch.lif_step`, ``deliver`` and ``receive`` — in the same order and with
-the same floating-point operations (torch's CPU kernels fuse multiply-adds; so does this one),
-bit for bit but for the last bit of ``exp`` in conductance synapses — directly on the memory of the engine's tensors (``.numpy()``
-views, no copies), for many steps per call. Compiled on first use and cached on disk by numba.
-``tests/test_engine_fused.py`` checks that it gives the tensor loop's spikes and traces.
+step, more than the arithmetic of a 4000-neuron network. This kernel runs the same step as
+:func:`neurosleep.engines.torch.lif_step`, ``deliver`` and ``receive``, in the same order and
+with the same floating-point operations (torch's CPU kernels fuse multiply-adds; so does this
+one): bit for bit the same, but for the last bit of ``exp`` in conductance synapses. It works
+directly on the memory of the engine's tensors (``.numpy()`` views, no copies), many steps per
+call; compiled on first use and cached on disk by numba. ``tests/test_engine_fused.py``
+checks it against the tensor loop.
 
 Layout as in ``engines/torch.py``: neuron arrays are flat ``[B·N]``; presynaptic rows
 ``b·W + column`` with ``W = N + Ns`` (neurons, then sources); the input buffer is ``[D, M]``
