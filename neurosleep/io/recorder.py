@@ -1,10 +1,11 @@
 """Streaming run-file writer.
 
-The recorder appends to chunked, resizable datasets in blocks and flushes the file at every
-phase boundary and after a block when :data:`FLUSH_SECONDS` of wall time have passed since the
-last flush, so a run killed at any moment leaves a readable file whose root attribute
+The recorder appends to chunked, resizable datasets. Blocks of spikes and report rows wait in
+memory (at most :data:`PENDING_BYTES` per group) and are written, and the file flushed, at
+every phase boundary and after a block once :data:`FLUSH_SECONDS` of wall time have passed
+since the last flush: a run killed at any moment leaves a readable file whose root attribute
 ``status`` is still ``"running"``, holding everything up to at most that long before the kill.
-Memory use does not grow with the run: nothing is kept in Python beyond the current block.
+Memory use does not grow with the run.
 
 Examples
 --------
@@ -32,6 +33,7 @@ import numpy as np
 from neurosleep.io import layout as L
 
 FLUSH_SECONDS = 1.0  # most wall time between a block's data and the flush that makes it durable
+PENDING_BYTES = 1 << 20  # a group's blocks are written once they hold this much
 
 
 class Recorder:
@@ -52,6 +54,7 @@ class Recorder:
         self._phase_wall = 0.0
         self._n_phases = 0
         self._flushed = time.perf_counter()
+        self._pending: dict[str, dict[str, list[np.ndarray]]] = {}  # group -> dataset -> blocks
 
     # ------------------------------------------------------------------ creation and status
     @classmethod
@@ -125,8 +128,28 @@ class Recorder:
             self.close("failed" if exc_type else "complete")
 
     def flush(self) -> None:
+        """Write every waiting block and flush the file."""
+        for path in list(self._pending):
+            self._write_pending(path)
         self.file.flush()
         self._flushed = time.perf_counter()
+
+    def _queue(self, path: str, blocks: dict[str, np.ndarray]) -> None:
+        """Keep blocks for the datasets of group ``path``; write them once they are large."""
+        pending = self._pending.setdefault(path, {name: [] for name in blocks})
+        for name, block in blocks.items():
+            pending[name].append(np.array(block))  # a copy: callers may reuse buffers
+        if sum(b.nbytes for parts in pending.values() for b in parts) >= PENDING_BYTES:
+            self._write_pending(path)
+        self._flush_block()
+
+    def _write_pending(self, path: str) -> None:
+        group = self.file[path]
+        for name, parts in self._pending.pop(path).items():
+            _append(group[name], np.concatenate(parts))
+        if "mapping/time" in group:  # a report: SONATA's [start, stop, dt] follows its rows
+            start, _, dt = group["mapping/time"][:]
+            group["mapping/time"][1] = start + group["data"].shape[0] * dt
 
     def _flush_block(self) -> None:
         """After a block of data: flush if the last flush is :data:`FLUSH_SECONDS` old."""
@@ -197,9 +220,7 @@ class Recorder:
         node_ids = np.asarray(node_ids, dtype="u8")
         if times_ms.shape != node_ids.shape or times_ms.ndim != 1:
             raise ValueError("spike times and node ids must be 1-d arrays of one length")
-        _append(group["timestamps"], times_ms)
-        _append(group["node_ids"], node_ids)
-        self._flush_block()
+        self._queue(group.name, {"timestamps": times_ms, "node_ids": node_ids})
 
     # ------------------------------------------------------------------ frame reports (SONATA)
     def append_report(
@@ -227,11 +248,7 @@ class Recorder:
         group = self.file.get(path)
         if group is None:
             group = self._create_report(path, rows, times_ms[0], dt_ms, units, node_ids)
-        _append(group["data"], rows)
-        _append(group["time"], times_ms)
-        start, _, dt = group["mapping/time"][:]
-        group["mapping/time"][1] = start + group["data"].shape[0] * dt
-        self._flush_block()
+        self._queue(path, {"data": rows, "time": times_ms})
 
     def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> h5py.Group:
         n_values = rows.shape[1]
