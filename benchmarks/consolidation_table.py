@@ -7,14 +7,19 @@ sequence recall of A and B (and pattern completion), the synaptic footprint of n
 each condition's wall time. ``--engine brian2`` runs one network per seed instead. Writes the
 figure (recall per memory across test phases, one panel per condition).
 
-    python benchmarks/consolidation_table.py --networks 5 --figure docs/img/consolidation/recall.png
+    python benchmarks/consolidation_table.py --networks 5 --seed 11 \
+        --figure docs/img/consolidation/recall.png
 
-``--reuse`` reads existing run files in ``--out`` instead of running again.
+``--reuse`` reads existing run files in ``--out`` instead of running again. ``--set KEY=VALUE``
+overrides a key of every condition's protocol, model keys included (``model.…``: the model is
+written inline first), e.g. ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag``
+names such a variant's run files.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -24,8 +29,9 @@ import yaml
 from neurosleep.analysis.recall import footprint
 from neurosleep.experiments.snn import Memory
 from neurosleep.io.runfile import open_run
-from neurosleep.protocol import load_protocol
+from neurosleep.protocol import build_protocol
 from neurosleep.runner import run
+from neurosleep.yamlfile import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = [
@@ -35,7 +41,20 @@ CONDITIONS = [
     ("nightmares", "consolidation_nightmares"),
     ("interleaved", "consolidation_interleaved"),
     ("sleep sweep", "consolidation_sleep_sweep"),
+    ("balance: no sleep", "consolidation_balance_no_sleep"),
+    ("balance: sleep", "consolidation_balance_sleep"),
 ]
+
+
+def load_condition(name: str, overrides: list[str]):
+    """A condition's protocol with its model written inline (so ``model.…`` keys can be
+    overridden too), then the overrides applied."""
+    path = ROOT / "protocols" / f"{name}.yaml"
+    data, locate = load_yaml(path)
+    model_file = (path.parent / data["model"]).resolve()
+    data["model"] = yaml.safe_load(json.dumps(yaml.safe_load(model_file.read_text())))
+    data["model"].pop("format_version", None)
+    return build_protocol(data, locate, overrides, base=path.parent, path=path)
 
 
 def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], float]:
@@ -46,7 +65,7 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
     paths, wall = [], 0.0
     for seed in seeds:
         suffix = "" if batched else f"_seed{seed}"
-        path = Path(args.out) / f"{name}_{args.engine}{suffix}.h5"
+        path = Path(args.out) / f"{name}_{args.engine}{args.tag}{suffix}.h5"
         paths.append(path)
         if args.reuse and path.exists():
             with open_run(path) as rf:  # the phases' wall time, as measured when it ran
@@ -57,8 +76,9 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
             f"engine={args.engine}",
             "record.spikes=none",
             f"seed={seed}",
+            *args.set,
         ]
-        protocol = load_protocol(ROOT / "protocols" / f"{name}.yaml", overrides)
+        protocol = load_condition(name, overrides)
         start = time.perf_counter()
         run(protocol, output=path, overwrite=True, progress=False)
         wall += time.perf_counter() - start
@@ -127,8 +147,14 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), sharey=True)
-    for ax, (label, rows) in zip(np.atleast_1d(axes), results.items(), strict=True):
+    cols = min(4, len(results))
+    nrows = -(-len(results) // cols)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), sharey=True, squeeze=False
+    )
+    for ax in axes.flat[len(results) :]:
+        ax.set_visible(False)
+    for ax, (label, rows) in zip(axes.flat, results.items(), strict=False):
         x = np.arange(len(rows))
         for j, (memory, color) in enumerate((("A", "C0"), ("B", "C3"))):
             stats = np.array([mean_sem(r["sequence"][:, j]) for r in rows])
@@ -136,8 +162,9 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
         ax.set_xticks(x, [r["phase"] for r in rows], rotation=60, ha="right", fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.axhline(0, color="0.7", lw=0.5)
-    axes[0].set_ylabel("sequence recall (mean ± SEM)")
-    axes[0].legend(fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("sequence recall (mean ± SEM)")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -146,12 +173,14 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--engine", default="torch")
     parser.add_argument("--out", default="outputs/consolidation")
     parser.add_argument("--figure", default="docs/img/consolidation/recall.png")
     parser.add_argument("--only", nargs="*", help="protocol names to run (default: all)")
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
+    parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results, walls, files = {}, {}, {}

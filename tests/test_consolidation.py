@@ -13,8 +13,8 @@ from neurosleep.engines.base import Recording, make_engine
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
-from neurosleep.spec.snn import SNNSpec
-from tests.snn_helpers import MemorySink
+from neurosleep.spec.snn import Modulation, SNNSpec
+from tests.snn_helpers import MemorySink, small_network
 
 GROUPS = [np.arange(k * 20, k * 20 + 20) for k in range(5)]
 MEMORIES = {"A": GROUPS, "B": GROUPS[::-1]}
@@ -70,6 +70,47 @@ def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
     assert fp["B"][1] < fp["B"][0]  # and the backward ones shrink
 
 
+@pytest.mark.brian2
+@pytest.mark.torch
+@pytest.mark.parametrize("form", ["additive", "multiplicative", "symmetric"])
+def test_state_depression_factor_is_the_same_on_both_engines(form):
+    """A brain state's ``depression`` factor scales STDP's a_minus alike in both engines."""
+    rule = {"rule": "stdp", "form": form, "w_max": "15 mV", "a_plus": 0.02, "a_minus": 0.021}
+    if form == "symmetric":
+        rule["a_minus"] = 0.002
+    spec = small_network([rule])
+    weights = {}
+    for engine, factor in (("torch", 0.3), ("brian2", 0.3), ("torch", 1.0)):
+        sim = make_engine(engine, spec, seeds=[3])
+        sim.set_modulation(Modulation(depression={"in_cur": factor}))
+        sim.run(100.0, Recording(spikes=("cur",)), MemorySink())
+        weights[engine, factor] = sim.get_weights("in_cur")[0]
+    np.testing.assert_allclose(weights["torch", 0.3], weights["brian2", 0.3], rtol=1e-6, atol=1e-9)
+    # less depression leaves the weights higher than the spec's balance does
+    assert (weights["torch", 0.3] - weights["torch", 1.0]).mean() > 0.01
+
+
+def test_depression_gains_are_validated_and_the_balance_model_uses_them(root):
+    spec = model_dict(root)
+    spec.pop("format_version")
+    spec["modulation"]["sleep"]["depression"] = {"eee": 2.0}
+    with pytest.raises(ValueError, match="unknown projection 'eee'"):
+        SNNSpec.model_validate(spec)
+    spec["modulation"]["sleep"]["depression"] = {"*": -1.0}
+    with pytest.raises(ValueError, match="depression gains must be >= 0"):
+        SNNSpec.model_validate(spec)
+    balance = yaml.safe_load((root / "models" / "assemblies_balance.yaml").read_text())
+    balance.pop("format_version")
+    spec = SNNSpec.model_validate(balance)
+    rule = spec.projections["ee"].plasticity[0]
+    # González et al.: depression half of potentiation awake, equal to it in sleep
+    assert rule.a_minus == pytest.approx(rule.a_plus / 2)
+    assert spec.modulation["sleep"].depression["*"] * rule.a_minus == pytest.approx(rule.a_plus)
+    for name in ("consolidation_balance_no_sleep", "consolidation_balance_sleep"):
+        protocol = load_protocol(root / "protocols" / f"{name}.yaml")
+        assert protocol.model.projections["ee"].plasticity[0].a_minus == rule.a_minus
+
+
 def short_protocol(root, write_protocol, tmp_path, engine: str, networks: int) -> dict:
     text = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
     text |= {
@@ -113,3 +154,10 @@ def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
         nap = rf.arrays(f"sleep/{rf.phases()[-1].index}")
         assert nap["replay_events"] >= 1 and "replay_rate_A_forward" in nap
         assert "replay events" in describe(rf)
+        # wake phases record each population's mean rate and CV of ISI
+        scalars = {(phase, name): value for phase, name, value, _ in rf.scalars()}
+        learn_a = rf.phases()[0].index
+        # 3 s of A: each memory neuron fires about 2 spikes per 10 ms group step every 110 ms
+        assert 2.0 < scalars[learn_a, "rate_exc"] < 40.0
+        assert 0.0 < scalars[learn_a, "cv_isi_exc"] < 3.0
+        assert (learn_a, "rate_inh") in scalars

@@ -2,6 +2,7 @@
 
 - wake: the network runs for ``duration`` with plasticity on, under the spec's ``wake`` state
   (if it defines one); pattern sources present the phase's task patterns one after another.
+  Each population's mean rate and CV of inter-spike intervals go to ``/metrics/scalars``.
 - sleep: a registered sleep algorithm for ``snn`` models (``spontaneous``: activity without
   task input under the ``sleep`` state; ``downscaling``: multiplicative weight downscaling).
 - test: plasticity off, under the ``test`` state; for each task its patterns are presented (or,
@@ -22,6 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from neurosleep.analysis.spikes import SpikeAccumulator, SpikeStats
 from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
 from neurosleep.experiments.base import (
     EXPERIMENTS,
@@ -146,15 +148,19 @@ def compose(spec: SNNSpec, default: str, phase: PhaseState, plasticity: float) -
     extra = phase.modulation or Modulation()
     gains = {**base.plasticity, **extra.plasticity}
     everyone = {p: gains.get(p, gains.get("*", 1.0)) * plasticity for p in spec.projections}
-    return Modulation(scale={**base.scale, **extra.scale}, plasticity=everyone)
+    return Modulation(
+        scale={**base.scale, **extra.scale},
+        plasticity=everyone,
+        depression={**base.depression, **extra.depression},
+    )
 
 
 class RecorderSink:
-    """Streams engine blocks to the run file; keeps per-neuron counts and ISI sums for stats."""
+    """Streams engine blocks to the run file; feeds spike statistics and kept spike blocks."""
 
     def __init__(self, recorder, spec: SNNSpec, interval: float) -> None:
         self.recorder, self.spec, self.interval = recorder, spec, interval
-        self.stats: dict[str, SpikeStats] = {}
+        self.stats: dict[str, SpikeAccumulator] = {}
         self.write_spikes: set[str] = set()
         self.keep: dict[str, list] = {}  # population -> (times, ids) blocks kept in memory
 
@@ -163,7 +169,7 @@ class RecorderSink:
             size = self.spec.populations[population].size
             self.recorder.append_spikes(population, times_ms, node_ids, n_nodes=size)
         if population in self.stats:
-            self.stats[population].add(times_ms, node_ids)
+            self.stats[population].add(np.asarray(times_ms), np.asarray(node_ids))
         if population in self.keep:
             self.keep[population].append((np.asarray(times_ms), np.asarray(node_ids)))
 
@@ -172,42 +178,6 @@ class RecorderSink:
         self.recorder.append_report(
             variable, population, rows, times_ms=times_ms, dt_ms=self.interval, units=units
         )
-
-
-class SpikeStats:
-    """Running per-neuron spike counts and ISI moments (memory: O(neurons))."""
-
-    def __init__(self, n: int) -> None:
-        self.count = np.zeros(n)
-        self.last = np.full(n, np.nan)
-        self.isi_sum = np.zeros(n)
-        self.isi_sq = np.zeros(n)
-        self.isi_n = np.zeros(n)
-
-    def add(self, times: np.ndarray, ids: np.ndarray) -> None:
-        order = np.lexsort((times, ids))
-        t, i = np.asarray(times)[order], np.asarray(ids, dtype=np.int64)[order]
-        if len(t) == 0:
-            return
-        first = np.r_[True, i[1:] != i[:-1]]
-        previous = np.where(first, self.last[i], np.r_[np.nan, t[:-1]])
-        d = t - previous
-        ok = ~np.isnan(d)
-        np.add.at(self.isi_sum, i[ok], d[ok])
-        np.add.at(self.isi_sq, i[ok], d[ok] ** 2)
-        np.add.at(self.isi_n, i[ok], 1)
-        np.add.at(self.count, i, 1)
-        final = np.r_[i[1:] != i[:-1], True]
-        self.last[i[final]] = t[final]
-
-    def rate(self, duration_ms: float) -> float:
-        return float(self.count.mean() / (duration_ms * 1e-3))
-
-    def cv(self) -> float:
-        ok = self.isi_n >= 2
-        mean = self.isi_sum[ok] / self.isi_n[ok]
-        var = np.maximum(self.isi_sq[ok] / self.isi_n[ok] - mean**2, 0)
-        return float(np.mean(np.sqrt(var) / mean)) if ok.any() else float("nan")
 
 
 @EXPERIMENTS.register("snn")
@@ -321,12 +291,18 @@ class SNNExperiment(Experiment):
         params: SNNWake = phase.params
         self.enter("wake", params, params.plasticity)
         if self.data.memories:
-            self._measure(lambda: self.rehearse(params.duration, progress, phase.task))
+            stats = self._measure(
+                lambda: self.rehearse(params.duration, progress, phase.task), params.duration
+            )
         else:
-            self._measure(
-                lambda: self.simulate(params.duration, progress, self.task_patterns(phase.task))
+            stats = self._measure(
+                lambda: self.simulate(params.duration, progress, self.task_patterns(phase.task)),
+                params.duration,
             )
         self.leave(params)
+        for p, st in stats.items():
+            self.recorder.add_scalar(f"rate_{p}", st.rate_mean, "Hz")
+            self.recorder.add_scalar(f"cv_isi_{p}", st.cv_mean, "1")
         self._snapshot()
 
     def sleep(self, phase: PlannedPhase, progress: Progress) -> None:
@@ -361,11 +337,12 @@ class SNNExperiment(Experiment):
                     params.duration,
                     lambda f, k=k: progress((k + f) / len(tasks)),
                     self.task_patterns(task),
-                )
+                ),
+                params.duration,
             )
             for p in names:
-                rates[p][task] = stats[p].rate(params.duration)
-                cvs[p][task] = stats[p].cv()
+                rates[p][task] = stats[p].rate_mean
+                cvs[p][task] = stats[p].cv_mean
         self.leave(params)
         metrics = {f"rate_{p}": rates[p] for p in names} | {f"cv_isi_{p}": cvs[p] for p in names}
         return Evaluation(
@@ -509,10 +486,19 @@ class SNNExperiment(Experiment):
         units = {k: "Hz" for k in arrays if k.startswith("replay_rate_")} | {"event_start_ms": "ms"}
         self.recorder.write_arrays(f"sleep/{self.recorder.phase}", arrays, units)
 
-    def _measure(self, run) -> dict[str, SpikeStats]:
-        """Run with per-population spike statistics collected (and spikes streamed)."""
-        n = self.data.networks
-        self.sink.stats = {p: SpikeStats(n * pop.size) for p, pop in self.model.populations.items()}
+    def _measure(self, run, duration_ms: float | None = None) -> dict[str, SpikeStats]:
+        """Run with every population's spikes handed to the sink (streamed where recorded);
+        with ``duration_ms``, return each population's statistics over the ``duration_ms`` from
+        now (rates, CV of ISI; node ids of every network together)."""
+        n, start = self.data.networks, self.sim.t_ms
+        self.sink.stats = (
+            {
+                p: SpikeAccumulator(n * pop.size, start, start + duration_ms)
+                for p, pop in self.model.populations.items()
+            }
+            if duration_ms is not None
+            else {}
+        )
         wanted = set(self.recording.spikes) | set(self.model.populations)
         saved = self.recording
         self.recording = Recording(tuple(wanted), saved.states, saved.interval, saved.block)
@@ -521,7 +507,7 @@ class SNNExperiment(Experiment):
         finally:
             self.recording = saved
         stats, self.sink.stats = self.sink.stats, {}
-        return stats
+        return {p: acc.result() for p, acc in stats.items()}
 
     def _snapshot(self) -> None:
         kind = self.record.weights

@@ -47,9 +47,11 @@ def write_change(experiment: SNNExperiment, before: dict[str, np.ndarray], extra
 def run(experiment: SNNExperiment, params: SpontaneousParams, progress: Progress) -> None:
     before = plastic_weights(experiment)
     experiment.enter("sleep", params, params.plasticity)
-    stats = experiment._measure(lambda: experiment.simulate(params.duration, progress))
+    stats = experiment._measure(
+        lambda: experiment.simulate(params.duration, progress), params.duration
+    )
     experiment.leave(params)
-    rates = {f"rate_{p}": s.rate(params.duration) for p, s in stats.items()}
+    rates = {f"rate_{p}": s.rate_mean for p, s in stats.items()}
     for name, value in rates.items():
         experiment.recorder.add_scalar(name, value, "Hz")
     write_change(experiment, before, rates)
