@@ -39,7 +39,6 @@ from neurosleep.engines.base import (
     source_rates,
     steps_of,
 )
-from neurosleep.engines.torch_fused import STATE_CODES, kernel_params, run_steps
 from neurosleep.engines.torch_plasticity import make_rule
 from neurosleep.spec.snn import Modulation, SNNSpec, SpikeArray
 
@@ -237,6 +236,10 @@ class TorchEngine(Engine):
         if fused and not is_cpu:
             raise ValueError(f"the fused step loop runs on the CPU only, not on {device!r}")
         self.fused = is_cpu if fused is None else fused
+        if self.fused:  # numba (≈0.3 s to import) only where a fused engine is built
+            from neurosleep.engines import torch_fused
+
+            self.kernel = torch_fused
         self.tdtype = getattr(torch, dtype)
         self.width = sum(p.size for p in spec.populations.values()) + sum(
             s.size for s in spec.sources.values()
@@ -344,7 +347,9 @@ class TorchEngine(Engine):
         self.modulation = modulation
         self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
         if self.fused:
-            self.kernel_params = kernel_params(self.params, self.n, np.dtype(self.dtype))
+            self.kernel_params = self.kernel.kernel_params(
+                self.params, self.n, np.dtype(self.dtype)
+            )
         gain = torch.ones_like(self.conn.gain).view(-1)
         for name, slots in self.conn.slots.items():
             gain[torch.cat(slots)] = projection_gain(modulation, name)
@@ -466,7 +471,7 @@ class TorchEngine(Engine):
         per call when plasticity rules need each step's spikes."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
         codes = np.concatenate(
-            [np.full(len(c), STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
+            [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
         ).astype(np.int64)
         cols = np.concatenate([*columns.values()] or [[]]).astype(np.int64)
         n_samples = -(-steps // every) + 1 if every else 0
@@ -486,7 +491,7 @@ class TorchEngine(Engine):
             n, step = min(chunk, steps - done), self.step + done
             for rule in self.rules:
                 rule.before(step)
-            k, written, n_sampled = run_steps(
+            k, written, n_sampled = self.kernel.run_steps(
                 n,
                 step,
                 b,
