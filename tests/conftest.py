@@ -11,6 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Small networks: one torch thread is faster, and a busy OpenMP pool is far slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def root() -> Path:
     return ROOT
 

@@ -12,16 +12,7 @@ from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
 from neurosleep.spec.mlp import MLPSpec
 
-pytestmark = pytest.mark.torch
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks: one torch thread is faster, and a busy OpenMP pool is far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 
 
 TINY = {

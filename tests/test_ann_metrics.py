@@ -8,7 +8,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from neurosleep.analysis import metrics as M
 from neurosleep.analysis.summary import accuracy_matrix
@@ -18,18 +17,10 @@ from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
 from tests.test_ann import WAKE, digits_protocol
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 
 SHORT_WAKE = dict(WAKE, epochs=2)
 SLEEP = {"sleep": {"kind": "sra", "steps": 100, "window": 4, "beta": [0.5, 0.5]}}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def schedule(test=None):
