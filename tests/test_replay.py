@@ -11,15 +11,9 @@ from neurosleep.experiments.ann_network import MLP
 from neurosleep.replay import REPLAY, Context, corrupt_labels, load_methods
 from neurosleep.replay.generative import VAE, GenerativeParams, GenerativeReplay
 from neurosleep.spec.mlp import MLPSpec
-from tests.test_ann import (  # noqa: F401  (one_thread: autouse fixture)
-    WAKE,
-    digits_protocol,
-    one_thread,
-    run_dict,
-    sequential,
-)
+from tests.test_ann import WAKE, digits_protocol, run_dict, sequential
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 load_methods()
 
 

@@ -9,10 +9,10 @@ import torch
 from neurosleep.engines.sra_brian2 import sra_sleep_brian2
 from neurosleep.sleep.sra import SRAParams, sra_sleep
 from neurosleep.sleep.sra import run as sra_run
-from tests.test_ann import WAKE, digits_protocol, one_thread, run_dict  # noqa: F401
+from tests.test_ann import WAKE, digits_protocol, run_dict
 from tests.test_sra import ALPHAS, RULE, THRESHOLDS, blocks, small_net
 
-pytestmark = [pytest.mark.brian2, pytest.mark.torch]
+pytestmark = [pytest.mark.brian2, pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_brian2_network_equals_torch_on_identical_input_spikes():
