@@ -241,10 +241,8 @@ class TorchEngine(Engine):
 
             self.kernel = torch_fused
         self.tdtype = getattr(torch, dtype)
-        self.width = sum(p.size for p in spec.populations.values()) + sum(
-            s.size for s in spec.sources.values()
-        )
         self.n = sum(p.size for p in spec.populations.values())
+        self.width = self.n + sum(s.size for s in spec.sources.values())  # presynaptic rows
         self.offsets = _offsets(spec)
         self.params = neuron_params(spec, None, self.tdtype, device)
         self.state = self._initial_state()
@@ -286,7 +284,7 @@ class TorchEngine(Engine):
         return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), ref_end)
 
     def _connectivity(self) -> Connectivity:
-        b_n, width = self.batch * self.n, self.n + sum(s.size for s in self.spec.sources.values())
+        b_n, width = self.batch * self.n, self.width
         rows, targets, delays, weights = [], [], [], []
         for b, net in enumerate(self.networks):
             for name, syn in net.synapses.items():
@@ -481,7 +479,10 @@ class TorchEngine(Engine):
         counts = np.zeros(steps, dtype=np.int64)
         views = [x.view(-1).numpy() for x in (state.v, state.g_e, state.g_i, state.a)]
         ref_end = state.ref_end.view(-1).numpy()
-        fixed = (conn.target.numpy(), conn.delay.numpy(), conn.weight_rows.numpy())
+        connectivity = [
+            x.numpy() for x in (conn.target, conn.delay, conn.weight_rows, conn.row_len, conn.gain)
+        ]
+        buffer = self.buffer.numpy()
         chunk = 1 if self.rules else steps
         chunks, m, done, n_sampled = [], 0, 0, 0
         while done < steps:
@@ -500,11 +501,9 @@ class TorchEngine(Engine):
                 ref_end,
                 self.kernel_params,
                 src[done : done + n],
-                *fixed,
-                conn.row_len.numpy(),
-                conn.gain.numpy(),
+                *connectivity,
                 self.gain_active,
-                self.buffer.numpy(),
+                buffer,
                 every,
                 codes,
                 cols,

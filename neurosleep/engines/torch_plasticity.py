@@ -43,9 +43,8 @@ class RuleState:
         self.depression = 1.0  # factor on STDP's a_minus (a brain state's balance)
         self.w_min, self.w_max = rule.bounds(engine.spec.weight_unit(projection))
         self.slots = torch.cat(self.conn.slots[projection])
-        width = engine.n + sum(s.size for s in engine.spec.sources.values())
         dev, dtype = engine.device, engine.tdtype
-        self.x = torch.zeros(engine.batch * width, dtype=dtype, device=dev)
+        self.x = torch.zeros(engine.batch * engine.width, dtype=dtype, device=dev)
         self.y = torch.zeros(engine.batch * engine.n, dtype=dtype, device=dev)
         self.decay_x = math.exp(-engine.spec.dt / taus[0])
         self.decay_y = math.exp(-engine.spec.dt / taus[1])
