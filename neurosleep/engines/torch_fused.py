@@ -27,7 +27,7 @@ STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 
 class KernelParams(NamedTuple):
     """Per-neuron step constants as ``[N]`` arrays of the engine's dtype (``ref_steps``
-    int32, ``conductance`` uint8), and the two switches of ``NeuronParams``."""
+    int32), the ``conductance`` flags (uint8) and the model's switches."""
 
     em: np.ndarray
     c0: np.ndarray
@@ -184,8 +184,11 @@ def kernel_params(params, n: int, dtype: np.dtype) -> KernelParams:
         value = x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
         return np.ascontiguousarray(np.broadcast_to(value, (n,)), dtype=kind)
 
-    fields = {name: arr(getattr(params, name)) for name in KernelParams._fields[:16]}
-    fields["ref_steps"] = arr(params.ref_steps, np.int32)
+    constants = KernelParams._fields[: KernelParams._fields.index("conductance")]
+    fields = {
+        name: arr(getattr(params, name), np.int32 if name == "ref_steps" else dtype)
+        for name in constants
+    }
     conductance = np.zeros(n) if params.conductance is None else params.conductance
     return KernelParams(
         **fields,
