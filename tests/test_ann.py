@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer
+from neurosleep.experiments.ann_network import LOSSES, MLP
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
@@ -105,25 +105,6 @@ def test_scaled_dropout_multiplies_by_keep_probability_at_test_time():
     inverted.eval()
     torch.testing.assert_close(inverted.activations(x)[0], torch.relu(inverted.linears[0](x)))
     assert h_train.shape == hidden.shape
-
-
-@pytest.mark.parametrize("momentum", [0.5, 0.0])
-def test_momentum_sgd_matches_torch_sgd_bitwise(momentum):
-    nets = [MLP(MLPSpec(**TINY), torch.Generator().manual_seed(0)) for _ in range(2)]
-    ours = make_optimizer(nets[0].parameters(), "sgd", 0.1, momentum, (0.9, 0.999))
-    reference = torch.optim.SGD(nets[1].parameters(), lr=0.1, momentum=momentum)
-    data = torch.Generator().manual_seed(1)
-    for _ in range(5):
-        x, y = torch.rand(16, 64, generator=data), torch.randint(0, 10, (16,), generator=data)
-        for net, optimizer in zip(nets, (ours, reference), strict=True):
-            optimizer.zero_grad(set_to_none=True)
-            LOSSES.get("squared_error")(*net.forward_pre(x), y)[0].backward()
-            optimizer.step()
-    for a, b in zip(nets[0].weights, nets[1].weights, strict=True):
-        assert torch.equal(a, b)
-    assert not torch.equal(
-        nets[0].weights[0], MLP(MLPSpec(**TINY), torch.Generator().manual_seed(0)).weights[0]
-    )
 
 
 def test_finetuning_forgets_joint_learns_and_runs_are_deterministic(write_protocol, tmp_path):

@@ -136,50 +136,12 @@ def cross_entropy(z: torch.Tensor, a: torch.Tensor, target: torch.Tensor):
     return loss, loss.detach()
 
 
-class MomentumSGD:
-    """SGD with momentum, ``v ← μ·v + g`` (``v = g`` at the first step), ``W ← W − lr·v``.
-
-    The toolbox's ``vW = μ·vW + lr·dW; W = W − vW`` with a constant rate, in the operation
-    order of ``torch.optim.SGD`` (no dampening, no weight decay), so the weights are bitwise
-    the same (tested). Written out because constructing a ``torch.optim`` optimiser imports
-    ``torch._dynamo`` (≈1.5 s, 7 % of the SRA protocol on two cores).
-    """
-
-    def __init__(self, params, lr: float, momentum: float) -> None:
-        self.params = [p for p in params if p.requires_grad]
-        self.lr = lr
-        self.momentum = momentum
-        self.velocity: list[torch.Tensor | None] = [None] * len(self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad
-            if self.momentum != 0:
-                v = self.velocity[i]
-                if v is None:
-                    v = self.velocity[i] = g.clone()
-                else:
-                    v.mul_(self.momentum).add_(g)
-                g = v
-            p.add_(g, alpha=-self.lr)
-
-
-Optimizer = MomentumSGD | torch.optim.Optimizer
-
-
 def make_optimizer(
     params, kind: str, lr: float, momentum: float, betas: tuple[float, float]
-) -> Optimizer:
-    """SGD (the toolbox's momentum form: v = μv + g; W −= lr·v) or Adam (``torch.optim``)."""
+) -> torch.optim.Optimizer:
+    """SGD (the toolbox's momentum form is torch's: v = μv + g; W −= lr·v) or Adam."""
     if kind == "sgd":
-        return MomentumSGD(params, lr=lr, momentum=momentum)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas)
     raise ValueError(f"unknown optimizer {kind!r}")
