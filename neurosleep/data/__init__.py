@@ -4,7 +4,14 @@ See :mod:`neurosleep.data.datasets` for the datasets and their normalisation and
 :mod:`neurosleep.data.streams` for split / permuted streams and the three scenarios.
 """
 
-from neurosleep.data.datasets import DATASETS, Dataset, load_dataset, read_idx, stratified_split
+from neurosleep.data.datasets import (
+    DATASETS,
+    Dataset,
+    hold_out_validation,
+    load_dataset,
+    read_idx,
+    stratified_split,
+)
 from neurosleep.data.streams import Stream, Task, permuted_stream, split_stream
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "Dataset",
     "Stream",
     "Task",
+    "hold_out_validation",
     "load_dataset",
     "permuted_stream",
     "read_idx",

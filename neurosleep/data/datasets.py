@@ -10,7 +10,8 @@ Normalisation: pixel datasets are divided by their full-scale value (255 for MNI
 16 for digits) so that inputs lie in [0, 1], as SRA's input spike probabilities require;
 MNIST-1D signals are min–max scaled to [0, 1] with the training set's minimum and maximum.
 Where no test split ships, a stratified split (``test_fraction`` of each class) is drawn with
-the given seed.
+the given seed. :func:`hold_out_validation` moves a seeded stratified share of the *training*
+set into the evaluation arrays, so that hyperparameters can be tuned without the test set.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def load_dataset(
 
 
 def stratified_split(
-    y: np.ndarray, test_fraction: float, seed: int
+    y: np.ndarray, test_fraction: float, seed: int | list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test), ``round(test_fraction·n_c)`` test samples of each class c.
 
@@ -75,6 +76,31 @@ def stratified_split(
         test.append(members[:n_test])
         train.append(members[n_test:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def hold_out_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """The dataset with ``round(fraction·n_c)`` training samples of each class c held out.
+
+    The held-out samples replace the test arrays (which are dropped: nothing tuned on the
+    result can see them); the rest stay the training set. Drawn with ``[seed, 3]``, a stream
+    the test split (``seed``) does not use.
+
+    Examples
+    --------
+    >>> x = np.arange(20, dtype=np.float32)[:, None]; y = np.repeat([0, 1], 10)
+    >>> val = hold_out_validation(Dataset("toy", x, y, x[:2], y[:2], (1,)), 0.2, seed=0)
+    >>> len(val.y_train), np.bincount(val.y_test).tolist()
+    (16, [2, 2])
+    """
+    train, held = stratified_split(data.y_train, fraction, [seed, 3])
+    return Dataset(
+        data.name,
+        data.x_train[train],
+        data.y_train[train],
+        data.x_train[held],
+        data.y_train[held],
+        data.shape,
+    )
 
 
 def _split(name: str, x: np.ndarray, y: np.ndarray, shape, seed: int, test_fraction: float):

@@ -12,7 +12,8 @@
   them, one sample's shape, the validated parameters, a torch generator and
   ``on_spikes(layer, step, neuron)`` (int tensors; layer 1 = first hidden layer); it returns the
   new weights and a dict of diagnostics (arrays). Spikes go to ``/spikes/layer<l>``.
-- test: accuracy on every task (argmax over all outputs, or over the task's head in task-IL),
+- test: accuracy on every task (argmax over all outputs, or over the task's head in task-IL)
+  on its test samples, or with ``data.validation`` on samples held out of its training set,
   one evaluation row ``accuracy`` [task] per test phase; the runner then rewrites the
   continual-learning metrics after each task in ``/metrics/continual/accuracy`` (FWT only in
   task- and domain-IL; intransigence when the test gives a ``reference``).
@@ -29,7 +30,14 @@ import torch
 from pydantic import Field, model_validator
 
 from neurosleep.analysis.metrics import ContinualOptions
-from neurosleep.data import DATASETS, Stream, load_dataset, permuted_stream, split_stream
+from neurosleep.data import (
+    DATASETS,
+    Stream,
+    hold_out_validation,
+    load_dataset,
+    permuted_stream,
+    split_stream,
+)
 from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer, predict
 from neurosleep.experiments.base import (
     EXPERIMENTS,
@@ -52,6 +60,13 @@ class ANNData(Params):
     dataset: str = Field("mnist5k", description=f"one of {', '.join(DATASETS.names())}")
     path: str | None = Field(None, description="idx: folder of *-ubyte[.gz]; npz: the file")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share where none ships")
+    validation: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="hold out this share of each class's training samples (seeded) and test "
+        "on it instead of the test set (for tuning)",
+    )
     stream: Literal["split", "permuted"] = "split"
     scenario: Literal["class", "task", "domain"] = "class"
     classes_per_task: int = Field(2, ge=1, description="split streams")
@@ -151,6 +166,7 @@ class ANNExperiment(Experiment):
                 "task_classes": np.stack([t.classes for t in self.stream.tasks]),
                 "train_samples": np.array([len(t.y_train) for t in self.stream.tasks]),
                 "test_samples": np.array([len(t.y_test) for t in self.stream.tasks]),
+                "evaluated_on": np.bytes_(self.evaluated_on.encode()),
             }
             | (
                 {"permutations": np.stack([t.permutation for t in self.stream.tasks])}
@@ -159,6 +175,11 @@ class ANNExperiment(Experiment):
             ),
             units={},
         )
+
+    @property
+    def evaluated_on(self) -> str:
+        """``validation`` when tests use the held-out training samples, else ``test``."""
+        return "test" if self.data.validation is None else "validation"
 
     def _to_device(self, task) -> dict[str, torch.Tensor]:
         def put(a, dtype):
@@ -292,7 +313,9 @@ class ANNExperiment(Experiment):
         return Evaluation(
             metrics={"accuracy": accuracy},
             units={"accuracy": "1"},
-            descriptions={"accuracy": f"test accuracy per task ({self.stream.scenario}-IL)"},
+            descriptions={
+                "accuracy": f"{self.evaluated_on} accuracy per task ({self.stream.scenario}-IL)"
+            },
             continual=ContinualOptions(
                 "accuracy",
                 fwt=self.stream.scenario != "class",
@@ -324,6 +347,8 @@ def build_stream(data: ANNData, seed: int) -> Stream:
     dataset = load_dataset(
         data.dataset, seed=seed, test_fraction=data.test_fraction, path=data.path
     )
+    if data.validation is not None:
+        dataset = hold_out_validation(dataset, data.validation, seed)
     if data.stream == "split":
         return split_stream(
             dataset,
