@@ -21,6 +21,7 @@ from neurosleep.spec.snn import (
     STATE_UNITS,
     AllToAll,
     FixedProbability,
+    Local,
     Modulation,
     OneToOne,
     PairList,
@@ -125,6 +126,10 @@ def _synapses(spec: SNNSpec, name: str, proj: Projection, rng: np.random.Generat
         pairs = np.asarray(rule.pairs, dtype=np.int64).reshape(-1, 2)
         pairs = np.unique(pairs, axis=0)
         pre, post = pairs[:, 0], pairs[:, 1]
+    elif isinstance(rule, Local):
+        pre, post = _local(n_pre, n_post, rule, rng)
+        keep = (pre != post) | (not same) | rule.autapses
+        pre, post = pre[keep], post[keep]
     else:  # pragma: no cover - the spec's union is closed
         raise TypeError(f"unknown connectivity rule {rule!r}")
     unit = spec.weight_unit(name)
@@ -132,6 +137,30 @@ def _synapses(spec: SNNSpec, name: str, proj: Projection, rng: np.random.Generat
     weight = proj.weight.sample(rng, n, unit)
     delay = np.rint(proj.delay.sample(rng, n, "ms") / spec.dt).astype(np.int64)
     return Synapses(name, pre.astype(np.int64), post.astype(np.int64), weight, delay)
+
+
+def _local(
+    n_pre: int, n_post: int, rule: Local, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs within ``rule.radius`` on a line or ring (positions in post neurons), sorted by
+    (pre, post), each kept with probability ``rule.p`` (one uniform draw per candidate pair)."""
+    centre = np.arange(n_pre) * (n_post / n_pre)
+    reach = int(np.ceil(rule.radius)) + 1
+    offsets = np.arange(-reach, reach + 1)
+    post = np.floor(centre)[:, None].astype(np.int64) + offsets[None, :]
+    distance = np.abs(post - centre[:, None])
+    near = distance <= rule.radius + 1e-9
+    if rule.ring:
+        post = post % n_post
+    else:
+        near &= (post >= 0) & (post < n_post)
+    pre = np.broadcast_to(np.arange(n_pre)[:, None], post.shape)[near]
+    pairs = np.unique(np.stack([pre, post[near]], axis=1), axis=0)  # a ring smaller than 2r
+    pre, post = pairs[:, 0], pairs[:, 1]
+    if rule.p < 1.0:
+        kept = rng.random(len(pre)) < rule.p
+        pre, post = pre[kept], post[kept]
+    return pre.astype(np.int64), post.astype(np.int64)
 
 
 def _fixed_probability(
@@ -203,8 +232,10 @@ def depression_gain(mod: Modulation | None, name: str) -> float:
     return gains.get(name, gains.get("*", 1.0))
 
 
-def rule_bounds(spec: SNNSpec, projection: str, rule) -> tuple[float, float]:
-    return rule.bounds(spec.weight_unit(projection))
+def rule_bounds(spec: SNNSpec, projection: str, rule, initial: np.ndarray):
+    """A rule's (lower, upper) weight bounds: numbers, or arrays [S] over the synapses (in
+    :class:`Synapses` order) with ``bounds: relative``; ``initial``: their built weights."""
+    return rule.limits(spec.weight_unit(projection), initial)
 
 
 def channel(spec: SNNSpec, projection: str) -> str:

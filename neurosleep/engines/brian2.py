@@ -3,7 +3,9 @@
 Translation (spec -> Brian2): one ``NeuronGroup`` per population (``method='exact'`` for
 current synapses, ``'exponential_euler'`` for conductance synapses), ``PoissonGroup`` for
 Poisson and pattern sources, ``SpikeGeneratorGroup`` for array sources, one ``Synapses`` per
-projection built from the arrays of :func:`~neurosleep.engines.base.build` (``connect(i=, j=)``).
+projection built from the arrays of :func:`~neurosleep.engines.base.build` (``connect(i=, j=)``);
+a rule's bounds are namespace constants, or with ``bounds: relative`` synaptic constants
+(``w_min_k``, ``w_max_k : volt (constant)``, one per synapse).
 Plasticity runs in a separate undelayed pre pathway ``plast`` (order 0, after transmission,
 before the post pathway) and in ``run_regularly`` operations (rate rules). Neuron parameters,
 gains and learning-rate factors live in each object's namespace, so a phase's neuromodulation
@@ -31,6 +33,7 @@ from neurosleep.engines.base import (
     population_params,
     projection_gain,
     rates_with_modulation,
+    rule_bounds,
     source_rates,
     steps_of,
 )
@@ -204,11 +207,20 @@ class Brian2Engine(Engine):
         namespace = {"gain": 1.0, "eta": 1.0, "depression": 1.0}
         model = f"w : {'volt' if unit == 'mV' else '1'}\n"
         pre, post, periodic = [], [], []
+        per_synapse = {}  # bounds: relative -> synaptic constants w_min_k, w_max_k
         for k, rule in enumerate(proj.plasticity):
-            w_min, w_max = rule.bounds(unit)
-            namespace.update(
-                {f"w_min_{k}": w_min * self._unit(unit), f"w_max_{k}": w_max * self._unit(unit)}
-            )
+            w_min, w_max = rule_bounds(self.spec, name, rule, syn.weight)
+            bounds = {
+                f"w_min_{k}": w_min * self._unit(unit),
+                f"w_max_{k}": w_max * self._unit(unit),
+            }
+            if rule.bounds == "relative":
+                per_synapse.update(bounds)
+                model += "".join(
+                    f"{b} : {'volt' if unit == 'mV' else '1'} (constant)\n" for b in bounds
+                )
+            else:
+                namespace.update(bounds)
             if isinstance(rule, STDP):
                 m, a, b = stdp_code(k, rule)
                 namespace.update(
@@ -251,6 +263,8 @@ class Brian2Engine(Engine):
         )
         synapses.connect(i=syn.pre, j=syn.post)
         synapses.w = syn.weight * self._unit(unit)
+        for bound, values in per_synapse.items():
+            setattr(synapses, bound, values)
         if syn.delay.any():
             synapses.pre.delay = syn.delay * self.spec.dt * b2.ms
         if pre:

@@ -7,6 +7,8 @@ Brian2's ``run_regularly``), then after threshold and delivery ``after(step, pre
 post_neurons)``: traces decay, pre spikes update weights and traces, then post spikes.
 Weight updates touch only the synapses of neurons that spiked (STDP) or, every ``interval``,
 the projection's synapses (rate rules). Updates are in place on the engine's weight tensor.
+With ``bounds: relative`` the bounds are tensors over the weight table (one value per
+synapse, from its built weight) and are indexed with the slots being updated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from neurosleep.engines.base import steps_of
+from neurosleep.engines.base import rule_bounds, steps_of
 from neurosleep.registry import Registry
 from neurosleep.spec.snn import STDP, Oja, Scaling
 
@@ -41,21 +43,40 @@ class RuleState:
         self.conn = engine.conn
         self.eta = 1.0
         self.depression = 1.0  # factor on STDP's a_minus (a brain state's balance)
-        self.w_min, self.w_max = rule.bounds(engine.spec.weight_unit(projection))
         self.slots = torch.cat(self.conn.slots[projection])
         dev, dtype = engine.device, engine.tdtype
+        self.w_min, self.w_max = self._bounds(engine, projection, rule, dtype)
         self.x = torch.zeros(engine.batch * engine.width, dtype=dtype, device=dev)
         self.y = torch.zeros(engine.batch * engine.n, dtype=dtype, device=dev)
         self.decay_x = math.exp(-engine.spec.dt / taus[0])
         self.decay_y = math.exp(-engine.spec.dt / taus[1])
         self.pad = self.conn.weight.shape[0] - 1
 
+    def _bounds(self, engine, projection: str, rule, dtype):
+        """Numbers (absolute bounds), or tensors [R·K + 1] over the weight table (relative)."""
+        if rule.bounds == "absolute":
+            return rule_bounds(engine.spec, projection, rule, None)
+        size = self.conn.weight.shape[0]
+        low = torch.zeros(size, dtype=dtype, device=engine.device)
+        high = torch.zeros(size, dtype=dtype, device=engine.device)
+        for net, slots in zip(engine.networks, self.conn.slots[projection], strict=True):
+            lo, hi = rule_bounds(engine.spec, projection, rule, net.synapses[projection].weight)
+            low[slots] = torch.as_tensor(lo, dtype=dtype, device=engine.device)
+            high[slots] = torch.as_tensor(hi, dtype=dtype, device=engine.device)
+        return low, high
+
+    def bound(self, slots: torch.Tensor) -> tuple:
+        """(w_min, w_max) of the synapses in ``slots``: numbers or tensors like ``slots``."""
+        if isinstance(self.w_max, torch.Tensor):
+            return self.w_min[slots], self.w_max[slots]
+        return self.w_min, self.w_max
+
     def decay(self) -> None:
         self.x.mul_(self.decay_x)
         self.y.mul_(self.decay_y)
 
-    def write(self, slots: torch.Tensor, values: torch.Tensor) -> None:
-        self.conn.weight[slots] = values.clamp(self.w_min, self.w_max)
+    def write(self, slots: torch.Tensor, values: torch.Tensor, bounds: tuple) -> None:
+        self.conn.weight[slots] = torch.clamp(values, *bounds)
         self.conn.weight[self.pad] = 0.0
 
 
@@ -80,25 +101,27 @@ class STDPRule(RuleState):
             if self.eta:
                 s = self.by_pre.index_select(0, pre_rows).view(-1)
                 ws, y = w[s], self.y[self.conn.post_of_slot[s]]
+                w_min, w_max = bounds = self.bound(s)
                 a_minus = self.depression * r.a_minus
                 if r.form == "additive":
-                    ws = ws - self.eta * a_minus * self.w_max * y
+                    ws = ws - self.eta * a_minus * w_max * y
                 elif r.form == "multiplicative":
-                    ws = ws - self.eta * a_minus * (ws - self.w_min) * y
+                    ws = ws - self.eta * a_minus * (ws - w_min) * y
                 else:
-                    ws = ws + self.eta * self.w_max * (r.a_plus * y - a_minus)
-                self.write(s, ws)
+                    ws = ws + self.eta * w_max * (r.a_plus * y - a_minus)
+                self.write(s, ws, bounds)
             self.x.index_add_(0, pre_rows, torch.ones_like(pre_rows, dtype=self.x.dtype))
         if post_neurons.numel():
             self.y.index_add_(0, post_neurons, torch.ones_like(post_neurons, dtype=self.y.dtype))
             if self.eta:
                 s = self.by_post.index_select(0, post_neurons).view(-1)
                 ws, x = w[s], self.x[self.conn.row_of_slot[s]]
+                bounds = self.bound(s)
                 if r.form == "multiplicative":
-                    ws = ws + self.eta * r.a_plus * (self.w_max - ws) * x
+                    ws = ws + self.eta * r.a_plus * (bounds[1] - ws) * x
                 else:
-                    ws = ws + self.eta * r.a_plus * self.w_max * x
-                self.write(s, ws)
+                    ws = ws + self.eta * r.a_plus * bounds[1] * x
+                self.write(s, ws, bounds)
 
 
 class RateRule(RuleState):
@@ -118,13 +141,14 @@ class RateRule(RuleState):
         r_pre = self.x[self.rows] * self.decay_x
         r_post = self.y[self.posts] * self.decay_y
         rate = self.eta * self.rule.eta * self.rule.interval * 1e-3
-        self.write(self.slots, w + rate * self.change(w, r_pre, r_post))
+        bounds = self.bound(self.slots)
+        self.write(self.slots, w + rate * self.change(w, r_pre, r_post, bounds[1]), bounds)
 
-    def change(self, w, r_pre, r_post) -> torch.Tensor:
+    def change(self, w, r_pre, r_post, w_max) -> torch.Tensor:
         rule = self.rule
         if isinstance(rule, Oja):
             pre, post = r_pre / rule.rate_ref, r_post / rule.rate_ref
-            return self.w_max * (pre * post - post * post * w / self.w_max)
+            return w_max * (pre * post - post * post * w / w_max)
         return w * (1.0 - r_post / rule.target)
 
     def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:

@@ -29,11 +29,12 @@ def run(experiment: SNNExperiment, params: DownscalingParams, progress: Progress
         proj = experiment.model.projections.get(name)
         if proj is None:
             raise ValueError(f"downscaling: unknown projection {name!r}")
-        low = max(
-            (r.bounds(experiment.model.weight_unit(name))[0] for r in proj.plasticity),
-            default=-np.inf,
-        )
-        scaled = [np.maximum(w * params.factor, low) for w in experiment.sim.get_weights(name)]
+        unit = experiment.model.weight_unit(name)
+        scaled = []
+        for net, w in zip(experiment.sim.networks, experiment.sim.get_weights(name), strict=True):
+            initial = net.synapses[name].weight  # bounds: relative are factors of these
+            low = [np.broadcast_to(r.limits(unit, initial)[0], w.shape) for r in proj.plasticity]
+            scaled.append(np.maximum(w * params.factor, np.max(low, axis=0, initial=-np.inf)))
         experiment.sim.set_weights(name, scaled)
     progress(1.0)
     write_change(experiment, before)

@@ -249,19 +249,72 @@ class PairList(Part):
     pairs: list[tuple[int, int]]
 
 
-Connect = Annotated[FixedProbability | OneToOne | AllToAll | PairList, Field(discriminator="rule")]
+class Local(Part):
+    """Distance-limited connectivity on a line (or ring) of neurons.
+
+    Neuron ``j`` of ``pre`` sits at position ``j · n_post / n_pre``, neuron ``i`` of ``post`` at
+    ``i``; ``j -> i`` is connected, with probability ``p``, when their distance is at most
+    ``radius`` (measured around the ring of ``n_post`` positions when ``ring``).
+    """
+
+    rule: Literal["local"]
+    radius: float = Field(gt=0, description="largest pre-post distance, in post neurons")
+    p: float = Field(1.0, ge=0, le=1)
+    ring: bool = Field(True, description="wrap the line around (periodic distance)")
+    autapses: bool = Field(True, description="allow j -> j when pre and post are one population")
+
+
+Connect = Annotated[
+    FixedProbability | OneToOne | AllToAll | PairList | Local, Field(discriminator="rule")
+]
 
 
 # ---------------------------------------------------------------------- plasticity
 class Rule(Part):
-    """Base of plasticity rules: weight bounds in the weight unit of the projection."""
+    """Base of plasticity rules: weight bounds ``[w_min, w_max]``.
+
+    ``bounds: absolute`` (default): ``w_min`` and ``w_max`` are weights in the weight unit of
+    the projection, the same for every synapse. ``bounds: relative`` (González et al. 2020:
+    w in [1e-5, 2]× the initial weight): they are plain numbers, factors of each synapse's
+    initial weight (the one drawn when the network is built), so every synapse has its own
+    bounds; a rule's steps that scale with ``w_max`` then scale with the synapse's own.
+    """
 
     w_min: str | float = "0"
     w_max: str | float
+    bounds: Literal["absolute", "relative"] = "absolute"
     unit_fields: ClassVar[tuple[str, ...]] = ("w_min", "w_max")
 
-    def bounds(self, unit: str) -> tuple[float, float]:
-        return _value(_with_unit(self.w_min, unit), unit), _value(self.w_max, unit)
+    @model_validator(mode="after")
+    def _factors(self) -> Rule:
+        if self.bounds == "relative":
+            for name in ("w_min", "w_max"):
+                value = getattr(self, name)
+                if isinstance(value, str):
+                    try:
+                        value = float(value)
+                    except ValueError:
+                        raise ValueError(
+                            f"bounds: relative takes {name} as a factor of the initial weight"
+                            f" (a plain number), not {value!r}"
+                        ) from None
+                if value < 0:
+                    raise ValueError(f"bounds: relative needs {name} >= 0")
+            if float(self.w_min) > float(self.w_max):
+                raise ValueError("bounds: relative needs w_min <= w_max")
+        return self
+
+    def limits(
+        self, unit: str, initial: np.ndarray | None = None
+    ) -> tuple[float | np.ndarray, float | np.ndarray]:
+        """(lower, upper) bound in ``unit``: numbers, or with ``bounds: relative`` arrays over
+        the synapses whose initial weights (``initial`` [S], in ``unit``) are given."""
+        if self.bounds == "absolute":
+            return _value(_with_unit(self.w_min, unit), unit), _value(self.w_max, unit)
+        if initial is None:
+            raise ValueError("bounds: relative needs the synapses' initial weights")
+        a, b = float(self.w_min) * initial, float(self.w_max) * initial
+        return np.minimum(a, b), np.maximum(a, b)
 
 
 def _with_unit(text: str | float, unit: str) -> str | float:
@@ -450,6 +503,8 @@ class SNNSpec(Spec):
                     None,
                 )
         for k, rule in enumerate(proj.plasticity):
+            if rule.bounds == "relative":
+                continue  # factors, checked by the rule
             for field in rule.unit_fields:
                 text = _with_unit(getattr(rule, field), unit)
                 _try(bad, loc + ("plasticity", k, field), _value, text, unit)
@@ -483,7 +538,7 @@ class SNNSpec(Spec):
 
 UNION_TAGS = {
     "sources": {"poisson", "pattern", "array"},
-    "connect": {"fixed_probability", "one_to_one", "all_to_all", "list"},
+    "connect": {"fixed_probability", "one_to_one", "all_to_all", "list", "local"},
     "plasticity": {"stdp", "oja", "scaling"},
 }
 
