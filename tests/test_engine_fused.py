@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from neurosleep.engines import Recording, make_engine
 from neurosleep.spec.snn import SNNSpec
@@ -122,25 +123,31 @@ def busy_network() -> SNNSpec:
     )
 
 
-def test_modulation_gains_and_spike_buffer_overflow():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_modulation_gains_and_spike_buffer_overflow(threads):
     """A phase's delivery gains, leak and rate factors, and more spikes in one block than the
-    kernel's spike buffer holds (the kernel stops early and the engine calls it again)."""
+    kernel's spike buffer holds (each network stops early and the engine calls it again);
+    with two threads the networks run concurrently and the spikes still come in step order."""
     spec = busy_network()
     sinks, engines = [], []
     for fused in (False, True):
-        engine = make_engine("torch", spec, seeds=[2], fused=fused)
+        engine = make_engine("torch", spec, seeds=[2, 3, 4], fused=fused)
         engine.set_modulation(spec.modulation["up"])
         sink = MemorySink()
-        engine.run(100.0, Recording(spikes=("pop", "noise"), block=100.0), sink)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            engine.run(100.0, Recording(spikes=("pop", "noise"), block=100.0), sink)
+        finally:
+            torch.set_num_threads(previous)
         sinks.append(sink)
         engines.append(engine)
-    assert len(sinks[1].spike_array("noise")[0]) > 1 << 16, "the block must overflow the buffer"
-    for pop in ("pop", "noise"):
-        ta, ia = sinks[0].spike_array(pop)
-        tb, ib = sinks[1].spike_array(pop)
-        np.testing.assert_array_equal(ia, ib)
-        np.testing.assert_array_equal(ta, tb)
-    assert len(sinks[1].spike_array("pop")[0]) > 100
+    assert len(sinks[1].spike_array("noise")[0]) > 3 * 16 * 2050, "the buffers must overflow"
+    for pop in ("pop", "noise"):  # the same spikes, handed over in the same order
+        for a, b in zip(*(sink.spike_blocks[pop] for sink in sinks), strict=True):
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    assert len(sinks[1].spike_array("pop")[0]) > 300
     for var in ("v", "g_e"):
         np.testing.assert_array_equal(
             engines[0].get_state(var, "pop"), engines[1].get_state(var, "pop")

@@ -20,6 +20,7 @@ other devices (CUDA) and with ``fused=False``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -465,8 +466,9 @@ class TorchEngine(Engine):
         return rows, counts, samples, sample_steps
 
     def _loop_fused(self, steps, sources, every, columns):
-        """The step loop as the compiled kernel: the whole block in one call, or one step
-        per call when plasticity rules need each step's spikes."""
+        """The step loop as the compiled kernel. Without plasticity rules each network runs
+        the whole block in one call, the networks spread over torch's threads; with rules every
+        network advances one step per call, and the rules see each step's spikes."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
         codes = np.concatenate(
             [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
@@ -475,57 +477,72 @@ class TorchEngine(Engine):
         n_samples = -(-steps // every) + 1 if every else 0
         samples = np.empty((n_samples, b, len(cols)), dtype=np.dtype(self.dtype))
         src = np.zeros((steps, b, 0), dtype=bool) if sources is None else sources.cpu().numpy()
-        out = np.empty(max(8 * b * width, 1 << 16), dtype=np.int64)
-        counts = np.zeros(steps, dtype=np.int64)
-        views = [x.view(-1).numpy() for x in (state.v, state.g_e, state.g_i, state.a)]
-        ref_end = state.ref_end.view(-1).numpy()
-        connectivity = [
-            x.numpy() for x in (conn.target, conn.delay, conn.weight_rows, conn.row_len, conn.gain)
-        ]
-        buffer = self.buffer.numpy()
-        chunk = 1 if self.rules else steps
-        chunks, m, done, n_sampled = [], 0, 0, 0
-        while done < steps:
-            if len(out) - m < b * width:
-                chunks.append(out[:m].copy())
-                m = 0
-            n, step = min(chunk, steps - done), self.step + done
-            for rule in self.rules:
-                rule.before(step)
-            k, written, n_sampled = self.kernel.run_steps(
-                n,
-                step,
-                b,
-                width,
-                *views,
-                ref_end,
-                self.kernel_params,
-                src[done : done + n],
-                *connectivity,
-                self.gain_active,
-                buffer,
-                every,
-                codes,
-                cols,
-                samples,
-                n_sampled,
-                out[m:],
-                counts[done : done + n],
-            )
-            if self.rules:
-                rows = out[m : m + written]
-                net, column = np.divmod(rows, width)
-                post = (net * self.n + column)[column < self.n]
+        out = np.empty((b, max(16 * width, 1 << 15)), dtype=np.int64)
+        written, done = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+        counts = np.zeros((steps, b), dtype=np.int64)
+        arrays = (
+            *(x.view(-1).numpy() for x in (state.v, state.g_e, state.g_i, state.a, state.ref_end)),
+            self.kernel_params,
+            src,
+            *(x.numpy() for x in (conn.target, conn.delay, conn.weight_rows, conn.row_len)),
+            conn.gain.numpy(),
+            self.gain_active,
+            self.buffer.numpy(),
+            every,
+            codes,
+            cols,
+            samples,
+            out,
+            written,
+            done,
+            counts,
+        )
+
+        def advance(first: int, last: int, until: int) -> None:
+            self.kernel.run_networks(first, last, until, self.step, b, width, *arrays)
+
+        per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
+
+        def drain() -> list[np.ndarray]:
+            rows = [out[j, : written[j]].copy() for j in range(b)]
+            for j in range(b):
+                per_network[j].append(rows[j])
+            written[:] = 0
+            return rows
+
+        if self.rules:
+            for k in range(steps):
                 for rule in self.rules:
-                    rule.after(step, torch.from_numpy(rows), torch.from_numpy(post))
-            m += written
-            done += k
-        chunks.append(out[:m])
+                    rule.before(self.step + k)
+                advance(0, b, k + 1)
+                rows = torch.from_numpy(np.concatenate(drain()))
+                net, column = np.divmod(rows.numpy(), width)
+                post = torch.from_numpy((net * self.n + column)[column < self.n])
+                for rule in self.rules:
+                    rule.after(self.step + k, rows, post)
+        else:
+            threads = min(torch.get_num_threads(), b)
+            while done.min() < steps:
+                if threads > 1:  # the kernel releases the GIL; networks are independent
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(lambda j: advance(j, j + 1, steps), range(b)))
+                else:
+                    advance(0, b, steps)
+                drain()
         first = self.step + (-self.step % every) if every else 0
         sample_steps = list(range(first, self.step + steps, every)) if every else []
         split = np.cumsum([len(c) for c in columns.values()])[:-1]
-        blocks = np.split(samples[:n_sampled], split, axis=2) if every else [None] * len(columns)
-        return np.concatenate(chunks), counts, dict(zip(columns, blocks, strict=True)), sample_steps
+        blocks = (
+            np.split(samples[: len(sample_steps)], split, axis=2)
+            if every
+            else [None] * len(columns)
+        )
+        return (
+            _in_step_order(per_network, counts),
+            counts.sum(axis=1),
+            dict(zip(columns, blocks, strict=True)),
+            sample_steps,
+        )
 
     def _hand_over(self, sink, recording, rows, counts, samples, sample_steps) -> None:
         """Give the block's spikes (presynaptic rows per step) and sampled states to ``sink``."""
@@ -542,6 +559,19 @@ class TorchEngine(Engine):
         for (var, pop), block in samples.items():
             if block is not None and len(block):
                 sink.state(var, pop, times, block.reshape(len(block), -1))
+
+
+def _in_step_order(per_network: list[list[np.ndarray]], counts: np.ndarray) -> np.ndarray:
+    """One array of the rows each network wrote (``per_network[b]``: its pieces, in step
+    order), in step order and, within a step, in network order; ``counts`` [steps, B]."""
+    flat = counts.reshape(-1)
+    start = (np.cumsum(flat) - flat).reshape(counts.shape)
+    rows = np.empty(int(flat.sum()), dtype=np.int64)
+    for b, pieces in enumerate(per_network):
+        mine = np.concatenate(pieces)
+        own_start = np.cumsum(counts[:, b]) - counts[:, b]
+        rows[np.repeat(start[:, b] - own_start, counts[:, b]) + np.arange(len(mine))] = mine
+    return rows
 
 
 def _offsets(spec: SNNSpec) -> dict[str, int]:

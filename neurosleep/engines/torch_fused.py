@@ -62,8 +62,75 @@ def fma(typingctx, x, y, z):
     return x(x, y, z), codegen
 
 
+# The passes of a step: loops over one network's [N] arrays whose every element is loaded before
+# it is used (a select between loaded values, not a conditional load), so that LLVM vectorises
+# them.
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def run_steps(
+def _integrate(x, v, g_e, g_i, em, c0, k_e, k_i):
+    """``x = c0 + em·v + k_e·g_e + k_i·g_i`` (three fused multiply-adds, as torch's addcmul)."""
+    for i in range(x.shape[0]):
+        x[i] = fma(g_i[i], k_i[i], fma(g_e[i], k_e[i], fma(v[i], em[i], c0[i])))
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _subtract_product(x, a, k):
+    """``x = x − a·k`` (one fused multiply-add)."""
+    for i in range(x.shape[0]):
+        x[i] = fma(-a[i], k[i], x[i])
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _conductance(x, v, g_e, g_i, a, p):
+    """Conductance-synapse neurons: ``x`` by exponential Euler with the old v, conductances
+    and adaptation (as Brian2); the other neurons keep theirs."""
+    for i in range(x.shape[0]):
+        if p.conductance[i]:
+            total = p.one + g_e[i] + g_i[i]
+            v_inf = (p.v_rest[i] + g_e[i] * p.e_e[i] + g_i[i] * p.e_i[i] - a[i]) / total
+            x[i] = v_inf + (v[i] - v_inf) * np.exp(-p.dt_tau_m[i] * total)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _scale(a, d):
+    for i in range(a.shape[0]):
+        a[i] = a[i] * d[i]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _add_where(a, increment, fired):
+    for i in range(a.shape[0]):
+        old, inc, spiked = a[i], increment[i], fired[i]
+        a[i] = old + inc if spiked else old
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, step, check_refractory):
+    """``v`` from the integrated ``x``: refractory neurons back at reset, then threshold and
+    reset; ``fired[i]`` 1 where neuron ``i`` spiked, whose refractory period then starts."""
+    for i in range(x.shape[0]):
+        y, reset, threshold, end, length = x[i], v_reset[i], v_th[i], ref_end[i], ref_steps[i]
+        refractory = end > step
+        y = reset if refractory else y
+        spike = (y > threshold) & ((not check_refractory) | (not refractory))
+        v[i] = reset if spike else y
+        ref_end[i] = length + step if spike else end
+        fired[i] = spike
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _decay_add(g, d, arriving):
+    """``g = g·d + arriving`` (one fused multiply-add, as torch's add(alpha=)); ``arriving``
+    is emptied."""
+    for i in range(g.shape[0]):
+        old, decay, new = g[i], d[i], arriving[i]
+        g[i] = fma(old, decay, new)
+        arriving[i] = 0
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def run_networks(
+    first,
+    last,
     steps,
     step0,
     batch,
@@ -86,99 +153,165 @@ def run_steps(
     sample_var,
     sample_col,
     samples,
-    n_sampled,
     spikes_out,
+    written,
+    done,
     counts,
 ):
-    """Advance ``steps`` steps from ``step0``; arrays are modified in place.
+    """Advance networks ``first`` … ``last − 1``, each from its step ``done[b]`` to ``steps``
+    (steps counted from ``step0``); arrays are modified in place.
 
-    Spiking presynaptic rows go to ``spikes_out`` in step order (``counts[k]`` per step);
-    the sampled states (before each sampled step) to ``samples[n_sampled + j]`` ``[B, C]``.
-    Stops early when ``spikes_out`` could overflow in the next step. Returns
-    ``(steps done, spikes written, samples written)``.
+    Networks are independent, so each runs its whole block alone (its state stays in cache) and
+    disjoint ranges of networks can run in parallel threads. Network ``b``'s spiking presynaptic
+    rows go to ``spikes_out[b, written[b]:]`` in step order, ``counts[k, b]`` per step; a network
+    stops early when its row of ``spikes_out`` could overflow in the next step (``done[b]`` says
+    where). Sampled states (before each sampled step) go to ``samples[j, b]`` ``[·, B, C]``,
+    ``j`` counted from the first multiple of ``sample_every`` at or after ``step0``.
     """
+    n = v.shape[0] // batch
+    words = (n + 7) // 8
+    fired = np.zeros(8 * words, dtype=np.uint8)
+    fired_words = fired.view(np.uint64)
+    x = np.empty(n, dtype=v.dtype)
+    first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
+    for b in range(first, last):
+        written[b], done[b] = _advance(
+            b,
+            n,
+            steps,
+            step0,
+            batch,
+            width,
+            v[b * n : (b + 1) * n],
+            g_e[b * n : (b + 1) * n],
+            g_i[b * n : (b + 1) * n],
+            a[b * n : (b + 1) * n],
+            ref_end[b * n : (b + 1) * n],
+            p,
+            sources,
+            target,
+            delay,
+            weight_rows,
+            row_len,
+            gain,
+            use_gain,
+            buffer,
+            sample_every,
+            first_sample,
+            sample_var,
+            sample_col,
+            samples,
+            spikes_out[b],
+            written[b],
+            done[b],
+            counts,
+            x,
+            fired,
+            fired_words,
+        )
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _advance(
+    b,
+    n,
+    steps,
+    step0,
+    batch,
+    width,
+    v,
+    g_e,
+    g_i,
+    a,
+    ref_end,
+    p,
+    sources,
+    target,
+    delay,
+    weight_rows,
+    row_len,
+    gain,
+    use_gain,
+    buffer,
+    sample_every,
+    first_sample,
+    sample_var,
+    sample_col,
+    samples,
+    out,
+    m,
+    k0,
+    counts,
+    x,
+    fired,
+    fired_words,
+):
+    """Network ``b`` (its ``[N]`` state slices) from step ``k0``; returns (rows written, steps
+    done). Each pass is a loop without data-dependent branches, so that it vectorises."""
     em, c0, k_e, k_i, k_a, d_e, d_i, d_a = p.em, p.c0, p.k_e, p.k_i, p.k_a, p.d_e, p.d_i, p.d_a
     v_th, v_reset, ref_steps, increment = p.v_th, p.v_reset, p.ref_steps, p.increment
-    conductance, adaptation = p.conductance, p.adaptation
-    check_refractory, any_conductance = not p.reset_below_threshold, p.any_conductance
-    n = v.shape[0] // batch
+    adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     n_src = sources.shape[2]
     depth, cells = buffer.shape
     flat = buffer.reshape(-1)
-    m = 0
-    for k in range(steps):
-        if m + batch * width > spikes_out.shape[0]:
-            return k, m, n_sampled
+    for k in range(k0, steps):
+        if m + width > out.shape[0]:
+            return m, k
         s = step0 + k
         if sample_every > 0 and s % sample_every == 0:
-            for b in range(batch):
-                for c in range(sample_col.shape[0]):
-                    j = b * n + sample_col[c]
-                    code = sample_var[c]
-                    if code == 0:
-                        samples[n_sampled, b, c] = v[j]
-                    elif code == 1:
-                        samples[n_sampled, b, c] = g_e[j]
-                    elif code == 2:
-                        samples[n_sampled, b, c] = g_i[j]
-                    else:
-                        samples[n_sampled, b, c] = a[j]
-            n_sampled += 1
+            j = (s - first_sample) // sample_every
+            for c in range(sample_col.shape[0]):
+                code, i = sample_var[c], sample_col[c]
+                if code == 0:
+                    samples[j, b, c] = v[i]
+                elif code == 1:
+                    samples[j, b, c] = g_e[i]
+                elif code == 2:
+                    samples[j, b, c] = g_i[i]
+                else:
+                    samples[j, b, c] = a[i]
+        _integrate(x, v, g_e, g_i, em, c0, k_e, k_i)
+        if adaptation:
+            _subtract_product(x, a, k_a)
+        if p.any_conductance:
+            _conductance(x, v, g_e, g_i, a, p)
+        if adaptation:
+            _scale(a, d_a)
+        _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, s, check_refractory)
+        if adaptation:
+            _add_where(a, increment, fired)
         start = m
-        for b in range(batch):
-            for i in range(n):  # integrate (no branches but the model's switches)
-                j = b * n + i
-                x = fma(v[j], em[i], c0[i])
-                x = fma(g_e[j], k_e[i], x)
-                x = fma(g_i[j], k_i[i], x)
-                a_old = a[j]
-                if adaptation:
-                    x = fma(-a_old, k_a[i], x)
-                    a[j] = a_old * d_a[i]
-                if any_conductance and conductance[i]:
-                    total = p.one + g_e[j] + g_i[j]
-                    v_inf = (p.v_rest[i] + g_e[j] * p.e_e[i] + g_i[j] * p.e_i[i] - a_old) / total
-                    x = v_inf + (v[j] - v_inf) * np.exp(-p.dt_tau_m[i] * total)
-                v[j] = v_reset[i] if ref_end[j] > s else x
-            for i in range(n):  # threshold and reset
-                j = b * n + i
-                if v[j] > v_th[i] and not (check_refractory and ref_end[j] > s):
-                    v[j] = v_reset[i]
-                    if adaptation:
-                        a[j] = a[j] + increment[i]
-                    ref_end[j] = ref_steps[i] + s
-                    spikes_out[m] = b * width + i
-                    m += 1
-            for i in range(n_src):
-                if sources[k, b, i]:
-                    spikes_out[m] = b * width + n + i
-                    m += 1
-        counts[k] = m - start
-        ring = s % depth
-        for q in range(start, m):
-            r = spikes_out[q]
+        for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
+            if fired_words[w]:
+                for i in range(8 * w, 8 * w + 8):
+                    if fired[i]:
+                        out[m] = b * width + i
+                        m += 1
+        for i in range(n_src):
+            if sources[k, b, i]:
+                out[m] = b * width + n + i
+                m += 1
+        counts[k, b] = m - start
+        for q in range(start, m):  # delivery into the ring buffer
+            r = out[q]
             for c in range(row_len[r]):
-                w = weight_rows[r, c]
+                w_ = weight_rows[r, c]
                 if use_gain:
-                    w = w * gain[r, c]
+                    w_ = w_ * gain[r, c]
                 cell = target[r, c]
                 if depth > 1:
                     cell += ((s + delay[r, c]) % depth) * cells
-                flat[cell] += w
-        base = ring * cells
-        for b in range(batch):  # decay plus this step's input; the ring slot is emptied
-            for i in range(n):
-                j = b * n + i
-                g_e[j] = fma(g_e[j], d_e[i], flat[base + j])
-                g_i[j] = fma(g_i[j], d_i[i], flat[base + batch * n + j])
-                flat[base + j] = 0
-                flat[base + batch * n + j] = 0
-        flat[base + cells - 1] = 0
-    return steps, m, n_sampled
+                flat[cell] += w_
+        e0 = (s % depth) * cells + b * n  # decay plus this step's input; the slot is emptied
+        i0 = e0 + batch * n
+        input_e, input_i = flat[e0 : e0 + n], flat[i0 : i0 + n]
+        _decay_add(g_e, d_e, input_e)
+        _decay_add(g_i, d_i, input_i)
+    return m, steps
 
 
 def kernel_params(params, n: int, dtype: np.dtype) -> KernelParams:
-    """``NeuronParams`` (tensors or numbers) as ``[N]`` numpy arrays for :func:`run_steps`."""
+    """``NeuronParams`` (tensors or numbers) as ``[N]`` numpy arrays for :func:`run_networks`."""
 
     def arr(x, kind=dtype) -> np.ndarray:
         value = x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
@@ -200,4 +333,4 @@ def kernel_params(params, n: int, dtype: np.dtype) -> KernelParams:
     )
 
 
-__all__ = ["STATE_CODES", "KernelParams", "kernel_params", "run_steps"]
+__all__ = ["STATE_CODES", "KernelParams", "kernel_params", "run_networks"]
