@@ -346,8 +346,9 @@ class TorchEngine(Engine):
         self.modulation = modulation
         self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
         if self.fused:
+            start = [self.offsets[name] for name in self.spec.populations] + [self.n]
             self.kernel_params = self.kernel.kernel_params(
-                self.params, self.n, np.dtype(self.dtype)
+                self.params, np.array(start), np.dtype(self.dtype)
             )
         gain = torch.ones_like(self.conn.gain).view(-1)
         for name, slots in self.conn.slots.items():

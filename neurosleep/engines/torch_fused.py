@@ -26,8 +26,9 @@ STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 
 
 class KernelParams(NamedTuple):
-    """Per-neuron step constants as ``[N]`` arrays of the engine's dtype (``ref_steps``
-    int32), the ``conductance`` flags (uint8) and the model's switches."""
+    """Step constants per population as ``[P]`` arrays of the engine's dtype (``ref_steps``
+    int32; every neuron of a population shares them), the ``conductance`` flags (uint8), the
+    populations' neuron ranges ``start[q]`` … ``start[q + 1] − 1`` and the model's switches."""
 
     em: np.ndarray
     c0: np.ndarray
@@ -46,8 +47,8 @@ class KernelParams(NamedTuple):
     e_e: np.ndarray
     e_i: np.ndarray
     conductance: np.ndarray
+    start: np.ndarray  # int64 [P + 1]
     one: np.generic  # 1 in the engine's dtype (keeps float32 arithmetic in float32)
-    any_conductance: bool
     adaptation: bool
     reset_below_threshold: bool
 
@@ -62,59 +63,80 @@ def fma(typingctx, x, y, z):
     return x(x, y, z), codegen
 
 
-# The passes of a step: loops over one network's [N] arrays whose every element is loaded before
-# it is used (a select between loaded values, not a conditional load), so that LLVM vectorises
-# them.
+# The passes of a step, each over one population of one network (its [n] slices; the constants
+# are numbers): loops whose every element is loaded before it is used (a select between loaded
+# values, not a conditional load), so that LLVM vectorises them.
+@numba.njit(inline="always")
+def _propagate(v, g_e, g_i, em, c0, k_e, k_i):
+    """``c0 + em·v + k_e·g_e + k_i·g_i`` (three fused multiply-adds, as torch's addcmul)."""
+    return fma(g_i, k_i, fma(g_e, k_e, fma(v, em, c0)))
+
+
+@numba.njit(inline="always")
+def _fire(y, end, v_reset, v_th, ref_steps, step, check_refractory):
+    """One neuron's integrated ``y`` and refractory end: back at reset while refractory, then
+    threshold and reset; returns (v, refractory end, spiked)."""
+    refractory = end > step
+    y = v_reset if refractory else y
+    spike = (y > v_th) & ((not check_refractory) | (not refractory))
+    return (v_reset if spike else y), (ref_steps + step if spike else end), spike
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _integrate(x, v, g_e, g_i, em, c0, k_e, k_i):
-    """``x = c0 + em·v + k_e·g_e + k_i·g_i`` (three fused multiply-adds, as torch's addcmul)."""
     for i in range(x.shape[0]):
-        x[i] = fma(g_i[i], k_i[i], fma(g_e[i], k_e[i], fma(v[i], em[i], c0[i])))
+        x[i] = _propagate(v[i], g_e[i], g_i[i], em, c0, k_e, k_i)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, step, check_refractory):
+    """``v`` from the integrated ``x``; ``fired[i]`` 1 where neuron ``i`` spiked."""
+    for i in range(x.shape[0]):
+        v[i], ref_end[i], fired[i] = _fire(
+            x[i], ref_end[i], v_reset, v_th, ref_steps, step, check_refractory
+        )
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _integrate_threshold(
+    v, g_e, g_i, ref_end, em, c0, k_e, k_i, v_reset, v_th, ref_steps, fired, step, check_refractory
+):
+    """:func:`_integrate` then :func:`_threshold` in one pass, for a population without
+    adaptation and conductance synapses."""
+    for i in range(v.shape[0]):
+        y = _propagate(v[i], g_e[i], g_i[i], em, c0, k_e, k_i)
+        v[i], ref_end[i], fired[i] = _fire(
+            y, ref_end[i], v_reset, v_th, ref_steps, step, check_refractory
+        )
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _subtract_product(x, a, k):
     """``x = x − a·k`` (one fused multiply-add)."""
     for i in range(x.shape[0]):
-        x[i] = fma(-a[i], k[i], x[i])
+        x[i] = fma(-a[i], k, x[i])
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _conductance(x, v, g_e, g_i, a, p):
-    """Conductance-synapse neurons: ``x`` by exponential Euler with the old v, conductances
-    and adaptation (as Brian2); the other neurons keep theirs."""
+def _conductance(x, v, g_e, g_i, a, one, v_rest, e_e, e_i, dt_tau_m):
+    """``x`` by exponential Euler with the old v, conductances and adaptation (as Brian2)."""
     for i in range(x.shape[0]):
-        if p.conductance[i]:
-            total = p.one + g_e[i] + g_i[i]
-            v_inf = (p.v_rest[i] + g_e[i] * p.e_e[i] + g_i[i] * p.e_i[i] - a[i]) / total
-            x[i] = v_inf + (v[i] - v_inf) * np.exp(-p.dt_tau_m[i] * total)
+        total = one + g_e[i] + g_i[i]
+        v_inf = (v_rest + g_e[i] * e_e + g_i[i] * e_i - a[i]) / total
+        x[i] = v_inf + (v[i] - v_inf) * np.exp(-dt_tau_m * total)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _scale(a, d):
     for i in range(a.shape[0]):
-        a[i] = a[i] * d[i]
+        a[i] = a[i] * d
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _add_where(a, increment, fired):
     for i in range(a.shape[0]):
-        old, inc, spiked = a[i], increment[i], fired[i]
-        a[i] = old + inc if spiked else old
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, step, check_refractory):
-    """``v`` from the integrated ``x``: refractory neurons back at reset, then threshold and
-    reset; ``fired[i]`` 1 where neuron ``i`` spiked, whose refractory period then starts."""
-    for i in range(x.shape[0]):
-        y, reset, threshold, end, length = x[i], v_reset[i], v_th[i], ref_end[i], ref_steps[i]
-        refractory = end > step
-        y = reset if refractory else y
-        spike = (y > threshold) & ((not check_refractory) | (not refractory))
-        v[i] = reset if spike else y
-        ref_end[i] = length + step if spike else end
-        fired[i] = spike
+        old, spiked = a[i], fired[i]
+        a[i] = old + increment if spiked else old
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -122,8 +144,8 @@ def _decay_add(g, d, arriving):
     """``g = g·d + arriving`` (one fused multiply-add, as torch's add(alpha=)); ``arriving``
     is emptied."""
     for i in range(g.shape[0]):
-        old, decay, new = g[i], d[i], arriving[i]
-        g[i] = fma(old, decay, new)
+        old, new = g[i], arriving[i]
+        g[i] = fma(old, d, new)
         arriving[i] = 0
 
 
@@ -248,8 +270,6 @@ def _advance(
 ):
     """Network ``b`` (its ``[N]`` state slices) from step ``k0``; returns (rows written, steps
     done). Each pass is a loop without data-dependent branches, so that it vectorises."""
-    em, c0, k_e, k_i, k_a, d_e, d_i, d_a = p.em, p.c0, p.k_e, p.k_i, p.k_a, p.d_e, p.d_i, p.d_a
-    v_th, v_reset, ref_steps, increment = p.v_th, p.v_reset, p.ref_steps, p.increment
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     n_src = sources.shape[2]
     depth, cells = buffer.shape
@@ -270,16 +290,43 @@ def _advance(
                     samples[j, b, c] = g_i[i]
                 else:
                     samples[j, b, c] = a[i]
-        _integrate(x, v, g_e, g_i, em, c0, k_e, k_i)
-        if adaptation:
-            _subtract_product(x, a, k_a)
-        if p.any_conductance:
-            _conductance(x, v, g_e, g_i, a, p)
-        if adaptation:
-            _scale(a, d_a)
-        _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, s, check_refractory)
-        if adaptation:
-            _add_where(a, increment, fired)
+        for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
+            lo, hi = p.start[q], p.start[q + 1]
+            vq, aq, firedq = v[lo:hi], a[lo:hi], fired[lo:hi]
+            ge, gi, ends = g_e[lo:hi], g_i[lo:hi], ref_end[lo:hi]
+            em, c0, k_e, k_i = p.em[q], p.c0[q], p.k_e[q], p.k_i[q]
+            v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
+            if not (adaptation or p.conductance[q]):
+                _integrate_threshold(
+                    vq,
+                    ge,
+                    gi,
+                    ends,
+                    em,
+                    c0,
+                    k_e,
+                    k_i,
+                    v_reset,
+                    v_th,
+                    ref_steps,
+                    firedq,
+                    s,
+                    check_refractory,
+                )
+                continue
+            xq = x[lo:hi]
+            _integrate(xq, vq, ge, gi, em, c0, k_e, k_i)
+            if adaptation:
+                _subtract_product(xq, aq, p.k_a[q])
+            if p.conductance[q]:
+                _conductance(
+                    xq, vq, ge, gi, aq, p.one, p.v_rest[q], p.e_e[q], p.e_i[q], p.dt_tau_m[q]
+                )
+            if adaptation:
+                _scale(aq, p.d_a[q])
+            _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
+            if adaptation:
+                _add_where(aq, p.increment[q], firedq)
         start = m
         for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
             if fired_words[w]:
@@ -304,30 +351,33 @@ def _advance(
                 flat[cell] += w_
         e0 = (s % depth) * cells + b * n  # decay plus this step's input; the slot is emptied
         i0 = e0 + batch * n
-        input_e, input_i = flat[e0 : e0 + n], flat[i0 : i0 + n]
-        _decay_add(g_e, d_e, input_e)
-        _decay_add(g_i, d_i, input_i)
+        for q in range(p.start.shape[0] - 1):
+            lo, hi = p.start[q], p.start[q + 1]
+            _decay_add(g_e[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
+            _decay_add(g_i[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
     return m, steps
 
 
-def kernel_params(params, n: int, dtype: np.dtype) -> KernelParams:
-    """``NeuronParams`` (tensors or numbers) as ``[N]`` numpy arrays for :func:`run_networks`."""
+def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
+    """``NeuronParams`` (tensors or numbers, constant within each population) as the
+    ``[P]`` arrays of :func:`run_networks`; ``start`` [P + 1]: the populations' first neurons."""
+    first = np.asarray(start[:-1])
 
-    def arr(x, kind=dtype) -> np.ndarray:
+    def per_population(x, kind=dtype) -> np.ndarray:
         value = x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
-        return np.ascontiguousarray(np.broadcast_to(value, (n,)), dtype=kind)
+        return np.ascontiguousarray(np.broadcast_to(value, (start[-1],))[first], dtype=kind)
 
     constants = KernelParams._fields[: KernelParams._fields.index("conductance")]
     fields = {
-        name: arr(getattr(params, name), np.int32 if name == "ref_steps" else dtype)
+        name: per_population(getattr(params, name), np.int32 if name == "ref_steps" else dtype)
         for name in constants
     }
-    conductance = np.zeros(n) if params.conductance is None else params.conductance
+    conductance = np.zeros(1) if params.conductance is None else params.conductance
     return KernelParams(
         **fields,
-        conductance=arr(conductance, np.uint8),
+        conductance=per_population(conductance, np.uint8),
+        start=np.asarray(start, dtype=np.int64),
         one=np.dtype(dtype).type(1),
-        any_conductance=params.conductance is not None,
         adaptation=params.adaptation,
         reset_below_threshold=params.reset_below_threshold,
     )
