@@ -9,9 +9,15 @@ directly on the memory of the engine's tensors (``.numpy()`` views, no copies), 
 call; compiled on first use and cached on disk by numba. ``tests/test_engine_fused.py``
 checks it against the tensor loop.
 
+Where the time goes: the networks of a batch are independent, so each runs its whole block
+alone, its state staying in the cache, and the engine spreads networks over threads (the
+kernel releases the GIL). Within a step each population is one pass over its neurons with its
+constants as numbers; a pass loads every element before using it (selects between loaded
+values, no conditional loads), which is what lets LLVM vectorise it.
+
 Layout as in ``engines/torch.py``: neuron arrays are flat ``[B·N]``; presynaptic rows
 ``b·W + column`` with ``W = N + Ns`` (neurons, then sources); the input buffer is ``[D, M]``
-with ``M = 2·B·N + 1`` (g_e cells, g_i cells, one padding cell).
+with ``M = 2·B·N + 1`` (g_e cells, g_i cells, and a padding cell the kernel never touches).
 """
 
 from __future__ import annotations
@@ -63,9 +69,8 @@ def fma(typingctx, x, y, z):
     return x(x, y, z), codegen
 
 
-# The passes of a step, each over one population of one network (its [n] slices; the constants
-# are numbers): loops whose every element is loaded before it is used (a select between loaded
-# values, not a conditional load), so that LLVM vectorises them.
+# The passes of a step, each over one population of one network (its [n] slices; constants
+# are numbers).
 @numba.njit(inline="always")
 def _propagate(v, g_e, g_i, em, c0, k_e, k_i):
     """``c0 + em·v + k_e·g_e + k_i·g_i`` (three fused multiply-adds, as torch's addcmul)."""
@@ -82,13 +87,13 @@ def _fire(y, end, v_reset, v_th, ref_steps, step, check_refractory):
     return (v_reset if spike else y), (ref_steps + step if spike else end), spike
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _integrate(x, v, g_e, g_i, em, c0, k_e, k_i):
     for i in range(x.shape[0]):
         x[i] = _propagate(v[i], g_e[i], g_i[i], em, c0, k_e, k_i)
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, step, check_refractory):
     """``v`` from the integrated ``x``; ``fired[i]`` 1 where neuron ``i`` spiked."""
     for i in range(x.shape[0]):
@@ -97,7 +102,7 @@ def _threshold(x, v, ref_end, v_reset, v_th, ref_steps, fired, step, check_refra
         )
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _integrate_threshold(
     v, g_e, g_i, ref_end, em, c0, k_e, k_i, v_reset, v_th, ref_steps, fired, step, check_refractory
 ):
@@ -110,14 +115,14 @@ def _integrate_threshold(
         )
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _subtract_product(x, a, k):
     """``x = x − a·k`` (one fused multiply-add)."""
     for i in range(x.shape[0]):
         x[i] = fma(-a[i], k, x[i])
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _conductance(x, v, g_e, g_i, a, one, v_rest, e_e, e_i, dt_tau_m):
     """``x`` by exponential Euler with the old v, conductances and adaptation (as Brian2)."""
     for i in range(x.shape[0]):
@@ -126,20 +131,20 @@ def _conductance(x, v, g_e, g_i, a, one, v_rest, e_e, e_i, dt_tau_m):
         x[i] = v_inf + (v[i] - v_inf) * np.exp(-dt_tau_m * total)
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _scale(a, d):
     for i in range(a.shape[0]):
         a[i] = a[i] * d
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _add_where(a, increment, fired):
     for i in range(a.shape[0]):
         old, spiked = a[i], fired[i]
         a[i] = old + increment if spiked else old
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _decay_add(g, d, arriving):
     """``g = g·d + arriving`` (one fused multiply-add, as torch's add(alpha=)); ``arriving``
     is emptied."""
