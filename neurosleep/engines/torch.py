@@ -565,6 +565,8 @@ class TorchEngine(Engine):
 def _in_step_order(per_network: list[list[np.ndarray]], counts: np.ndarray) -> np.ndarray:
     """One array of the rows each network wrote (``per_network[b]``: its pieces, in step
     order), in step order and, within a step, in network order; ``counts`` [steps, B]."""
+    if len(per_network) == 1:
+        return np.concatenate(per_network[0])
     flat = counts.reshape(-1)
     start = (np.cumsum(flat) - flat).reshape(counts.shape)
     rows = np.empty(int(flat.sum()), dtype=np.int64)

@@ -55,6 +55,7 @@ class Recorder:
         self._n_phases = 0
         self._flushed = time.perf_counter()
         self._pending: dict[str, dict[str, list[np.ndarray]]] = {}  # group -> dataset -> blocks
+        self._streams: dict[str, dict[str, h5py.Dataset]] = {}  # group -> datasets, opened once
 
     # ------------------------------------------------------------------ creation and status
     @classmethod
@@ -144,12 +145,18 @@ class Recorder:
         self._flush_block()
 
     def _write_pending(self, path: str) -> None:
-        group = self.file[path]
+        streams = self._streams[path]
         for name, parts in self._pending.pop(path).items():
-            _append(group[name], np.concatenate(parts))
-        if "mapping/time" in group:  # a report: SONATA's [start, stop, dt] follows its rows
-            start, _, dt = group["mapping/time"][:]
-            group["mapping/time"][1] = start + group["data"].shape[0] * dt
+            _append(streams[name], np.concatenate(parts))
+        if "mapping/time" in streams:  # a report: SONATA's [start, stop, dt] follows its rows
+            start, _, dt = streams["mapping/time"][:]
+            streams["mapping/time"][1] = start + streams["data"].shape[0] * dt
+
+    def _open_stream(self, path: str, *names: str) -> dict[str, h5py.Dataset]:
+        """The datasets ``names`` of the group ``path`` that blocks are appended to."""
+        group = self.file[path]
+        self._streams[path] = {name: group[name] for name in names}
+        return self._streams[path]
 
     def _flush_block(self) -> None:
         """After a block of data: flush if the last flush is :data:`FLUSH_SECONDS` old."""
@@ -201,26 +208,30 @@ class Recorder:
         """Append a block of spikes, in time order, to ``/spikes/<population>``.
 
         ``n_nodes`` (the population size, silent neurons included) is stored as the group's
-        attribute ``n_nodes``; analysis uses it for rates and Neo spike trains.
+        attribute ``n_nodes`` with the population's first block; analysis uses it for rates
+        and Neo spike trains.
         """
-        group = self.file.get(f"spikes/{population}")
-        if group is None:
-            group = self.file.require_group("spikes").create_group(population)
-            group.attrs.create("sorting", 2, dtype=L.SORTING)  # by_time: clock-driven order
-            ts = group.create_dataset(
-                "timestamps", shape=(0,), maxshape=(None,), dtype="f8", chunks=(L.SPIKE_CHUNK,)
-            )
-            ts.attrs["units"] = "ms"
-            group.create_dataset(
-                "node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(L.SPIKE_CHUNK,)
-            )
-        if n_nodes is not None and "n_nodes" not in group.attrs:
-            group.attrs["n_nodes"] = int(n_nodes)
+        path = f"spikes/{population}"
         times_ms = np.asarray(times_ms, dtype="f8")
         node_ids = np.asarray(node_ids, dtype="u8")
         if times_ms.shape != node_ids.shape or times_ms.ndim != 1:
             raise ValueError("spike times and node ids must be 1-d arrays of one length")
-        self._queue(group.name, {"timestamps": times_ms, "node_ids": node_ids})
+        if path not in self._streams:
+            group = self.file.get(path)
+            if group is None:
+                group = self.file.require_group("spikes").create_group(population)
+                group.attrs.create("sorting", 2, dtype=L.SORTING)  # by_time: clock-driven order
+                ts = group.create_dataset(
+                    "timestamps", shape=(0,), maxshape=(None,), dtype="f8", chunks=(L.SPIKE_CHUNK,)
+                )
+                ts.attrs["units"] = "ms"
+                group.create_dataset(
+                    "node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(L.SPIKE_CHUNK,)
+                )
+            if n_nodes is not None and "n_nodes" not in group.attrs:
+                group.attrs["n_nodes"] = int(n_nodes)
+            self._open_stream(path, "timestamps", "node_ids")
+        self._queue(path, {"timestamps": times_ms, "node_ids": node_ids})
 
     # ------------------------------------------------------------------ frame reports (SONATA)
     def append_report(
@@ -245,9 +256,10 @@ class Recorder:
         if rows.shape[0] != times_ms.shape[0]:
             raise ValueError("report rows and times differ in length")
         path = f"reports/{name}/{population}"
-        group = self.file.get(path)
-        if group is None:
-            group = self._create_report(path, rows, times_ms[0], dt_ms, units, node_ids)
+        if path not in self._streams:
+            if path not in self.file:
+                self._create_report(path, rows, times_ms[0], dt_ms, units, node_ids)
+            self._open_stream(path, "data", "time", "mapping/time")
         self._queue(path, {"data": rows, "time": times_ms})
 
     def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> h5py.Group:
@@ -389,8 +401,8 @@ class Recorder:
 
 
 def _append(dataset: h5py.Dataset, block: np.ndarray) -> None:
-    start = dataset.shape[0]
-    dataset.resize((start + block.shape[0], *dataset.shape[1:]))
+    start, *rest = dataset.shape
+    dataset.resize((start + block.shape[0], *rest))
     dataset[start:] = block
 
 
