@@ -13,7 +13,8 @@ figure (recall per memory across test phases, one panel per condition).
 ``--reuse`` reads existing run files in ``--out`` instead of running again. ``--set KEY=VALUE``
 overrides a key of every condition's protocol, model keys included (``model.…``: the model is
 written inline first), e.g. ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag``
-names such a variant's run files.
+names such a variant's run files. ``--model FILE`` runs the conditions on another model file
+(e.g. ``models/assemblies_random.yaml``, the random-connectivity model of the earlier results).
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ CONDITIONS = [
 ]
 
 
-def load_condition(name: str, overrides: list[str]):
-    """A condition's protocol with its model written inline (so ``model.…`` keys can be
-    overridden too), then the overrides applied."""
+def load_condition(name: str, overrides: list[str], model: str | None = None):
+    """A condition's protocol with its model (or ``model``, a file) written inline (so
+    ``model.…`` keys can be overridden too), then the overrides applied."""
     path = ROOT / "protocols" / f"{name}.yaml"
     data, locate = load_yaml(path)
-    model_file = (path.parent / data["model"]).resolve()
+    model_file = Path(model).resolve() if model else (path.parent / data["model"]).resolve()
     data["model"] = yaml.safe_load(json.dumps(yaml.safe_load(model_file.read_text())))
     data["model"].pop("format_version", None)
     return build_protocol(data, locate, overrides, base=path.parent, path=path)
@@ -78,7 +79,7 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
             f"seed={seed}",
             *args.set,
         ]
-        protocol = load_condition(name, overrides)
+        protocol = load_condition(name, overrides, args.model)
         start = time.perf_counter()
         run(protocol, output=path, overwrite=True, progress=False)
         wall += time.perf_counter() - start
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
     parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
+    parser.add_argument("--model", help="model file to run every condition on (default: each's)")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results, walls, files = {}, {}, {}

@@ -140,9 +140,9 @@ def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
         ev = rf.evaluations()
         seq = ev.metrics["sequence"]  # [test phase, memory]
         after_a, after_b = seq
-        assert after_a[0] > 0.7  # A learned: the cue of its first group replays it in order
+        assert after_a[0] > 0.5  # A learned: the cue of its first group replays it in order
         assert after_a[1] < 0.2  # B not learned yet
-        assert after_b[0] < after_a[0] - 0.4  # learning the reversed sequence damages A
+        assert after_b[0] < after_a[0] - 0.3  # learning the reversed sequence damages A
         assert after_b[1] > 0.4  # and stores B
         per_network = rf.arrays(f"recall/{int(ev.phases[1])}")["sequence"]
         assert per_network.shape == (2, 2) and np.all(per_network[:, 0] < after_a[0])
@@ -151,6 +151,8 @@ def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
         fp = footprint(w.values, w.pre, w.post, MEMORIES)
         assert fp["A"][0] > 4 * fp["A"][1] / 3  # A's synapses lose a quarter or more to B
         assert fp["B"][1] > 4 * fp["B"][0]
+        # the potentiation-led sleep state starts rebuilding A's synapses within 1 s
+        assert fp["A"][2] > 1.1 * fp["A"][1] and fp["B"][2] > 0.9 * fp["B"][1]
         nap = rf.arrays(f"sleep/{rf.phases()[-1].index}")
         assert nap["replay_events"] >= 1 and "replay_rate_A_forward" in nap
         assert "replay events" in describe(rf)

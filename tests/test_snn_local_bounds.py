@@ -124,3 +124,20 @@ def test_relative_bounds_weight_trajectories_agree_across_engines(rule):
     if rule["form"] == "additive":  # hard bounds: some synapses reach their own
         at_bound = (np.isclose(wt, low) | np.isclose(wt, high)).any(axis=0)
         assert at_bound.sum() >= 3, "some synapses must reach their own bounds"
+
+
+@pytest.mark.parametrize("name, size", [("assemblies", 200), ("assemblies_large", 2000)])
+def test_shipped_models_are_local_with_relative_bounds(root, name, size):
+    from neurosleep.spec import load_model
+
+    spec, _ = load_model(root / "models" / f"{name}.yaml")
+    syn = build(spec, seed=11).synapses["ee"]
+    distance = np.abs(syn.pre - syn.post)
+    radius = spec.projections["ee"].connect.radius
+    assert np.all(np.minimum(distance, size - distance) <= radius) and np.all(distance > 0)
+    indegree = np.bincount(syn.post, minlength=size)
+    assert abs(indegree.mean() - 0.6 * 80) < 2  # 2 radius x p: as many inputs in both sizes
+    rule = spec.projections["ee"].plasticity[0]
+    low, high = rule.limits("mV", syn.weight)
+    np.testing.assert_allclose(high, rule.w_max * syn.weight)
+    assert rule.bounds == "relative" and np.all(low < syn.weight)
