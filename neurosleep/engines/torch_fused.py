@@ -154,6 +154,37 @@ def _decay_add(g, d, arriving):
         arriving[i] = 0
 
 
+@numba.njit(inline="always")
+def _sample(samples, j, b, variables, columns, v, g_e, g_i, a):
+    """The sampled states of network ``b`` into ``samples[j, b]``."""
+    for c in range(columns.shape[0]):
+        code, i = variables[c], columns[c]
+        if code == 0:
+            samples[j, b, c] = v[i]
+        elif code == 1:
+            samples[j, b, c] = g_e[i]
+        elif code == 2:
+            samples[j, b, c] = g_i[i]
+        else:
+            samples[j, b, c] = a[i]
+
+
+@numba.njit(inline="always")
+def _deliver(rows, step, target, delay, weight_rows, row_len, gain, use_gain, buffer):
+    """Add the synapses of the spiking presynaptic ``rows`` into the ring buffer."""
+    depth, cells = buffer.shape
+    flat = buffer.reshape(-1)
+    for r in rows:
+        for c in range(row_len[r]):
+            w = weight_rows[r, c]
+            if use_gain:
+                w = w * gain[r, c]
+            cell = target[r, c]
+            if depth > 1:
+                cell += ((step + delay[r, c]) % depth) * cells
+            flat[cell] += w
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def run_networks(
     first,
@@ -196,171 +227,82 @@ def run_networks(
     ``j`` counted from the first multiple of ``sample_every`` at or after ``step0``.
     """
     n = v.shape[0] // batch
-    words = (n + 7) // 8
-    fired = np.zeros(8 * words, dtype=np.uint8)
+    n_src = sources.shape[2]
+    fired = np.zeros(8 * ((n + 7) // 8), dtype=np.uint8)  # whole words: scanned 8 at a time
     fired_words = fired.view(np.uint64)
     x = np.empty(n, dtype=v.dtype)
     first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
-    for b in range(first, last):
-        written[b], done[b] = _advance(
-            b,
-            n,
-            steps,
-            step0,
-            batch,
-            width,
-            v[b * n : (b + 1) * n],
-            g_e[b * n : (b + 1) * n],
-            g_i[b * n : (b + 1) * n],
-            a[b * n : (b + 1) * n],
-            ref_end[b * n : (b + 1) * n],
-            p,
-            sources,
-            target,
-            delay,
-            weight_rows,
-            row_len,
-            gain,
-            use_gain,
-            buffer,
-            sample_every,
-            first_sample,
-            sample_var,
-            sample_col,
-            samples,
-            spikes_out[b],
-            written[b],
-            done[b],
-            counts,
-            x,
-            fired,
-            fired_words,
-        )
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _advance(
-    b,
-    n,
-    steps,
-    step0,
-    batch,
-    width,
-    v,
-    g_e,
-    g_i,
-    a,
-    ref_end,
-    p,
-    sources,
-    target,
-    delay,
-    weight_rows,
-    row_len,
-    gain,
-    use_gain,
-    buffer,
-    sample_every,
-    first_sample,
-    sample_var,
-    sample_col,
-    samples,
-    out,
-    m,
-    k0,
-    counts,
-    x,
-    fired,
-    fired_words,
-):
-    """Network ``b`` (its ``[N]`` state slices) from step ``k0``; returns (rows written, steps
-    done). Each pass is a loop without data-dependent branches, so that it vectorises."""
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
-    n_src = sources.shape[2]
     depth, cells = buffer.shape
-    flat = buffer.reshape(-1)
-    for k in range(k0, steps):
-        if m + width > out.shape[0]:
-            return m, k
-        s = step0 + k
-        if sample_every > 0 and s % sample_every == 0:
-            j = (s - first_sample) // sample_every
-            for c in range(sample_col.shape[0]):
-                code, i = sample_var[c], sample_col[c]
-                if code == 0:
-                    samples[j, b, c] = v[i]
-                elif code == 1:
-                    samples[j, b, c] = g_e[i]
-                elif code == 2:
-                    samples[j, b, c] = g_i[i]
-                else:
-                    samples[j, b, c] = a[i]
-        for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
-            lo, hi = p.start[q], p.start[q + 1]
-            vq, aq, firedq = v[lo:hi], a[lo:hi], fired[lo:hi]
-            ge, gi, ends = g_e[lo:hi], g_i[lo:hi], ref_end[lo:hi]
-            em, c0, k_e, k_i = p.em[q], p.c0[q], p.k_e[q], p.k_i[q]
-            v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
-            if not (adaptation or p.conductance[q]):
-                _integrate_threshold(
-                    vq,
-                    ge,
-                    gi,
-                    ends,
-                    em,
-                    c0,
-                    k_e,
-                    k_i,
-                    v_reset,
-                    v_th,
-                    ref_steps,
-                    firedq,
-                    s,
-                    check_refractory,
-                )
-                continue
-            xq = x[lo:hi]
-            _integrate(xq, vq, ge, gi, em, c0, k_e, k_i)
-            if adaptation:
-                _subtract_product(xq, aq, p.k_a[q])
-            if p.conductance[q]:
-                _conductance(
-                    xq, vq, ge, gi, aq, p.one, p.v_rest[q], p.e_e[q], p.e_i[q], p.dt_tau_m[q]
-                )
-            if adaptation:
-                _scale(aq, p.d_a[q])
-            _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
-            if adaptation:
-                _add_where(aq, p.increment[q], firedq)
-        start = m
-        for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
-            if fired_words[w]:
-                for i in range(8 * w, 8 * w + 8):
-                    if fired[i]:
-                        out[m] = b * width + i
-                        m += 1
-        for i in range(n_src):
-            if sources[k, b, i]:
-                out[m] = b * width + n + i
-                m += 1
-        counts[k, b] = m - start
-        for q in range(start, m):  # delivery into the ring buffer
-            r = out[q]
-            for c in range(row_len[r]):
-                w_ = weight_rows[r, c]
-                if use_gain:
-                    w_ = w_ * gain[r, c]
-                cell = target[r, c]
-                if depth > 1:
-                    cell += ((s + delay[r, c]) % depth) * cells
-                flat[cell] += w_
-        e0 = (s % depth) * cells + b * n  # decay plus this step's input; the slot is emptied
-        i0 = e0 + batch * n
-        for q in range(p.start.shape[0] - 1):
-            lo, hi = p.start[q], p.start[q + 1]
-            _decay_add(g_e[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
-            _decay_add(g_i[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
-    return m, steps
+    for b in range(first, last):
+        vb, ab, ref_b = v[b * n : (b + 1) * n], a[b * n : (b + 1) * n], ref_end[b * n : (b + 1) * n]
+        ge_b, gi_b = g_e[b * n : (b + 1) * n], g_i[b * n : (b + 1) * n]
+        out, m = spikes_out[b], written[b]
+        k = done[b]
+        while k < steps and m + width <= out.shape[0]:
+            s = step0 + k
+            if sample_every > 0 and s % sample_every == 0:
+                j = (s - first_sample) // sample_every
+                _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab)
+            for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
+                lo, hi = p.start[q], p.start[q + 1]
+                vq, aq, firedq = vb[lo:hi], ab[lo:hi], fired[lo:hi]
+                ge, gi, ends = ge_b[lo:hi], gi_b[lo:hi], ref_b[lo:hi]
+                em, c0, k_e, k_i = p.em[q], p.c0[q], p.k_e[q], p.k_i[q]
+                v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
+                if not (adaptation or p.conductance[q]):
+                    _integrate_threshold(
+                        vq,
+                        ge,
+                        gi,
+                        ends,
+                        em,
+                        c0,
+                        k_e,
+                        k_i,
+                        v_reset,
+                        v_th,
+                        ref_steps,
+                        firedq,
+                        s,
+                        check_refractory,
+                    )
+                    continue
+                xq = x[lo:hi]
+                _integrate(xq, vq, ge, gi, em, c0, k_e, k_i)
+                if adaptation:
+                    _subtract_product(xq, aq, p.k_a[q])
+                if p.conductance[q]:
+                    _conductance(
+                        xq, vq, ge, gi, aq, p.one, p.v_rest[q], p.e_e[q], p.e_i[q], p.dt_tau_m[q]
+                    )
+                if adaptation:
+                    _scale(aq, p.d_a[q])
+                _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
+                if adaptation:
+                    _add_where(aq, p.increment[q], firedq)
+            start = m
+            for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
+                if fired_words[w]:
+                    for i in range(8 * w, 8 * w + 8):
+                        if fired[i]:
+                            out[m] = b * width + i
+                            m += 1
+            for i in range(n_src):
+                if sources[k, b, i]:
+                    out[m] = b * width + n + i
+                    m += 1
+            counts[k, b] = m - start
+            _deliver(out[start:m], s, target, delay, weight_rows, row_len, gain, use_gain, buffer)
+            e0 = (s % depth) * cells + b * n  # decay plus this step's input; slot emptied
+            i0 = e0 + batch * n
+            flat = buffer.reshape(-1)
+            for q in range(p.start.shape[0] - 1):
+                lo, hi = p.start[q], p.start[q + 1]
+                _decay_add(ge_b[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
+                _decay_add(gi_b[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
+            k += 1
+        written[b], done[b] = m, k
 
 
 def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
