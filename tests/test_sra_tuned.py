@@ -44,3 +44,42 @@ def test_paper_defaults_unchanged():
     assert defaults["alpha_scale"] == 55.882454
     assert defaults["beta"] == [14.548273, 44.560317, 38.046326]
     assert (defaults["inc"], defaults["dec"], defaults["decay"]) == (0.032064, 0.003344, 0.999)
+
+
+def search_module(root):
+    """benchmarks/sra_search.py (not a package: loaded from its path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sra_search", root / "benchmarks/sra_search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_search_configurations_expand_to_valid_overrides(root):
+    search = search_module(root)
+    protocol = root / "protocols/split_mnist_rehearsal_sra.yaml"
+    args = search.argparse.Namespace(
+        protocol=protocol,
+        vary=[["wake.epochs", "16", "24"]],
+        scale=[["sleep.beta", "0.5"]],
+        product=False,
+    )
+    search.load_experiments()
+    configs = search.configurations(args)
+    assert [label for label, _ in configs] == [
+        "base",
+        "wake.epochs=16",
+        "wake.epochs=24",
+        "sleep.beta×0.5",
+    ]
+    beta = configs[3][1][0]
+    assert beta == ("schedule.1.repeat.phases.sleep.beta", "[7.27414, 22.2802, 19.0232]")
+    # every override is one that `neurosleep run --set` accepts, with the intended value
+    for _, overrides in configs[1:]:
+        loaded = load_protocol(protocol, [f"{k}={v}" for k, v in overrides])
+        wake = next(p.params for p in loaded.phases if p.kind == "wake")
+        sleep = next(p.params for p in loaded.phases if p.kind == "sleep")
+        assert (wake.epochs, sleep.beta[0]) in {(16, 14.548273), (24, 14.548273), (12, 7.27414)}
+    args.product = True
+    assert len(search.configurations(args)) == 1 + 2 * 1
