@@ -314,7 +314,8 @@ def cold(args) -> None:
 
 def record(args) -> None:
     """Loop time with all spikes + 100 membrane traces at 1 ms streamed to a run file, against
-    the same run without recording: ``--duration`` ms in ``--block`` ms blocks; the recorded
+    the same network running on without recording (one engine, so that both see the same
+    memory layout): ``--duration`` ms in ``--block`` ms blocks; the recorded
     time ends when every block is written and the file flushed (creating and closing the run
     file, which a run without recording does too, are not timed)."""
     from neurosleep.experiments.snn import RecorderSink
@@ -340,16 +341,15 @@ def record(args) -> None:
 
     for name in ("torch", "brian2"):
         options = {"target": "cython"} if name == "brian2" else {"device": args.device}
-        plain = make_engine(name, spec, seeds=[1], **options)
-        recorded = make_engine(name, spec, seeds=[1], **options)
+        engine = make_engine(name, spec, seeds=[1], **options)  # one network runs both ways
         with tempfile.TemporaryDirectory() as tmp:
             files = (Path(tmp) / f"run{i}.h5" for i in range(args.repeats + 1))
-            loop_time(plain, 10.0, none)
-            recorded_run(recorded, next(files))
+            loop_time(engine, 10.0, none)
+            recorded_run(engine, next(files))
             m = interleaved(
                 {
-                    "plain": lambda e=plain: loop_time(e, args.duration, none),
-                    "recorded": lambda e=recorded, f=files: recorded_run(e, next(f)),
+                    "plain": lambda e=engine: loop_time(e, args.duration, none),
+                    "recorded": lambda e=engine, f=files: recorded_run(e, next(f)),
                 },
                 args.repeats,
             )
