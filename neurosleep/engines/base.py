@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -221,14 +221,12 @@ def projection_gain(mod: Modulation | None, name: str) -> float:
     return (mod.scale if mod else {}).get(f"{name}.gain", 1.0)
 
 
-def plasticity_gain(mod: Modulation | None, name: str) -> float:
-    gains = mod.plasticity if mod else {}
-    return gains.get(name, gains.get("*", 1.0))
-
-
-def depression_gain(mod: Modulation | None, name: str) -> float:
-    """Factor on the STDP depression amplitude ``a_minus`` of a projection's rules."""
-    gains = mod.depression if mod else {}
+def rule_gain(
+    mod: Modulation | None, kind: Literal["plasticity", "depression"], name: str
+) -> float:
+    """A brain state's factor on projection ``name``'s rules: on their learning rate
+    (``plasticity``) or on STDP's depression amplitude ``a_minus`` (``depression``)."""
+    gains = getattr(mod, kind) if mod else {}
     return gains.get(name, gains.get("*", 1.0))
 
 

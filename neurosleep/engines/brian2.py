@@ -28,12 +28,11 @@ from neurosleep.engines.base import (
     Recording,
     Sink,
     channel,
-    depression_gain,
-    plasticity_gain,
     population_params,
     projection_gain,
     rates_with_modulation,
     rule_bounds,
+    rule_gain,
     source_rates,
     steps_of,
 )
@@ -288,8 +287,8 @@ class Brian2Engine(Engine):
                 namespace[b2_name] = values[key] * self._unit(unit)
         for name, syn in self.synapses.items():
             syn.namespace["gain"] = projection_gain(modulation, name)
-            syn.namespace["eta"] = plasticity_gain(modulation, name)
-            syn.namespace["depression"] = depression_gain(modulation, name)
+            syn.namespace["eta"] = rule_gain(modulation, "plasticity", name)
+            syn.namespace["depression"] = rule_gain(modulation, "depression", name)
         for name in self.spec.sources:
             if not isinstance(self.spec.sources[name], SpikeArray):
                 self.groups[name].rates = (

@@ -32,11 +32,10 @@ from neurosleep.engines.base import (
     Recording,
     Sink,
     channel,
-    depression_gain,
-    plasticity_gain,
     population_params,
     projection_gain,
     rates_with_modulation,
+    rule_gain,
     source_rates,
     steps_of,
 )
@@ -358,8 +357,8 @@ class TorchEngine(Engine):
         self.conn.gain.copy_(gain.view_as(self.conn.gain))
         self.gain_active = any(projection_gain(modulation, n) != 1.0 for n in self.conn.slots)
         for rule in self.rules:
-            rule.eta = plasticity_gain(modulation, rule.projection)
-            rule.depression = depression_gain(modulation, rule.projection)
+            rule.eta = rule_gain(modulation, "plasticity", rule.projection)
+            rule.depression = rule_gain(modulation, "depression", rule.projection)
         self.rates = {
             name: rates_with_modulation(base, modulation, name)
             for name, base in self.base_rates.items()
@@ -504,34 +503,33 @@ class TorchEngine(Engine):
         def advance(first: int, last: int, until: int) -> None:
             self.kernel.run_networks(first, last, until, self.step, b, width, *arrays)
 
-        per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
-
-        def drain() -> list[np.ndarray]:
-            rows = [out[j, : written[j]].copy() for j in range(b)]
-            for j in range(b):
-                per_network[j].append(rows[j])
-            written[:] = 0
-            return rows
-
-        if self.rules:
+        if self.rules:  # one step at a time: its rows, network after network, are in order
+            per_step = []
             for k in range(steps):
                 for rule in self.rules:
                     rule.before(self.step + k)
                 advance(0, b, k + 1)
-                rows = torch.from_numpy(np.concatenate(drain()))
-                net, column = np.divmod(rows.numpy(), width)
+                per_step.append(np.concatenate([out[j, : written[j]] for j in range(b)]))
+                written[:] = 0
+                rows = torch.from_numpy(per_step[-1])
+                net, column = np.divmod(per_step[-1], width)
                 post = torch.from_numpy((net * self.n + column)[column < self.n])
                 for rule in self.rules:
                     rule.after(self.step + k, rows, post)
+            spikes = np.concatenate(per_step) if per_step else np.zeros(0, dtype=np.int64)
         else:
             threads = min(torch.get_num_threads(), b)
+            per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
             while done.min() < steps:
                 if threads > 1:  # the kernel releases the GIL; networks are independent
                     with ThreadPoolExecutor(threads) as pool:
                         list(pool.map(lambda j: advance(j, j + 1, steps), range(b)))
                 else:
                     advance(0, b, steps)
-                drain()
+                for j in range(b):
+                    per_network[j].append(out[j, : written[j]].copy())
+                written[:] = 0
+            spikes = _in_step_order(per_network, counts)
         first = self.step + (-self.step % every) if every else 0
         sample_steps = list(range(first, self.step + steps, every)) if every else []
         split = np.cumsum([len(c) for c in columns.values()])[:-1]
@@ -541,7 +539,7 @@ class TorchEngine(Engine):
             else [None] * len(columns)
         )
         return (
-            _in_step_order(per_network, counts),
+            spikes,
             counts.sum(axis=1),
             dict(zip(columns, blocks, strict=True)),
             sample_steps,
