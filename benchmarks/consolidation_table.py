@@ -86,21 +86,27 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
     return paths, wall
 
 
+MEASURES = ("sequence", "completion", "discrimination")
+
+
 def recall_rows(paths: list[Path]) -> list[dict]:
-    """Per test phase: name, and [networks × memories] sequence recall and completion."""
+    """Per test phase: name, and [networks × memories] sequence recall, completion and
+    discrimination (completion − intrusion: the memory's neurons recruited by its cue minus the
+    other neurons recruited, a hit rate minus a false-alarm rate)."""
     rows = []
     for path in paths:
         with open_run(path) as rf:
             names = {p.index: p.name for p in rf.phases()}
             for k, phase in enumerate(rf.evaluations().phases):
                 arrays = rf.arrays(f"recall/{int(phase)}")
+                arrays["discrimination"] = arrays["completion"] - arrays["intrusion"]
                 if len(rows) <= k:
-                    rows.append({"phase": names[int(phase)], "sequence": [], "completion": []})
-                rows[k]["sequence"].append(arrays["sequence"])
-                rows[k]["completion"].append(arrays["completion"])
+                    rows.append({"phase": names[int(phase)]} | {m: [] for m in MEASURES})
+                for m in MEASURES:
+                    rows[k][m].append(arrays[m])
     for row in rows:
-        row["sequence"] = np.concatenate(row["sequence"])
-        row["completion"] = np.concatenate(row["completion"])
+        for m in MEASURES:
+            row[m] = np.concatenate(row[m])
     return rows
 
 
@@ -139,6 +145,34 @@ def table(results: dict[str, list[dict]], key: str) -> str:
         for row in rows:
             a, b = row[key][:, 0], row[key][:, 1]
             lines.append(f"| {label} | {row['phase']} | {cell(a)} | {cell(b)} |")
+    return "\n".join(lines)
+
+
+# (condition, its control): final tests compared network by network (the conditions share
+# their networks up to the end of learning B)
+PAIRS = [
+    ("sleep", "no sleep"),
+    ("downscaling only", "no sleep"),
+    ("nightmares", "no sleep"),
+    ("nightmares", "sleep"),
+    ("balance: sleep", "balance: no sleep"),
+]
+
+
+def paired(results: dict[str, list[dict]]) -> str:
+    """Final test of each condition minus its control's, per network: mean ± SEM and how many
+    networks are higher, for sequence recall and discrimination of A and B."""
+    lines = [
+        "| condition − control | measure | A | B |",
+        "|---|---|---|---|",
+    ]
+    for label, control in PAIRS:
+        if label not in results or control not in results:
+            continue
+        for key in ("sequence", "discrimination"):
+            d = results[label][-1][key] - results[control][-1][key]
+            parts = [f"{cell(d[:, j])} (higher in {(d[:, j] > 0).sum()}/{len(d)})" for j in (0, 1)]
+            lines.append(f"| {label} − {control} | {key} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
@@ -196,6 +230,10 @@ def main() -> None:
     print(table(results, "sequence"))
     print(f"\npattern completion, mean ± SEM over {args.networks} networks\n")
     print(table(results, "completion"))
+    print(f"\ndiscrimination (completion − intrusion), mean ± SEM over {args.networks} networks\n")
+    print(table(results, "discrimination"))
+    print("\nfinal test, paired by network\n")
+    print(paired(results))
     for label, path in files.items():
         rows, keys = footprint_rows(path)
         print(f"\nsynaptic footprint, {label} (network 0, mean weight in mV)\n")
