@@ -70,6 +70,8 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
         paths.append(path)
         if args.reuse and path.exists():
             with open_run(path) as rf:  # the phases' wall time, as measured when it ran
+                if rf.status != "complete":
+                    raise SystemExit(f"{path}: status {rf.status!r}, not a finished run")
                 wall += float(sum(p.wall_seconds for p in rf.phases()))
             continue
         overrides = [

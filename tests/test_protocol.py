@@ -8,6 +8,7 @@ import pytest
 
 from neurosleep.errors import SpecError
 from neurosleep.protocol import load_protocol
+from tests.conftest import ROOT
 
 GOOD = """\
 format_version: 1
@@ -171,3 +172,17 @@ def test_expressions_are_not_python(write_protocol, good):
         write_protocol, good.replace('t: "2*k"', "t: \"__import__('os').getpid() + k\"")
     )
     assert "t" == found[0].key[-1]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_protocols_validate(path):
+    """Every shipped protocol (model included) validates and expands, on both engines where
+    its model kind runs on both (elsewhere Brian2 is refused with the key named)."""
+    protocol = load_protocol(path)
+    assert protocol.phases and protocol.experiment.model_kind == protocol.model.kind
+    if "brian2" in protocol.experiment.engines:
+        on_brian2 = load_protocol(path, ["engine=brian2"])
+        assert on_brian2.engine == "brian2" and len(on_brian2.phases) == len(protocol.phases)
+    else:
+        with pytest.raises(SpecError, match="engine=brian2: engine: engine 'brian2' does not"):
+            load_protocol(path, ["engine=brian2"])
