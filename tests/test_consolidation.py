@@ -3,6 +3,8 @@ that learning the reversed sequence B damages the recall of sequence A (fixed se
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import yaml
@@ -68,6 +70,29 @@ def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
     fp = footprint(np.stack([pre_post.weight, w_torch]), pre_post.pre, pre_post.post, MEMORIES)
     assert fp["A"][1] > 1.5 * fp["A"][0]  # forward synapses of the presented sequence grow
     assert fp["B"][1] < fp["B"][0]  # and the backward ones shrink
+
+
+@pytest.mark.torch
+def test_sleep_adaptation_is_off_awake_and_bursts_asleep(root):
+    """The shipped model's adaptation current acts only in the sleep states: under the wake
+    state the network spikes exactly as without adaptation; under the sleep state the current
+    builds up and the network fires less than without it."""
+    shipped = model_dict(root)
+    shipped.pop("format_version")
+    plain = copy.deepcopy(shipped)  # same key order: the same random draws build the network
+    plain["populations"]["exc"]["neuron"].pop("adaptation")
+    runs = {}
+    for name, data in (("shipped", shipped), ("plain", plain)):
+        spec = SNNSpec.model_validate(data)
+        for state in ("wake", "sleep"):
+            sim = make_engine("torch", spec, seeds=[7])
+            sim.set_modulation(spec.modulation[state])
+            sink = MemorySink()
+            sim.run(500.0, Recording(spikes=("exc",)), sink)
+            runs[name, state] = sink.spike_array("exc")
+    np.testing.assert_array_equal(runs["shipped", "wake"][1], runs["plain", "wake"][1])
+    np.testing.assert_array_equal(runs["shipped", "wake"][0], runs["plain", "wake"][0])
+    assert 0 < len(runs["shipped", "sleep"][0]) < len(runs["plain", "sleep"][0])
 
 
 @pytest.mark.brian2
