@@ -3,10 +3,11 @@
 Runs (or, with ``--reuse``, reads) each condition on torch (one batch of ``--networks``
 networks, seeds ``seed … seed+N−1``) and on Brian2 (one run per seed; same seeds, so the same
 connectivity and initial weights, different noise streams) and compares, for every test phase
-and memory, the networks' sequence recall between the engines with Welch's t-test. The
-tolerance (docs/results.md, "Engines"): the engines agree when no comparison has
-p < 0.05 / K, K the number of comparisons (Bonferroni: a 5 % chance, over all K together, of
-calling equal engines different). Also prints each engine's paired sleep − no sleep difference.
+and memory, the networks' sequence recall and discrimination (completion − intrusion) between
+the engines with Welch's t-test. The tolerance (docs/results.md, "Engines"): the engines agree
+when no comparison has p < 0.05 / K, K the number of comparisons (Bonferroni: a 5 % chance,
+over all K together, of calling equal engines different). Also prints each engine's paired
+difference of every condition's final test from no sleep.
 
     python benchmarks/consolidation_engines.py --networks 10 --seed 11 --reuse
 """
@@ -60,7 +61,8 @@ def main() -> None:
             rows[name][engine] = recall_rows(paths)
     first = args.only[0]
     pairs = [
-        (name, k, j)
+        (name, k, j, measure)
+        for measure in ("sequence", "discrimination")
         for name in rows
         for k in range(len(rows[name]["torch"]))
         if name == first or not shared(rows[name], rows[first], k)
@@ -68,19 +70,20 @@ def main() -> None:
     ]
     alpha = 0.05 / len(pairs)
     print(
-        f"sequence recall, mean ± SEM over {args.networks} networks (seeds {args.seed}–"
+        f"mean ± SEM over {args.networks} networks (seeds {args.seed}–"
         f"{args.seed + args.networks - 1}); Welch's t-test, K = {len(pairs)} comparisons, "
         f"agreement: p ≥ 0.05/K = {alpha:.4f}\n"
     )
-    print("| condition | test phase | memory | torch | Brian2 | difference | p |")
-    print("|---|---|---|---|---|---|---|")
+    print("| measure | condition | test phase | memory | torch | Brian2 | difference | p |")
+    print("|---|---|---|---|---|---|---|---|")
     worst = 1.0
-    for name, k, j in pairs:
-        t, b = (rows[name][e][k]["sequence"][:, j] for e in ENGINES)
+    for name, k, j, measure in pairs:
+        t, b = (rows[name][e][k][measure][:, j] for e in ENGINES)
         p = float(ttest_ind(t, b, equal_var=False).pvalue) if np.ptp(np.r_[t, b]) > 0 else 1.0
         worst = min(worst, p)
         print(
-            f"| {labels[name]} | {rows[name]['torch'][k]['phase']} | {'AB'[j]} | {cell(t)} | "
+            f"| {measure} | {labels[name]} | {rows[name]['torch'][k]['phase']} | {'AB'[j]} | "
+            f"{cell(t)} | "
             f"{cell(b)} | {t.mean() - b.mean():+.2f} | {p:.3f}{' *' if p < alpha else ''} |"
         )
     verdict = "agree" if worst >= alpha else "DIFFER"
