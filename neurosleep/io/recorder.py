@@ -152,11 +152,10 @@ class Recorder:
             start, _, dt = streams["mapping/time"][:]
             streams["mapping/time"][1] = start + streams["data"].shape[0] * dt
 
-    def _open_stream(self, path: str, *names: str) -> dict[str, h5py.Dataset]:
-        """The datasets ``names`` of the group ``path`` that blocks are appended to."""
+    def _open_stream(self, path: str, *names: str) -> None:
+        """Keep the datasets ``names`` of the group ``path``, which blocks are appended to."""
         group = self.file[path]
         self._streams[path] = {name: group[name] for name in names}
-        return self._streams[path]
 
     def _flush_block(self) -> None:
         """After a block of data: flush if the last flush is :data:`FLUSH_SECONDS` old."""
@@ -262,7 +261,7 @@ class Recorder:
             self._open_stream(path, "data", "time", "mapping/time")
         self._queue(path, {"data": rows, "time": times_ms})
 
-    def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> h5py.Group:
+    def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> None:
         n_values = rows.shape[1]
         ids = np.arange(n_values) if node_ids is None else np.asarray(node_ids)
         group = self.file.create_group(path)
@@ -288,7 +287,6 @@ class Recorder:
         mapping.create_dataset("element_pos", data=np.zeros(n_values, dtype="f4"))
         mapping.create_dataset("time", data=np.array([start, start, dt_ms], dtype="f8"))
         mapping["time"].attrs["units"] = "ms"
-        return group
 
     # ------------------------------------------------------------------ weights
     def add_weights(

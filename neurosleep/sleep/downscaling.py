@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from neurosleep.engines.base import rule_bounds
 from neurosleep.experiments.base import Params, Progress
 from neurosleep.experiments.snn import SNNExperiment
 from neurosleep.sleep import SleepAlgorithm, register
@@ -29,11 +30,13 @@ def run(experiment: SNNExperiment, params: DownscalingParams, progress: Progress
         proj = experiment.model.projections.get(name)
         if proj is None:
             raise ValueError(f"downscaling: unknown projection {name!r}")
-        unit = experiment.model.weight_unit(name)
         scaled = []
         for net, w in zip(experiment.sim.networks, experiment.sim.get_weights(name), strict=True):
             initial = net.synapses[name].weight  # bounds: relative are factors of these
-            low = [np.broadcast_to(r.limits(unit, initial)[0], w.shape) for r in proj.plasticity]
+            low = [
+                np.broadcast_to(rule_bounds(experiment.model, name, r, initial)[0], w.shape)
+                for r in proj.plasticity
+            ]
             scaled.append(np.maximum(w * params.factor, np.max(low, axis=0, initial=-np.inf)))
         experiment.sim.set_weights(name, scaled)
     progress(1.0)
