@@ -2,16 +2,24 @@
 
 Each module in :data:`COMMAND_MODULES` has ``add_commands(subparsers)`` that registers its
 subcommands; each subcommand's function returns the process exit code.
+
+Exit codes: 0 done; 1 the run failed (its run file says ``failed``); 2 refused input (a
+:class:`~neurosleep.errors.UserError`: bad protocol or flag, damaged run file, an output the tool
+may not replace, a run file another process is writing), printed as one line; 3 an internal
+error (a bug: its traceback is printed, with a request to report it); 130 interrupted (Ctrl-C,
+SIGTERM); 141 the reader of the output went away (``neurosleep info X | head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from neurosleep import __version__
-from neurosleep.errors import RunFileError, SpecError
+from neurosleep.errors import SpecError, UserError
 
 COMMAND_MODULES = (
     "neurosleep.commands.run",
@@ -45,17 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BUG_REPORT = (
+    "neurosleep: internal error (a bug, not a problem with your input); please report it with "
+    "the traceback above, the command line and `neurosleep --version`"
+)
+EXIT_INPUT, EXIT_BUG, EXIT_PIPE = 2, 3, 141
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe surfaces here rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `neurosleep info X | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except SpecError as exc:
         print(f"neurosleep: invalid input:\n{exc}", file=sys.stderr)
-        return 2
-    except (RunFileError, FileExistsError, ValueError) as exc:
+        return EXIT_INPUT
+    except UserError as exc:
         print(f"neurosleep: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except Exception:
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """Errors that name where the bad input is: file, line and key path, or run-file path.
 
+:class:`UserError` is the base of every error caused by what the user handed the tool (a
+protocol, a flag, a run file, an output path); the command line prints those as one line and
+exits with code 2. Anything else that escapes is a bug: the command line shows its traceback and
+asks for a report.
+
 Every user-facing failure of a protocol or model file is a :class:`SpecError` listing one
 :class:`Problem` per bad key, so a user fixes all of them in one go.
 """
@@ -29,7 +34,11 @@ class Problem:
         return f"{where}: {key}: {self.message}"
 
 
-class SpecError(ValueError):
+class UserError(Exception):
+    """Bad input from the user; the message names the file (or flag) and what is wrong."""
+
+
+class SpecError(UserError, ValueError):
     """A protocol or model file (or an override) does not satisfy its schema."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
@@ -37,8 +46,13 @@ class SpecError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class RunFileError(ValueError):
+class RunFileError(UserError, ValueError):
     """A path is not a readable neurosleep run file; the message says why."""
+
+
+class OutputError(UserError):
+    """An output path cannot be written: it is not a run file the tool may replace, or another
+    process is writing it."""
 
 
 def format_key(key: KeyPath) -> str:

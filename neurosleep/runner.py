@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neurosleep.errors import UserError
 from neurosleep.io.recorder import Recorder, environment
 from neurosleep.io.runfile import Evaluations, open_run
 from neurosleep.protocol import Protocol
@@ -48,7 +49,7 @@ def seed_everything(seed: int) -> None:
 
 def check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
+        raise UserError(
             f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
             "use --device cpu, or install a CUDA build of torch (see README)"
         )

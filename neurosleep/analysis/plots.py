@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
 from neurosleep.analysis.summary import accuracy_matrix
+from neurosleep.errors import UserError
 from neurosleep.io.blocks import population_size, run_stop, spike_blocks, window_count
 from neurosleep.io.runfile import RunFile
 
@@ -343,7 +344,7 @@ def plot_run(
     kinds = list(kinds) if kinds else list(PLOTS)
     unknown = [k for k in kinds if k not in PLOTS]
     if unknown:
-        raise ValueError(f"unknown plot kind {unknown[0]!r}; known: {', '.join(PLOTS)}")
+        raise UserError(f"unknown plot kind {unknown[0]!r}; known: {', '.join(PLOTS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from neurosleep.errors import RunFileError
-from neurosleep.io.neo import MissingExtra
+from neurosleep.errors import RunFileError, UserError
 from neurosleep.io.runfile import RunFile, open_run
 
 SUMMARY_EXAMPLES = """examples:
@@ -168,21 +165,6 @@ def open_checked(path: Path, allow_incomplete: bool) -> RunFile:
     return run
 
 
-def _extras(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A missing optional package becomes one line with the install command."""
-
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except MissingExtra as exc:
-            print(f"neurosleep: {exc}", file=sys.stderr)
-            return 2
-
-    return wrapper
-
-
-@_extras
 def _summary(args: argparse.Namespace) -> int:
     from neurosleep.analysis.summary import format_csv, format_text, summarize
 
@@ -216,7 +198,6 @@ def _finite(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-@_extras
 def _plot(args: argparse.Namespace) -> int:
     from neurosleep.analysis.plots import plot_run
 
@@ -229,7 +210,6 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-@_extras
 def _compare(args: argparse.Namespace) -> int:
     from neurosleep.analysis.compare import figure, group_runs, split_complete, table
 
@@ -252,10 +232,9 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-@_extras
 def _export(args: argparse.Namespace) -> int:
     if not args.nwb and not args.sonata:
-        raise ValueError("say what to export: --nwb FILE and/or --sonata DIR")
+        raise UserError("say what to export: --nwb FILE and/or --sonata DIR")
     with open_checked(args.runfile, args.allow_incomplete) as run:
         if args.nwb:
             from neurosleep.io.export_nwb import export_nwb

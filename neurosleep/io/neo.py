@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurosleep.errors import UserError
 from neurosleep.io.blocks import population_size, read_window, run_stop
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'neurosleep[formats]'"
 
 
-class MissingExtra(ImportError):
+class MissingExtra(UserError, ImportError):
     """An optional dependency (pynwb, libsonata, neo, elephant) is not installed."""
 
 

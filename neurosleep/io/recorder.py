@@ -30,6 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from neurosleep.errors import OutputError
 from neurosleep.io import layout as L
 
 FLUSH_SECONDS = 1.0  # most wall time between a block's data and the flush that makes it durable
@@ -73,7 +74,7 @@ class Recorder:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             if not overwrite:
-                raise FileExistsError(
+                raise OutputError(
                     f"{path}: a run file already exists; pass --overwrite to replace it "
                     "or --output to write elsewhere"
                 )
