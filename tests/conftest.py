@@ -60,3 +60,21 @@ def hopfield_protocol(root) -> dict:
         ],
         "output": "{name}_seed{seed}.h5",
     }
+
+
+@pytest.fixture(scope="session")
+def consolidation_run(tmp_path_factory) -> Path:
+    """The shipped spiking consolidation protocol (sleep), tests 100 ms and the other phases
+    200 ms, on torch: a real run file with spikes of exc/inh, E→E snapshots, memories A/B."""
+    from neurosleep.protocol import load_protocol
+    from neurosleep.runner import run
+
+    path = ROOT / "protocols" / "consolidation_sleep.yaml"
+    schedule = [next(iter(item.items())) for item in yaml.safe_load(path.read_text())["schedule"]]
+    overrides = [
+        f"schedule.{body['name']}.duration={100 if kind == 'test' else 200} ms"
+        for kind, body in schedule
+    ]
+    out = tmp_path_factory.mktemp("consolidation") / "consolidation_sleep.h5"
+    run(load_protocol(path, overrides), output=out, progress=False)
+    return out

@@ -7,6 +7,7 @@ matrix with the "at start" row, per-phase scalars and sleep diagnostics.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,12 @@ ACCURACY = np.array(
     [[0.50, 0.50], [0.90, 0.50], [0.92, 0.52], [0.70, 0.95]]
 )  # at start, after task 0, after sleep, after task 1
 PROTOCOL = "format_version: 1\nname: {name}\nseed: {seed}\n"
+MODEL = {  # what the SONATA export reads: population sizes, projection endpoints
+    "kind": "snn",
+    "populations": {pop: {"size": n} for pop, n in N.items()},
+    "sources": {},
+    "projections": {"exc_exc": {"pre": "exc", "post": "exc"}},
+}
 SCHEDULE = [  # name, kind, task, start, stop (ms), evaluation row or None
     ("before", "test", -1, 0.0, 0.0, 0),
     ("learn", "wake", 0, 0.0, 200.0, None),
@@ -66,7 +73,10 @@ def make_run(
         path,
         attrs={"seed": seed, "engine": engine, "device": "cpu"},
         n_tasks=2,
-        provenance={"protocol": PROTOCOL.format(name=name, seed=seed)},
+        provenance={
+            "protocol": PROTOCOL.format(name=name, seed=seed),
+            "model": json.dumps(MODEL),
+        },
     )
     pre, post = rng.integers(0, N["exc"], 200), rng.integers(0, N["exc"], 200)
     w_sparse, w_dense = rng.uniform(0, 1, 200), rng.normal(0, 0.1, (10, 8))

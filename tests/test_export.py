@@ -46,6 +46,10 @@ def test_sonata_read_back_by_libsonata(run_path, tmp_path):
     np.testing.assert_allclose(np.asarray(data.data), report.data, rtol=1e-6)  # float32
     assert [i for i, _ in data.ids] == list(report.node_ids)
     edges = libsonata.EdgeStorage(str(tmp_path / "exc_exc_edges.h5")).open_population("exc_exc")
+    assert edges.source == edges.target == "exc"
+    np.testing.assert_array_equal(
+        np.sort(edges.efferent_edges([3]).flatten()), np.flatnonzero(weights.pre == 3)
+    )
     everything = libsonata.Selection([(0, edges.size)])
     np.testing.assert_array_equal(edges.source_nodes(everything), weights.pre)
     np.testing.assert_array_equal(edges.target_nodes(everything), weights.post)
