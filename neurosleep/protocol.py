@@ -21,11 +21,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from neurosleep.errors import KeyPath, Locator, Problem, SpecError, format_key, problems_from
+from neurosleep.errors import (
+    KeyPath,
+    Locator,
+    Problem,
+    SpecError,
+    format_key,
+    problems_from,
+    raise_if,
+)
 from neurosleep.experiments import EXPERIMENTS, Experiment, PlannedPhase, load_experiments
 from neurosleep.expressions import evaluate, is_expression_of
 from neurosleep.sleep import SLEEP
 from neurosleep.spec import Spec, load_model, validate_model
+from neurosleep.yamlfile import file_problem, load_yaml, non_finite
 
 PROTOCOL_FORMAT_VERSION = 1
 PHASE_KINDS = ("wake", "sleep", "test")
@@ -94,8 +103,6 @@ class Protocol:
 
 def load_protocol(path: str | Path, overrides: list[str] = ()) -> Protocol:
     """Read, override (``key.path=value``), validate and expand a protocol file."""
-    from neurosleep.yamlfile import load_yaml
-
     path = Path(path)
     data, locate = load_yaml(path)
     return build_protocol(data, locate, overrides, base=path.parent, path=path)
@@ -115,6 +122,7 @@ def build_protocol(
     data = copy.deepcopy(data)
     for text in overrides:
         apply_override(data, text, locate)
+    raise_if(non_finite(data, locate))
     try:
         top = ProtocolFile.model_validate(data)
     except ValidationError as exc:
@@ -167,8 +175,11 @@ def _load_model(model: str | dict, base: Path, locate: Locator) -> tuple[Spec, d
     if isinstance(model, dict):
         return validate_model(model, locate, ("model",)), model
     model_path = base / model
-    if not model_path.exists():
+    problem = file_problem(model_path)
+    if problem == "file not found":
         raise SpecError([locate.problem(("model",), f"model file not found: {model_path}")])
+    if problem is not None:
+        raise SpecError([locate.problem(("model",), f"model file {model_path}: {problem}")])
     return load_model(model_path)
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from neurosleep.errors import KeyPath, Locator, Problem, SpecError, problems_from
+from neurosleep.errors import KeyPath, Locator, Problem, SpecError, problems_from, raise_if
 from neurosleep.registry import Registry
-from neurosleep.yamlfile import load_yaml
+from neurosleep.yamlfile import load_yaml, non_finite
 
 MODEL_FORMAT_VERSION = 1
 
@@ -36,6 +36,7 @@ MODEL_KINDS: Registry[type[Spec]] = Registry("model kind")
 def load_model(path: str | Path) -> tuple[Spec, dict]:
     """Load and validate a model file; return the spec and its raw mapping."""
     data, locate = load_yaml(path)
+    raise_if(non_finite(data, locate))
     return validate_model(data, locate), data
 
 
