@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from neurosleep import __version__
-from neurosleep.errors import SpecError, UserError
+from neurosleep.errors import UserError
 
 COMMAND_MODULES = (
     "neurosleep.commands.run",
@@ -71,9 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         # `neurosleep info X | head`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE
-    except SpecError as exc:
-        print(f"neurosleep: invalid input:\n{exc}", file=sys.stderr)
-        return EXIT_INPUT
     except UserError as exc:
         print(f"neurosleep: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -76,7 +76,8 @@ def read_text(path: Path) -> str:
     control = _CONTROL.search(text)
     if control:
         line = text.count("\n", 0, control.start()) + 1
-        what = "a NUL byte" if control.group() == "\x00" else f"control character {control.group()!r}"
+        char = control.group()
+        what = "a NUL byte" if char == "\x00" else f"control character {char!r}"
         raise SpecError([Problem(str(path), line, (), f"not a text file: contains {what}")])
     return text.removeprefix("\ufeff")
 
@@ -190,7 +191,7 @@ class _Walk:
 
 
 def non_finite(data: Any, locate: Locator, key: KeyPath = ()) -> list[Problem]:
-    """A problem for every ``inf`` or ``nan`` float in ``data`` (``.inf``, ``1.0e400``, ``.nan``)."""
+    """A problem for every ``inf`` or ``nan`` float in ``data`` (``.inf``, ``1.0e400``)."""
     if isinstance(data, float) and not math.isfinite(data):
         return [locate.problem(key, f"not a finite number ({data}); inf and nan are not accepted")]
     if isinstance(data, dict):
