@@ -9,28 +9,20 @@ clock (``time_ms``) at phase boundaries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from neurosleep.analysis.metrics import ContinualOptions
 from neurosleep.errors import KeyPath
 from neurosleep.io.recorder import Recorder
+from neurosleep.params import Params, Progress
 from neurosleep.registry import Registry
 from neurosleep.spec import Spec
 
 PhaseKind = Literal["wake", "sleep", "test"]
-Progress = Callable[[float], None]  # called with the fraction of the phase done, per block
-
-
-class Params(BaseModel):
-    """Base of every protocol section schema (data, record, phase parameters): strict keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
 
 @dataclass(frozen=True)
 class PlannedPhase:

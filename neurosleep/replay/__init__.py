@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from neurosleep.experiments.base import Params
+from neurosleep.params import Params
 from neurosleep.registry import Registry
 
 

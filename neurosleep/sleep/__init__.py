@@ -1,6 +1,6 @@
 """Sleep and replay algorithms, one module each, found by name in :data:`SLEEP`.
 
-Each module declares its protocol parameters (a :class:`~neurosleep.experiments.base.Params`
+Each module declares its protocol parameters (a :class:`~neurosleep.params.Params`
 schema), the model kinds it applies to, and a pure ``run`` function whose signature is the
 one the experiments of those model kinds call (documented in each experiment module).
 """

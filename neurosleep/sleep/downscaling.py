@@ -10,8 +10,8 @@ import numpy as np
 from pydantic import Field
 
 from neurosleep.engines.base import rule_bounds
-from neurosleep.experiments.base import Params, Progress
 from neurosleep.experiments.snn import SNNExperiment
+from neurosleep.params import Params, Progress
 from neurosleep.sleep import SleepAlgorithm, register
 from neurosleep.sleep.spontaneous import plastic_weights, write_change
 

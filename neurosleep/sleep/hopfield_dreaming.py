@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from pydantic import Field
 
-from neurosleep.experiments.base import Params
+from neurosleep.params import Params
 from neurosleep.sleep import SleepAlgorithm, register
 
 StatesSink = Callable[[torch.Tensor, float], None]  # a block of states [n × N] (±1), fraction done

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from pydantic import Field
 
-from neurosleep.experiments.base import Params
+from neurosleep.params import Params
 from neurosleep.sleep import SleepAlgorithm, register
 from neurosleep.sleep.hopfield_dreaming import StateBlocks, StatesSink, random_state, sign_update
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosleep.experiments.base import Progress
 from neurosleep.experiments.snn import SNNExperiment, SNNSleep
+from neurosleep.params import Progress
 from neurosleep.sleep import SleepAlgorithm, register
 
 

@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from neurosleep.experiments.base import Params
+from neurosleep.params import Params
 from neurosleep.registry import Registry
 from neurosleep.sleep import SleepAlgorithm, register
 from neurosleep.units import Rate, Time
