@@ -100,3 +100,25 @@ def test_retrieval_table_of_the_reference():
         m = float((final * xi).sum(1).mean() / 400)
         assert abs(m - value) < 0.06, (alpha, t, m, value)
     assert np.isfinite(m)
+
+
+@pytest.mark.parametrize("diagonal", ["zero", "keep"])
+def test_recorded_couplings_are_the_ones_retrieval_uses(
+    hopfield_protocol, write_protocol, tmp_path, diagonal
+):
+    """J snapshots and ‖ΔJ‖ count only couplings that act: under ``diagonal: zero`` the recorded
+    diagonal is 0 (the full J's is α = P/N after storage and moves during sleep)."""
+    from neurosleep.io import open_run
+
+    hopfield_protocol["model"]["diagonal"] = diagonal
+    protocol = load_protocol(write_protocol(hopfield_protocol))
+    result = run(protocol, output=tmp_path / "run.h5", progress=False)
+    with open_run(result.path) as r:
+        stored, slept = r.weights("J").values
+        rms = {(p, n): v for p, n, v, _ in r.scalars()}[(2, "coupling_change_rms")]
+    if diagonal == "zero":
+        assert not np.diagonal(stored).any() and not np.diagonal(slept).any()
+    else:
+        np.testing.assert_allclose(np.diagonal(stored), 10 / 100, atol=1e-12)  # α = P/N
+        assert np.abs(np.diagonal(slept) - 0.1).max() > 1e-3  # the flow moves the diagonal
+    assert np.sqrt(((slept - stored) ** 2).mean()) == pytest.approx(rms, rel=1e-9)

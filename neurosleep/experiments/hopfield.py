@@ -9,6 +9,10 @@
   patterns that are fixed points of the dynamics.
 
 Time: one network update (or one integration step / one dream) is ``update_interval`` ms.
+
+Recorded: ``/weights/J`` and ``coupling_change_rms`` are the couplings the dynamics use (the
+diagonal zeroed under ``diagonal: zero``); ``eigenvalues_before``/``_after`` are of the full J
+the sleep algorithm evolves (the dreaming flow acts on J with its diagonal).
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ class HopfieldExperiment(Experiment):
             self.couplings, phase.params, self.generator, self.retrieval_couplings, on_states
         )
         self.time_ms += self.model.update_interval * recorded
-        change = self.couplings - before
+        change = self.retrieval_couplings(self.couplings - before)  # the couplings in use
         self.recorder.write_arrays(
             f"sleep/{self.recorder.phase}",
             {
@@ -180,10 +184,11 @@ class HopfieldExperiment(Experiment):
         )
 
     def _snapshot(self) -> None:
+        """Record J as the network uses it (diagonal zeroed under ``diagonal: zero``), so that
+        weight histograms and ‖ΔJ‖/‖J‖ count only couplings that act."""
         if self.record.weights:
-            self.recorder.add_weights(
-                "J", self.couplings.cpu().numpy(), time_ms=self.time_ms, units="1"
-            )
+            j = self.retrieval_couplings(self.couplings)
+            self.recorder.add_weights("J", j.cpu().numpy(), time_ms=self.time_ms, units="1")
 
     @classmethod
     def headline(cls, phases, evaluations) -> str:
