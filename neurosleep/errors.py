@@ -50,6 +50,10 @@ class RunFileError(UserError, ValueError):
     """A path is not a readable neurosleep run file; the message says why."""
 
 
+class MissingExtra(UserError, ImportError):
+    """An optional dependency is not installed; the message says which extra installs it."""
+
+
 class OutputError(UserError):
     """An output path cannot be written: it is not a run file the tool may replace, or another
     process is writing it."""

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from neurosleep.errors import UserError
 from neurosleep.io.recorder import Recorder, environment
 from neurosleep.io.runfile import Evaluations, open_run
+from neurosleep.progress import progress_shown
 from neurosleep.protocol import Protocol
 
 
@@ -61,9 +62,12 @@ def run(
     output: Path | None = None,
     overwrite: bool = False,
     command_line: list[str] | None = None,
-    progress: bool = True,
+    progress: bool | str = "auto",
 ) -> RunResult:
-    """Run every phase of ``protocol``; return the run file's path and the headline result."""
+    """Run every phase of ``protocol``; return the run file's path and the headline result.
+
+    ``progress``: ``auto`` (bars only when stderr is a terminal), ``always``, ``never``, or a bool.
+    """
     path = Path(output or protocol.output)
     check_device(protocol.device)
     seed_everything(protocol.seed)
@@ -97,7 +101,7 @@ def run(
                 seed=protocol.seed,
                 recorder=recorder,
             )
-            _phase_loop(protocol, experiment, recorder, progress)
+            _phase_loop(protocol, experiment, recorder, progress_shown(progress))
     except KeyboardInterrupt:
         recorder.close("interrupted")
         raise RunInterrupted(f"run interrupted; partial run file: {path}") from None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from neurosleep.errors import Problem, SpecError
+from neurosleep.errors import MissingExtra, Problem, SpecError
 from neurosleep.protocol import load_protocol
 
 
@@ -113,7 +113,7 @@ def execute(
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise RuntimeError(
+        raise MissingExtra(
             "parallel sweeps need Dask: pip install 'neurosleep[dask]' (or use --workers 1)"
         ) from None
     if scheduler:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from neurosleep.analysis import metrics as M
 from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
 from neurosleep.analysis.spikes import resolve_backend, window_stats
 from neurosleep.io.blocks import population_size
-from neurosleep.io.runfile import Evaluations, Phase, RunFile
+from neurosleep.io.runfile import Evaluations, Phase, RunFile, open_run
 
 
 def accuracy_matrix(
@@ -146,7 +147,7 @@ def phase_summary(
 
 
 def summarize(
-    run: RunFile,
+    run: RunFile | str | Path,
     *,
     spikes: bool = True,
     populations: list[str] | None = None,
@@ -155,9 +156,15 @@ def summarize(
 ) -> dict[str, Any]:
     """Everything ``neurosleep summary`` prints, as JSON-ready plain data.
 
-    ``populations`` limits the spike statistics (default: every recorded population); an
-    unknown name raises :class:`~neurosleep.errors.RunFileError` listing the recorded ones.
+    ``run`` is an open :class:`RunFile` or a run file's path. ``populations`` limits the spike
+    statistics (default: every recorded population); an unknown name raises
+    :class:`~neurosleep.errors.RunFileError` listing the recorded ones.
     """
+    if not isinstance(run, RunFile):
+        with open_run(run) as opened:
+            return summarize(
+                opened, spikes=spikes, populations=populations, backend=backend, bin_ms=bin_ms
+            )
     attrs = run.attrs
     phases = run.phases()
     evaluations = run.evaluations()

@@ -6,9 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from neurosleep.examples import ExamplesError, protocol_path
+from neurosleep.progress import PROGRESS
 from neurosleep.protocol import Protocol, load_protocol
 
+PROTOCOL_HELP = "protocol file (YAML), or the name of a shipped protocol (neurosleep examples list)"
 RUN_EXAMPLES = """examples:
+  neurosleep run hopfield_dreaming              (shipped protocol; run file under ./outputs/)
   neurosleep run protocols/hopfield_dreaming.yaml
   neurosleep run protocols/hopfield_dreaming.yaml --seed 2 --output 'outputs/{name}_s{seed}.h5'
   neurosleep run protocols/hopfield_dreaming.yaml --set schedule.dream.t=100 --overwrite
@@ -17,6 +21,9 @@ RUN_EXAMPLES = """examples:
 --set KEY=VALUE changes any protocol key before validation. KEY is a dotted path of mapping
 keys, list indices, or phase names inside the schedule (schedule.dream.t is the key t of the
 phase named 'dream'); VALUE is read as YAML (20, "20 ms", [1, 2]). Repeatable.
+
+PROTOCOL is a file, or the name of a shipped protocol (`neurosleep examples list`); a relative
+output path in the protocol is relative to the current folder.
 """
 
 
@@ -40,7 +47,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace an existing run file (after the protocol has validated)",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--progress",
+        choices=PROGRESS,
+        default="auto",
+        help="progress bars on stderr (default auto: only when stderr is a terminal)",
+    )
     run.add_argument(
         "--threads",
         type=int,
@@ -70,7 +82,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         epilog=SWEEP_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sweep.add_argument("protocol", type=Path, help="protocol file (YAML)")
+    sweep.add_argument(
+        "protocol", type=protocol_argument, help=PROTOCOL_HELP
+    )
     sweep.add_argument("--seeds", type=int, nargs="+", required=True, metavar="SEED")
     sweep.add_argument(
         "--vary",
@@ -106,8 +120,18 @@ SWEEP_EXAMPLES = """examples:
 """
 
 
+def protocol_argument(text: str) -> Path:
+    """A protocol file, or a shipped protocol's name (argparse reports an unknown one)."""
+    try:
+        return protocol_path(text)
+    except ExamplesError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("protocol", type=Path, help="protocol file (YAML)")
+    parser.add_argument(
+        "protocol", type=protocol_argument, help=PROTOCOL_HELP
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -141,7 +165,10 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = run(
-            protocol, overwrite=args.overwrite, command_line=sys.argv, progress=not args.quiet
+            protocol,
+            overwrite=args.overwrite,
+            command_line=sys.argv,
+            progress="never" if args.quiet else args.progress,
         )
     except RunInterrupted as exc:
         print(f"neurosleep: {exc}", file=sys.stderr)
@@ -172,7 +199,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from neurosleep.sweep import execute, plan
 
     variants = plan(args.protocol, args.seeds, args.vary, args.overrides, args.output)
-    print(f"{len(variants)} runs of {args.protocol}")
+    if not args.quiet:
+        print(f"{len(variants)} runs of {args.protocol}")
     outcomes = execute(
         args.protocol,
         variants,

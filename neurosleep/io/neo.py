@@ -20,17 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurosleep.errors import UserError
+from neurosleep.errors import MissingExtra
 from neurosleep.io.blocks import population_size, read_window, run_stop
 
 if TYPE_CHECKING:
     from neurosleep.io.runfile import RunFile
 
 INSTALL = "pip install 'neurosleep[formats]'"
-
-
-class MissingExtra(UserError, ImportError):
-    """An optional dependency (pynwb, libsonata, neo, elephant) is not installed."""
 
 
 def require(package: str) -> Any:
