@@ -41,7 +41,8 @@ def run(
     sets ``schedule.dream.t``) or passed as ``**{"schedule.dream.t": 100}``. A relative output
     path is relative to the current directory. ``progress``: ``auto`` (bars only when stderr is
     a terminal), ``always``, ``never``. Raises :class:`~neurosleep.errors.SpecError` for a bad
-    protocol, ``FileExistsError`` for an existing run file without ``overwrite=True``, and
+    protocol, :class:`~neurosleep.errors.OutputError` for an existing run file without
+    ``overwrite=True``, and
     :class:`neurosleep.runner.RunFailed` if the run fails (its file then holds the traceback).
     """
     from neurosleep.examples import protocol_path

@@ -11,7 +11,7 @@ import pytest
 
 import neurosleep
 from neurosleep.analysis.summary import summarize
-from neurosleep.errors import RunFileError
+from neurosleep.errors import OutputError, RunFileError
 from neurosleep.io import open_run
 from tests.test_analysis_runs import ACCURACY, make_run
 
@@ -28,7 +28,7 @@ def test_run_by_path_with_overrides(write_protocol, hopfield_protocol, tmp_path,
     assert run.path == out and run.status == "complete" and "overlap" in run.headline
     assert run.attrs["seed"] == 2
     assert run.phases()["stop_ms"].iloc[2] - run.phases()["start_ms"].iloc[2] == 20.0
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError, match="already exists"):
         neurosleep.run(path, output=str(out), progress=False)
     again = neurosleep.run(path, **{"schedule.dream.steps": 20, "seed": 2, "output": str(out)},
                            overwrite=True, progress="never")
