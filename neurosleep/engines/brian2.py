@@ -6,11 +6,13 @@ Poisson and pattern sources, ``SpikeGeneratorGroup`` for array sources, one ``Sy
 projection built from the arrays of :func:`~neurosleep.engines.base.build` (``connect(i=, j=)``);
 a rule's bounds are namespace constants, or with ``bounds: relative`` synaptic constants
 (``w_min_k``, ``w_max_k : volt (constant)``, one per synapse).
-Plasticity runs in a separate undelayed pre pathway ``plast`` (order 0, after transmission,
-before the post pathway) and in ``run_regularly`` operations (rate rules). Neuron parameters,
-gains and learning-rate factors live in each object's namespace, so a phase's neuromodulation
-changes them between runs without rebuilding. Recording streams: each block is one ``run()``;
-its monitors are read, handed to the sink, and emptied.
+Plasticity rules are translated through :data:`RULE_CODE` (spec rule name -> code), STDP
+forms through :data:`STDP_FORMS` and rate rules through :data:`RATE_CHANGES`; unknown names
+raise. Plasticity runs in a separate undelayed pre pathway ``plast`` (order 0, after
+transmission, before the post pathway) and in ``run_regularly`` operations (rate rules).
+Neuron parameters, gains and learning-rate factors live in each object's namespace, so a
+phase's neuromodulation changes them between runs without rebuilding. Recording streams: each
+block is one ``run()``; its monitors are read, handed to the sink, and emptied.
 
 Brian2 is imported when an engine is built (``import brian2`` costs ≈1 s). The random number
 generator of Brian2 is process-wide: the engine seeds it once, at construction.
@@ -19,6 +21,9 @@ generator of Brian2 is process-wide: the engine seeds it once, at construction.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +41,8 @@ from neurosleep.engines.base import (
     source_rates,
     steps_of,
 )
-from neurosleep.spec.snn import STDP, Modulation, Oja, SNNSpec, SpikeArray
+from neurosleep.registry import Registry
+from neurosleep.spec.snn import STDP, Modulation, Oja, Scaling, SNNSpec, SpikeArray
 
 CURRENT = """
 dv/dt = (v_rest - v + g_e + g_i - a)/tau_m : volt (unless refractory)
@@ -83,43 +89,102 @@ def brian2_tau_m(values: dict[str, float], adaptation: bool) -> float:
     return tau_m
 
 
-def stdp_code(k: int, rule: STDP) -> tuple[str, str, str]:
-    """(model, pre code, post code) of STDP rule number ``k`` (names suffixed ``_k``)."""
+@dataclass(frozen=True)
+class RuleCode:
+    """One plasticity rule in Brian2: its synaptic ``model`` lines, ``pre`` code (on the
+    undelayed ``plast`` pathway), ``post`` code, ``periodic`` code run every ``interval`` ms
+    (rate rules) and the constants of its ``namespace``; names carry the rule's suffix ``_k``."""
+
+    model: str
+    pre: str
+    post: str
+    namespace: dict[str, Any]
+    periodic: str | None = None
+    interval: float | None = None
+
+
+# STDP form -> (weight after a pre spike, after a post spike), before clipping; ``{k}``: suffix
+STDP_FORMS: Registry[tuple[str, str]] = Registry("Brian2 STDP form")
+STDP_FORMS.register("additive")(
+    ("w - eta*depression*a_minus_{k}*w_max_{k}*y_{k}", "w + eta*a_plus_{k}*w_max_{k}*x_{k}")
+)
+STDP_FORMS.register("multiplicative")(
+    (
+        "w - eta*depression*a_minus_{k}*(w - w_min_{k})*y_{k}",
+        "w + eta*a_plus_{k}*(w_max_{k} - w)*x_{k}",
+    )
+)
+STDP_FORMS.register("symmetric")(
+    (
+        "w + eta*w_max_{k}*(a_plus_{k}*y_{k} - depression*a_minus_{k})",
+        "w + eta*a_plus_{k}*w_max_{k}*x_{k}",
+    )
+)
+
+# rate rule -> (its change per unit of eta*interval, its reference rate parameter in Hz);
+# ``{pre}``, ``{post}``: the rates (Hz) now
+RATE_CHANGES: Registry[tuple[str, str]] = Registry("Brian2 rate rule")
+RATE_CHANGES.register("oja")(
+    (
+        "w_max_{k}*(({pre}/rate_ref_{k})*({post}/rate_ref_{k})"
+        " - ({post}/rate_ref_{k})**2*w/w_max_{k})",
+        "rate_ref",
+    )
+)
+RATE_CHANGES.register("scaling")(("w*(1 - {post}/target_{k})", "target"))
+
+RULE_CODE: Registry[Callable[[int, Any, Any], RuleCode]] = Registry("Brian2 plasticity rule")
+"""Spec rule name -> ``translate(k, rule, brian2) -> RuleCode`` (names of
+:data:`neurosleep.spec.snn.PLASTICITY_RULES`)."""
+
+
+@RULE_CODE.register("stdp")
+def stdp_code(k: int, rule: STDP, b2) -> RuleCode:
+    """Pair STDP rule number ``k``: event-driven traces, the form's updates, clipped."""
+    depress, potentiate = (code.format(k=k) for code in STDP_FORMS.get(rule.form))
     clip = f"w = clip({{}}, w_min_{k}, w_max_{k})"
-    model = (
-        f"dx_{k}/dt = -x_{k}/tau_plus_{k} : 1 (event-driven)\n"
-        f"dy_{k}/dt = -y_{k}/tau_minus_{k} : 1 (event-driven)\n"
+    return RuleCode(
+        model=(
+            f"dx_{k}/dt = -x_{k}/tau_plus_{k} : 1 (event-driven)\n"
+            f"dy_{k}/dt = -y_{k}/tau_minus_{k} : 1 (event-driven)\n"
+        ),
+        pre=f"{clip.format(depress)}\nx_{k} += 1",
+        post=f"y_{k} += 1\n{clip.format(potentiate)}",
+        namespace={
+            f"tau_plus_{k}": rule.tau_plus * b2.ms,
+            f"tau_minus_{k}": rule.tau_minus * b2.ms,
+            f"a_plus_{k}": rule.a_plus,
+            f"a_minus_{k}": rule.a_minus,
+        },
     )
-    depress = {
-        "additive": f"w - eta*depression*a_minus_{k}*w_max_{k}*y_{k}",
-        "multiplicative": f"w - eta*depression*a_minus_{k}*(w - w_min_{k})*y_{k}",
-        "symmetric": f"w + eta*w_max_{k}*(a_plus_{k}*y_{k} - depression*a_minus_{k})",
-    }[rule.form]
-    potentiate = (
-        f"w + eta*a_plus_{k}*(w_max_{k} - w)*x_{k}"
-        if rule.form == "multiplicative"
-        else f"w + eta*a_plus_{k}*w_max_{k}*x_{k}"
-    )
-    pre = f"{clip.format(depress)}\nx_{k} += 1"
-    post = f"y_{k} += 1\n{clip.format(potentiate)}"
-    return model, pre, post
 
 
-def rate_code(k: int, rule) -> tuple[str, str, str, str]:
-    """(model, pre code, post code, periodic code) of a rate rule (Oja or scaling)."""
-    model = (
-        f"dr_pre_{k}/dt = -r_pre_{k}/tau_rate_{k} : Hz (event-driven)\n"
-        f"dr_post_{k}/dt = -r_post_{k}/tau_rate_{k} : Hz (event-driven)\n"
-    )
+def rate_code(k: int, rule: Oja | Scaling, b2) -> RuleCode:
+    """A rate rule number ``k`` (Oja or scaling): rate traces, a periodic clipped update."""
+    template, rate = RATE_CHANGES.get(rule.rule)
     decay = f"exp(-(t - lastupdate)/tau_rate_{k})"
-    pre_rate, post_rate = f"(r_pre_{k}*{decay})", f"(r_post_{k}*{decay})"
-    if isinstance(rule, Oja):
-        rho_pre, rho_post = f"({pre_rate}/rate_ref_{k})", f"({post_rate}/rate_ref_{k})"
-        change = f"w_max_{k}*({rho_pre}*{rho_post} - {rho_post}**2*w/w_max_{k})"
-    else:
-        change = f"w*(1 - {post_rate}/target_{k})"
-    periodic = f"w = clip(w + eta*eta_{k}*interval_{k}*{change}, w_min_{k}, w_max_{k})"
-    return model, f"r_pre_{k} += 1/tau_rate_{k}", f"r_post_{k} += 1/tau_rate_{k}", periodic
+    change = template.format(k=k, pre=f"(r_pre_{k}*{decay})", post=f"(r_post_{k}*{decay})")
+    namespace = {
+        f"tau_rate_{k}": rule.tau_rate * b2.ms,
+        f"eta_{k}": rule.eta / b2.second,
+        f"interval_{k}": rule.interval * b2.ms,
+        f"{rate}_{k}": getattr(rule, rate) * b2.Hz,
+    }
+    return RuleCode(
+        model=(
+            f"dr_pre_{k}/dt = -r_pre_{k}/tau_rate_{k} : Hz (event-driven)\n"
+            f"dr_post_{k}/dt = -r_post_{k}/tau_rate_{k} : Hz (event-driven)\n"
+        ),
+        pre=f"r_pre_{k} += 1/tau_rate_{k}",
+        post=f"r_post_{k} += 1/tau_rate_{k}",
+        namespace=namespace,
+        periodic=f"w = clip(w + eta*eta_{k}*interval_{k}*{change}, w_min_{k}, w_max_{k})",
+        interval=rule.interval,
+    )
+
+
+RULE_CODE.register("oja")(rate_code)
+RULE_CODE.register("scaling")(rate_code)
 
 
 @ENGINES.register("brian2")
@@ -152,13 +217,17 @@ class Brian2Engine(Engine):
         self.synapses: dict = {}
         self.monitors: dict = {}
         self.base_rates = {name: source_rates(spec, name) for name in spec.sources}
+        rules = {  # translated first: an unknown rule raises before any Brian2 object exists
+            name: [RULE_CODE.get(rule.rule)(k, rule, b2) for k, rule in enumerate(proj.plasticity)]
+            for name, proj in spec.projections.items()
+        }
         net = self.networks[0]
         for name in spec.populations:
             self.groups[name] = self._population(name, net.initial[name])
         for name, src in spec.sources.items():
             self.groups[name] = self._source(name, src, net.sources[name])
         for name in spec.projections:
-            self.synapses[name] = self._projection(name, net.synapses[name])
+            self.synapses[name] = self._projection(name, net.synapses[name], rules[name])
         self.net = b2.Network(*self.groups.values(), *self.synapses.values())
         self.set_modulation(None)
 
@@ -200,14 +269,14 @@ class Brian2Engine(Engine):
             src.size, rates=self.base_rates[name] * b2.Hz, clock=self.clock, name=f"src_{name}"
         )
 
-    def _projection(self, name: str, syn):
+    def _projection(self, name: str, syn, rules: list[RuleCode]):
         b2, proj = self.b2, self.spec.projections[name]
         unit = self.spec.weight_unit(name)
         namespace = {"gain": 1.0, "eta": 1.0, "depression": 1.0}
         model = f"w : {'volt' if unit == 'mV' else '1'}\n"
         pre, post, periodic = [], [], []
         per_synapse = {}  # bounds: relative -> synaptic constants w_min_k, w_max_k
-        for k, rule in enumerate(proj.plasticity):
+        for k, (rule, code) in enumerate(zip(proj.plasticity, rules, strict=True)):
             w_min, w_max = rule_bounds(self.spec, name, rule, syn.weight)
             bounds = {
                 f"w_min_{k}": w_min * self._unit(unit),
@@ -220,34 +289,12 @@ class Brian2Engine(Engine):
                 )
             else:
                 namespace.update(bounds)
-            if isinstance(rule, STDP):
-                m, a, b = stdp_code(k, rule)
-                namespace.update(
-                    {
-                        f"tau_plus_{k}": rule.tau_plus * b2.ms,
-                        f"tau_minus_{k}": rule.tau_minus * b2.ms,
-                        f"a_plus_{k}": rule.a_plus,
-                        f"a_minus_{k}": rule.a_minus,
-                    }
-                )
-            else:
-                m, a, b, c = rate_code(k, rule)
-                periodic.append((c, rule.interval))
-                namespace.update(
-                    {
-                        f"tau_rate_{k}": rule.tau_rate * b2.ms,
-                        f"eta_{k}": rule.eta / b2.second,
-                        f"interval_{k}": rule.interval * b2.ms,
-                    }
-                )
-                namespace.update(
-                    {f"rate_ref_{k}": rule.rate_ref * b2.Hz}
-                    if isinstance(rule, Oja)
-                    else {f"target_{k}": rule.target * b2.Hz}
-                )
-            model += m
-            pre.append(a)
-            post.append(b)
+            namespace.update(code.namespace)
+            if code.periodic is not None:
+                periodic.append((code.periodic, code.interval))
+            model += code.model
+            pre.append(code.pre)
+            post.append(code.post)
         transmit = f"g_{channel(self.spec, name)}_post += gain*w"
         on_pre = {"pre": transmit, "plast": "\n".join(pre)} if pre else transmit
         synapses = b2.Synapses(

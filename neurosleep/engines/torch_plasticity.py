@@ -1,5 +1,8 @@
 """Plasticity rules of the torch engine: one class per spec rule, over the engine's slot table.
 
+Spec rule names map to classes through :data:`RULE_STEPS`, STDP forms to their updates through
+:data:`STDP_FORMS`, rate rules to their changes through :data:`RATE_CHANGES`; unknown names raise.
+
 Traces live per neuron (presynaptic rows ``b·(N+Ns) + j``, postsynaptic neurons ``b·N + i``),
 which equals Brian2's per-synapse event-driven traces because plasticity acts without delay.
 Each step, in the engine's order: ``before(step)`` (periodic rules, at the start of a step, as
@@ -14,6 +17,8 @@ synapse, from its built weight) and are indexed with the slots being updated.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +38,60 @@ def _table(keys: np.ndarray, slots: np.ndarray, n_rows: int, pad: int, device) -
     table = np.full((n_rows, k), pad, dtype=np.int64)
     table[keys[order], position] = slots[order]
     return torch.as_tensor(table, device=device)
+
+
+class STDPForm(NamedTuple):
+    """One STDP form's weight updates (tensors; bounds numbers or tensors like ``w``).
+
+    ``pre(w, y, w_min, w_max, eta, a_plus, a_minus)`` at a pre spike (``y``: post traces);
+    ``post(w, x, w_min, w_max, eta, a_plus)`` at a post spike (``x``: pre traces); both
+    return the new weights before clipping. Equations: :class:`neurosleep.spec.snn.STDP`.
+    """
+
+    pre: Callable[..., torch.Tensor]
+    post: Callable[..., torch.Tensor]
+
+
+def _depress_additive(w, y, w_min, w_max, eta, a_plus, a_minus):
+    return w - eta * a_minus * w_max * y
+
+
+def _depress_multiplicative(w, y, w_min, w_max, eta, a_plus, a_minus):
+    return w - eta * a_minus * (w - w_min) * y
+
+
+def _depress_symmetric(w, y, w_min, w_max, eta, a_plus, a_minus):
+    return w + eta * w_max * (a_plus * y - a_minus)
+
+
+def _potentiate_additive(w, x, w_min, w_max, eta, a_plus):
+    return w + eta * a_plus * w_max * x
+
+
+def _potentiate_multiplicative(w, x, w_min, w_max, eta, a_plus):
+    return w + eta * a_plus * (w_max - w) * x
+
+
+STDP_FORMS: Registry[STDPForm] = Registry("torch STDP form")
+STDP_FORMS.register("additive")(STDPForm(_depress_additive, _potentiate_additive))
+STDP_FORMS.register("multiplicative")(STDPForm(_depress_multiplicative, _potentiate_multiplicative))
+STDP_FORMS.register("symmetric")(STDPForm(_depress_symmetric, _potentiate_additive))
+
+
+def _oja(rule: Oja, w, r_pre, r_post, w_max) -> torch.Tensor:
+    pre, post = r_pre / rule.rate_ref, r_post / rule.rate_ref
+    return w_max * (pre * post - post * post * w / w_max)
+
+
+def _scaling(rule: Scaling, w, r_pre, r_post, w_max) -> torch.Tensor:
+    return w * (1.0 - r_post / rule.target)
+
+
+RATE_CHANGES: Registry[Callable[..., torch.Tensor]] = Registry("torch rate rule")
+"""A rate rule's change ``(rule, w, r_pre, r_post, w_max)`` per unit of ``eta · interval``
+(rates in Hz); equations in :class:`neurosleep.spec.snn.Oja` and :class:`~.Scaling`."""
+RATE_CHANGES.register("oja")(_oja)
+RATE_CHANGES.register("scaling")(_scaling)
 
 
 class RuleState:
@@ -84,6 +143,7 @@ class STDPRule(RuleState):
     """Pair STDP (additive, multiplicative, symmetric); equations in :class:`spec.snn.STDP`."""
 
     def __init__(self, engine, projection: str, rule: STDP) -> None:
+        self.form = STDP_FORMS.get(rule.form)
         super().__init__(engine, projection, rule, (rule.tau_plus, rule.tau_minus))
         slots = self.slots.cpu().numpy()
         rows = self.conn.row_of_slot[self.slots].cpu().numpy()
@@ -101,15 +161,9 @@ class STDPRule(RuleState):
             if self.eta:
                 s = self.by_pre.index_select(0, pre_rows).view(-1)
                 ws, y = w[s], self.y[self.conn.post_of_slot[s]]
-                w_min, w_max = bounds = self.bound(s)
+                bounds = self.bound(s)
                 a_minus = self.depression * r.a_minus
-                if r.form == "additive":
-                    ws = ws - self.eta * a_minus * w_max * y
-                elif r.form == "multiplicative":
-                    ws = ws - self.eta * a_minus * (ws - w_min) * y
-                else:
-                    ws = ws + self.eta * w_max * (r.a_plus * y - a_minus)
-                self.write(s, ws, bounds)
+                self.write(s, self.form.pre(ws, y, *bounds, self.eta, r.a_plus, a_minus), bounds)
             self.x.index_add_(0, pre_rows, torch.ones_like(pre_rows, dtype=self.x.dtype))
         if post_neurons.numel():
             self.y.index_add_(0, post_neurons, torch.ones_like(post_neurons, dtype=self.y.dtype))
@@ -117,17 +171,14 @@ class STDPRule(RuleState):
                 s = self.by_post.index_select(0, post_neurons).view(-1)
                 ws, x = w[s], self.x[self.conn.row_of_slot[s]]
                 bounds = self.bound(s)
-                if r.form == "multiplicative":
-                    ws = ws + self.eta * r.a_plus * (bounds[1] - ws) * x
-                else:
-                    ws = ws + self.eta * r.a_plus * bounds[1] * x
-                self.write(s, ws, bounds)
+                self.write(s, self.form.post(ws, x, *bounds, self.eta, r.a_plus), bounds)
 
 
 class RateRule(RuleState):
     """Rate traces (Hz) and a periodic update over all the projection's synapses."""
 
     def __init__(self, engine, projection: str, rule: Oja | Scaling) -> None:
+        self.change = RATE_CHANGES.get(rule.rule)
         super().__init__(engine, projection, rule, (rule.tau_rate, rule.tau_rate))
         self.every = steps_of(rule.interval, engine.spec.dt)
         self.jump = 1000.0 / rule.tau_rate  # Hz per spike
@@ -142,14 +193,8 @@ class RateRule(RuleState):
         r_post = self.y[self.posts] * self.decay_y
         rate = self.eta * self.rule.eta * self.rule.interval * 1e-3
         bounds = self.bound(self.slots)
-        self.write(self.slots, w + rate * self.change(w, r_pre, r_post, bounds[1]), bounds)
-
-    def change(self, w, r_pre, r_post, w_max) -> torch.Tensor:
-        rule = self.rule
-        if isinstance(rule, Oja):
-            pre, post = r_pre / rule.rate_ref, r_post / rule.rate_ref
-            return w_max * (pre * post - post * post * w / w_max)
-        return w * (1.0 - r_post / rule.target)
+        change = self.change(self.rule, w, r_pre, r_post, bounds[1])
+        self.write(self.slots, w + rate * change, bounds)
 
     def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
         self.decay()

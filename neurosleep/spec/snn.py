@@ -19,12 +19,13 @@ Plasticity rules and their equations are in the docstrings of :class:`STDP`, :cl
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from neurosleep.registry import Registry
 from neurosleep.spec import MODEL_KINDS, Spec
 from neurosleep.units import Rate, Time, Voltage, quantity, to_unit
 
@@ -270,6 +271,12 @@ Connect = Annotated[
 
 
 # ---------------------------------------------------------------------- plasticity
+PLASTICITY_RULES: Registry[type[Rule]] = Registry("plasticity rule")
+"""Every plasticity rule by its ``rule:`` name: the one description (parameters with units,
+equations in the docstring) that each engine translates through a registry of the same names
+(``engines.brian2.RULE_CODE``, ``engines.torch_plasticity.RULE_STEPS``)."""
+
+
 class Rule(Part):
     """Base of plasticity rules: weight bounds ``[w_min, w_max]``.
 
@@ -322,6 +329,12 @@ def _with_unit(text: str | float, unit: str) -> str | float:
     return f"0 {unit}" if str(text).strip() in ("0", "0.0") and unit != "1" else text
 
 
+STDPForm = Literal["additive", "multiplicative", "symmetric"]
+STDP_FORMS: tuple[str, ...] = get_args(STDPForm)
+"""The STDP forms (:class:`STDP`); every engine translates each through its own registry."""
+
+
+@PLASTICITY_RULES.register("stdp")
 class STDP(Rule):
     """Pair-based STDP with nearest-free (all-pairs) traces.
 
@@ -337,13 +350,14 @@ class STDP(Rule):
     """
 
     rule: Literal["stdp"]
-    form: Literal["additive", "multiplicative", "symmetric"] = "additive"
+    form: STDPForm = "additive"
     tau_plus: Time = Field("20 ms", gt=0)
     tau_minus: Time = Field("20 ms", gt=0)
     a_plus: float = Field(0.01, ge=0)
     a_minus: float = Field(0.0105, ge=0)
 
 
+@PLASTICITY_RULES.register("oja")
 class Oja(Rule):
     """Rate-based Hebbian learning with Oja's normalisation.
 
@@ -359,6 +373,7 @@ class Oja(Rule):
     interval: Time = Field("1 ms", gt=0)
 
 
+@PLASTICITY_RULES.register("scaling")
 class Scaling(Rule):
     """Homeostatic synaptic scaling of each neuron's inputs toward a target rate.
 
@@ -539,7 +554,7 @@ class SNNSpec(Spec):
 UNION_TAGS = {
     "sources": {"poisson", "pattern", "array"},
     "connect": {"fixed_probability", "one_to_one", "all_to_all", "list", "local"},
-    "plasticity": {"stdp", "oja", "scaling"},
+    "plasticity": set(PLASTICITY_RULES),
 }
 
 
