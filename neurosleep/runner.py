@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosleep.errors import UserError
+from neurosleep.io.ownership import Claim, claim_output
 from neurosleep.io.recorder import Recorder, environment
 from neurosleep.io.runfile import Evaluations, open_run
 from neurosleep.progress import progress_shown
@@ -70,9 +71,19 @@ def run(
     """
     path = Path(output or protocol.output)
     check_device(protocol.device)
+    with claim_output(path, overwrite=overwrite) as claim:
+        _run_into(protocol, claim, command_line or sys.argv, progress)
+        claim.commit()
+    with open_run(path) as finished:
+        headline = protocol.experiment.headline(finished.phases(), finished.evaluations())
+    return RunResult(path=path, headline=headline)
+
+
+def _run_into(protocol: Protocol, claim: Claim, command_line: list[str], progress: bool) -> None:
+    """Run every phase into ``claim.write_path``; close it with the final status."""
     seed_everything(protocol.seed)
     recorder = Recorder.create(
-        path,
+        claim.write_path,
         attrs={
             "name": protocol.name,
             "seed": protocol.seed,
@@ -85,10 +96,9 @@ def run(
         provenance={
             "protocol": protocol.resolved_yaml(),
             "model": protocol.model.model_dump_json(indent=2),
-            "environment": environment(command_line or sys.argv, protocol.device),
-            "command_line": " ".join(command_line or sys.argv),
+            "environment": environment(command_line, protocol.device),
+            "command_line": " ".join(command_line),
         },
-        overwrite=overwrite,
     )
     try:
         with _terminate_as_interrupt():
@@ -104,19 +114,17 @@ def run(
             _phase_loop(protocol, experiment, recorder, progress_shown(progress))
     except KeyboardInterrupt:
         recorder.close("interrupted")
-        raise RunInterrupted(f"run interrupted; partial run file: {path}") from None
+        raise RunInterrupted(f"run interrupted; {claim.kept_note()}") from None
     except Exception as exc:
         phase = recorder.phase
         recorder.set_provenance("traceback", traceback.format_exc())
         recorder.close("failed")
         raise RunFailed(
             f"run failed in phase {phase}: {type(exc).__name__}: {exc} "
-            f"(traceback stored in {path}:/provenance/traceback)"
+            f"(traceback stored in {claim.write_path}:/provenance/traceback; "
+            f"{claim.kept_note()})"
         ) from exc
     recorder.close("complete")
-    with open_run(path) as finished:
-        headline = protocol.experiment.headline(finished.phases(), finished.evaluations())
-    return RunResult(path=path, headline=headline)
 
 
 def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:

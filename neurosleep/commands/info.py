@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from neurosleep.analysis.metrics import descriptions
+from neurosleep.io.ownership import is_locked, partial_path
 from neurosleep.io.runfile import RunFile, open_run
 
 
@@ -38,6 +39,7 @@ def describe(run: RunFile) -> str:
         f"neurosleep {attrs.get('neurosleep_version')}, created {attrs.get('created')}",
         f"  name {attrs.get('name')}, seed {attrs.get('seed')}, engine {attrs.get('engine')}, "
         f"device {attrs.get('device')}",
+        *_writer_lines(run),
         "phases:",
         "  idx kind  name                 task   start (ms)    stop (ms)   wall (s) status",
     ]
@@ -68,6 +70,23 @@ def describe(run: RunFile) -> str:
         lines.append(f"sleep diagnostics: phases {', '.join(sorted(run.file['sleep'], key=int))}")
         lines += _replay_lines(run)
     return "\n".join(lines)
+
+
+def _writer_lines(run: RunFile) -> list[str]:
+    """Who writes this file now, and a replacement of it being (or left) written beside it."""
+    lines = []
+    writer = is_locked(run.path)
+    if run.status == "running":
+        lines.append(
+            f"  being written by {writer}"
+            if writer
+            else "  no live writer: the run was killed (the file holds what it had flushed)"
+        )
+    partial = partial_path(run.path)
+    if partial != run.path and partial.exists():
+        state = f"being written by {writer}" if writer else "left by a run that did not complete"
+        lines.append(f"  replacement run file {partial}: {state}")
+    return lines
 
 
 def _continual_lines(run: RunFile) -> list[str]:

@@ -67,19 +67,17 @@ class Recorder:
         attrs: dict[str, Any],
         n_tasks: int,
         provenance: dict[str, str] | None = None,
-        overwrite: bool = False,
     ) -> Recorder:
-        """Create a new run file; refuse an existing one unless ``overwrite``."""
+        """Create a new run file; refuse an existing path (runs claim theirs through
+        :func:`neurosleep.io.ownership.claim_output`, which decides what may be replaced)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            if not overwrite:
-                raise OutputError(
-                    f"{path}: a run file already exists; pass --overwrite to replace it "
-                    "or --output to write elsewhere"
-                )
-            path.unlink()
-        file = h5py.File(path, "x", libver=L.LIBVER)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = h5py.File(path, "x", libver=L.LIBVER)
+        except FileExistsError:
+            raise OutputError(f"{path}: exists; a run file is never written over") from None
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create the run file ({exc})") from None
         from neurosleep import __version__
 
         file.attrs.update(
