@@ -41,6 +41,35 @@ PHASE_KINDS = ("wake", "sleep", "test")
 COMMON_PHASE_KEYS = ("name", "task", "engine")
 
 
+class Subject(BaseModel):
+    """``metadata.subject``: what the simulated network stands for (NWB ``Subject``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject_id: str | None = Field(None, description="default: <name>-seed<seed>")
+    species: str | None = Field(
+        None, description="Latin binomial or NCBI taxonomy IRI; default: 'synthetic construct'"
+    )
+    description: str | None = None
+    age: str | None = Field(None, description="ISO 8601 duration, e.g. P90D")
+    sex: Literal["M", "F", "U", "O"] = "U"
+    strain: str | None = None
+
+
+class Metadata(BaseModel):
+    """``metadata``: who ran the experiment and what it is about; exported to NWB."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experimenter: list[str] = Field(default_factory=list, description="'Last, First' names")
+    institution: str | None = None
+    lab: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    experiment_description: str | None = Field(None, description="default: the description")
+    related_publications: list[str] = Field(default_factory=list, description="DOIs or URLs")
+    subject: Subject = Field(default_factory=Subject)
+
+
 class ProtocolFile(BaseModel):
     """The top level of a protocol file; ``data``, ``record`` and phase keys are checked later
     against the schemas of the model kind's experiment and of the sleep algorithms."""
@@ -58,6 +87,7 @@ class ProtocolFile(BaseModel):
     record: dict[str, Any] = Field(default_factory=dict)
     schedule: list[dict[str, Any]] = Field(min_length=1)
     output: str = "outputs/{name}_seed{seed}.h5"
+    metadata: Metadata = Field(default_factory=Metadata)
 
     @field_validator("output")
     @classmethod

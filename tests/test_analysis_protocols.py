@@ -90,7 +90,9 @@ def test_hopfield_exports(hopfield_runs, tmp_path):
     np.testing.assert_array_equal(np.asarray(frames.get().data), states.data)
     with pynwb.NWBHDF5IO(str(tmp_path / "h.nwb"), "r") as io:
         nwb = io.read()
-        np.testing.assert_array_equal(nwb.processing["weights"]["J"].data[:], couplings.values)
+        np.testing.assert_array_equal(
+            nwb.processing["weights"]["J"]["values"].data[:], couplings.values
+        )
         assert list(nwb.epochs.to_dataframe().kind) == ["wake", "test", "sleep", "test"]
 
 

@@ -104,7 +104,8 @@ def test_nwb_read_back_by_pynwb_and_neo(run_path, tmp_path):
         v = nwb.acquisition["v_exc"]
         assert v.unit == "mV" and v.rate == pytest.approx(1000.0) and v.data.shape == (600, 5)
         fc1 = nwb.processing["weights"]["fc1"]
-        np.testing.assert_allclose(fc1.data[:], weights.values)
+        np.testing.assert_allclose(fc1["values"].data[:], weights.values)
+        np.testing.assert_allclose(fc1["time"].data[:], weights.times / 1000.0)
         assert "exc_exc_synapses" in nwb.processing["weights"].data_interfaces
         table = nwb.processing["metrics"]["evaluations"]
         np.testing.assert_allclose(table["accuracy"].data[:], evaluations.metrics["accuracy"])

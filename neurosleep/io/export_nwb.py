@@ -1,15 +1,25 @@
 """Export a run file to NWB (pynwb; the ``formats`` extra).
 
+- ``/general``: ``experimenter``, ``institution``, ``lab``, ``keywords``,
+  ``experiment_description``, ``related_publications`` and the ``Subject`` from the protocol's
+  ``metadata`` (docs/protocols.md); without them the subject is the simulated network itself
+  (species NCBI "synthetic construct", born at the run's start) and the experiment description
+  is the protocol's ``description``;
 - ``/units``: one unit per neuron of every spiking population, ``spike_times`` in seconds, one
-  ``obs_intervals`` entry (the recorded time: Neo's NWB reader needs exactly one), and the
-  columns ``population`` and ``node_id``;
+  ``obs_intervals`` entry (the recorded time: Neo's NWB reader needs exactly one), the columns
+  ``population`` and ``node_id``, and ``_name`` = ``<population>:<node id>``, the column Neo's
+  reader turns into ``SpikeTrain.name`` (:func:`neurosleep.io.neo.read_nwb` annotates from it);
+  ``resolution`` is the model's time step (else the smallest gap between recorded spike times);
 - ``/acquisition/<report>_<population>``: a ``TimeSeries`` per report (time-first data in its
   units; ``starting_time`` + ``rate`` when evenly sampled, else timestamps; s);
 - ``/intervals/epochs``: one epoch per phase, tagged ``<kind>:<name>``, with the columns
   ``phase_index``, ``phase_name``, ``kind`` and ``task``;
-- processing module ``weights``: a ``TimeSeries`` of snapshots per projection (and a table of its
-  ``pre``/``post`` indices when sparse); processing module ``metrics``: the evaluations table
-  (one row per test phase, one [task] array column per metric) and the per-phase scalars.
+- processing module ``weights``: a table of snapshots per projection, one row per snapshot
+  (``time`` in s, ``phase``, ``values`` [synapses] or the dense shape), not a ``TimeSeries``:
+  a few snapshots of many synapses are not a signal sampled in time (and nwbinspector would flag
+  the orientation); a table of ``pre``/``post`` indices when sparse; processing module
+  ``metrics``: the evaluations table (one row per test phase, one [task] array column per
+  metric) and the per-phase scalars.
 
 NWB is an export, not the live format: the whole file is written at the end, and a population's
 spikes are grouped per neuron in memory.
@@ -18,11 +28,13 @@ spikes are grouped per neuron in memory.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from neurosleep.io.blocks import population_size, read_window, run_stop
+from neurosleep.io.blocks import BLOCK, population_size, read_window, run_stop
 from neurosleep.io.neo import require
 from neurosleep.io.runfile import RunFile
 
@@ -33,20 +45,33 @@ def export_nwb(run: RunFile, path: str | Path) -> Path:
     from hdmf.common import DynamicTable, VectorData
 
     attrs = run.attrs
+    protocol = yaml.safe_load(run.provenance("protocol") or "") or {}
+    model = _model(run)
+    name = str(attrs.get("name", protocol.get("name", run.path.stem)))
     created = _dt.datetime.fromisoformat(str(attrs.get("created", "1970-01-01T00:00:00+00:00")))
+    meta = protocol.get("metadata") or {}
     nwb = pynwb.NWBFile(
-        session_description=f"neurosleep run {attrs.get('name', run.path.stem)}",
+        session_description=protocol.get("description") or f"neurosleep run {name}",
         identifier=f"{run.path.stem}-{attrs.get('created', '')}",
         session_start_time=created,
         source_script=run.provenance("protocol") or "",
-        source_script_file_name=f"{attrs.get('name', 'protocol')}.yaml",
+        source_script_file_name=f"{name}.yaml",
         notes=f"seed {attrs.get('seed')}, engine {attrs.get('engine')}, status {run.status}",
+        experimenter=meta.get("experimenter") or None,
+        institution=meta.get("institution"),
+        lab=meta.get("lab"),
+        keywords=meta.get("keywords") or None,
+        experiment_description=meta.get("experiment_description")
+        or protocol.get("description")
+        or f"neurosleep protocol {name}",
+        related_publications=meta.get("related_publications") or None,
+        subject=_subject(pynwb, meta.get("subject") or {}, name, attrs, model, created),
     )
     stop_ms = run_stop(run)
-    _units(nwb, run, stop_ms)
+    _units(nwb, run, stop_ms, model)
     _reports(nwb, run, pynwb)
     _epochs(nwb, run, stop_ms)
-    _weights(nwb, run, pynwb, DynamicTable, VectorData)
+    _weights(nwb, run, DynamicTable, VectorData)
     _metrics(nwb, run, DynamicTable, VectorData)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,11 +80,37 @@ def export_nwb(run: RunFile, path: str | Path) -> Path:
     return path
 
 
-def _units(nwb, run: RunFile, stop_ms: float) -> None:
+SYNTHETIC = "http://purl.obolibrary.org/obo/NCBITaxon_32630"  # NCBI "synthetic construct"
+
+
+def _model(run: RunFile) -> dict:
+    text = run.provenance("model") or ""
+    return json.loads(text) if text.lstrip().startswith("{") else {}
+
+
+def _subject(pynwb, given: dict, name: str, attrs: dict, model: dict, created) -> object:
+    """The protocol's ``metadata.subject``; what it leaves out describes the simulated network."""
+    fields = {k: v for k, v in given.items() if v is not None}
+    fields.setdefault("subject_id", f"{name}-seed{attrs.get('seed')}")
+    fields.setdefault("sex", "U")
+    fields.setdefault("species", SYNTHETIC)
+    fields.setdefault(
+        "description",
+        f"simulated network: model {model.get('name', '?')!r} ({model.get('kind', '?')}), "
+        f"engine {attrs.get('engine')}, seed {attrs.get('seed')}",
+    )
+    if "age" not in fields:
+        fields["date_of_birth"] = created  # the network exists from the run's start
+    return pynwb.file.Subject(**fields)
+
+
+def _units(nwb, run: RunFile, stop_ms: float, model: dict) -> None:
     if not run.populations():
         return
+    nwb.units = _units_table(run, model)
     nwb.add_unit_column("population", "spiking population of the neuron")
     nwb.add_unit_column("node_id", "index of the neuron within its population")
+    nwb.add_unit_column("_name", "<population>:<node_id>; Neo's NWB reader reads it as the name")
     for population in run.populations():
         times, ids = read_window(run.file[f"spikes/{population}"], -np.inf, np.inf)
         order = np.argsort(ids, kind="stable")
@@ -72,7 +123,32 @@ def _units(nwb, run: RunFile, stop_ms: float) -> None:
                 obs_intervals=[[0.0, stop_ms / 1000.0]],
                 population=population,
                 node_id=k,
+                _name=f"{population}:{k}",
             )
+
+
+def _units_table(run: RunFile, model: dict):
+    from pynwb.misc import Units
+
+    return Units(
+        name="units",
+        description="spikes of every neuron of each recorded population (simulated)",
+        resolution=spike_resolution_ms(run, model) / 1000.0,
+    )
+
+
+def spike_resolution_ms(run: RunFile, model: dict) -> float:
+    """Spike-time resolution in ms: the model's time step (``dt``), else the smallest positive
+    gap between distinct recorded spike times (first block of each population)."""
+    if "dt" in model:
+        return float(model["dt"])
+    gaps = []
+    for population in run.populations():
+        ts = run.file[f"spikes/{population}/timestamps"][:BLOCK]
+        steps = np.diff(np.unique(ts))  # unique: sorted, so every gap is positive
+        if steps.size:
+            gaps.append(float(steps.min()))
+    return min(gaps, default=1.0)
 
 
 def _reports(nwb, run: RunFile, pynwb) -> None:
@@ -125,19 +201,28 @@ def _epochs(nwb, run: RunFile, stop_ms: float) -> None:
         )
 
 
-def _weights(nwb, run: RunFile, pynwb, DynamicTable, VectorData) -> None:
+def _weights(nwb, run: RunFile, DynamicTable, VectorData) -> None:
     if not run.projections():
         return
     module = nwb.create_processing_module("weights", "weight snapshots per projection")
     for projection in run.projections():
         w = run.weights(projection)
+        shape = "synapses" if w.pre is not None else " × ".join(map(str, w.values.shape[1:]))
         module.add(
-            pynwb.TimeSeries(
+            DynamicTable(
                 name=projection,
-                data=w.values,
-                unit=w.units,
-                timestamps=w.times / 1000.0,
-                description=f"snapshots of {projection}; phase index of each: {w.phases.tolist()}",
+                description=f"weight snapshots of {projection}, one row per snapshot",
+                columns=[
+                    VectorData(
+                        name="time", description="time of the snapshot (s)", data=w.times / 1000.0
+                    ),
+                    VectorData(
+                        name="phase", description="index of the phase that took it", data=w.phases
+                    ),
+                    VectorData(
+                        name="values", description=f"weights ({w.units}) [{shape}]", data=w.values
+                    ),
+                ],
             )
         )
         if w.pre is not None:
