@@ -9,7 +9,7 @@ import pytest
 
 import neurosleep.engines  # noqa: F401  (registers the engines)
 from neurosleep.engines import ENGINES, Recording, make_engine
-from neurosleep.spec.snn import SNNSpec
+from neurosleep.spec.snn import Modulation, SNNSpec
 from tests.snn_helpers import MemorySink, small_network
 
 pytestmark = [pytest.mark.brian2, pytest.mark.torch]
@@ -134,6 +134,36 @@ def test_weights_round_trip_and_block_size_does_not_change_results(engine_name):
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     np.testing.assert_allclose(runs[0][0], runs[1][0])
     assert len(runs[0][0]) > 5
+
+
+# two rules with different upper bounds: STDP can leave a weight above the scaling bound
+LEARNING = [
+    {"rule": "stdp", "form": "additive", "w_max": "15 mV", "a_plus": 0.05, "a_minus": 0.04},
+    {"rule": "scaling", "w_max": "13 mV", "target": "5 Hz", "eta": "5 /s", "interval": "2 ms"},
+]
+
+
+def test_plasticity_off_leaves_every_plastic_weight_bit_identical(engine_name):
+    """A test phase (plasticity x0) changes no weight, even one outside a rule's bounds."""
+    spec = small_network(LEARNING, noise=True)
+    plastic = [name for name, proj in spec.projections.items() if proj.plasticity]
+    engine = make_engine(engine_name, spec, seeds=[1])
+    start = {name: engine.get_weights(name)[0] for name in plastic}
+    engine.run(30.0)  # learning
+    w = engine.get_weights("in_cur")[0]
+    w[:2] = [20.0, -1.0]  # set from outside, beyond both rules' bounds [0, 13] and [0, 15] mV
+    engine.set_weights("in_cur", [w])
+    before = {name: engine.get_weights(name)[0] for name in plastic}
+    assert any(not np.array_equal(start[n], before[n]) for n in plastic)  # it did learn
+    engine.set_modulation(Modulation(plasticity={"*": 0.0}))
+    sink = MemorySink()
+    engine.run(50.0, Recording(spikes=("cur", "drive"), block=25.0), sink)
+    assert len(sink.spike_array("cur")[0]) > 10 and len(sink.spike_array("drive")[0]) > 10
+    for name in plastic:
+        np.testing.assert_array_equal(engine.get_weights(name)[0], before[name])
+    engine.set_modulation(None)
+    engine.run(20.0)
+    assert not np.array_equal(engine.get_weights("in_cur")[0], before["in_cur"])
 
 
 def test_durations_must_be_multiples_of_dt(engine_name):

@@ -23,7 +23,7 @@ projections:
     pre: drive
     post: exc
     connect: {rule: fixed_probability, p: 0.5}
-    weight: {normal: [1 mV, 0.2 mV], min: 0 mV}
+    weight: {normal: [1 mV, 0.2 mV], min: 0 mV, max: 2 mV}
     delay: {uniform: [0 ms, 2 ms]}
     plasticity:
       - {rule: stdp, form: multiplicative, w_max: 2 mV}
@@ -80,6 +80,20 @@ def test_good_spec_and_distributions(tmp_path):
             16,
             "projections.a.plasticity[0].w_max",
             "wrong unit",
+        ),
+        (
+            "max: 2 mV}",
+            "max: 2.5 mV}",
+            13,
+            "projections.a.weight",
+            "initial weights can lie in [0, 2.5] mV, outside the bounds [0, 2] mV of plasticity[0]",
+        ),
+        (
+            "- {rule: stdp, form: multiplicative, w_max: 2 mV}",
+            "- {rule: stdp, bounds: relative, w_min: 1.5, w_max: 2}",
+            16,
+            "projections.a.plasticity[0]",
+            "bounds: relative needs w_min <= 1 <= w_max",
         ),
         (
             "delay: {uniform: [0 ms, 2 ms]}",

@@ -89,6 +89,13 @@ def brian2_tau_m(values: dict[str, float], adaptation: bool) -> float:
     return tau_m
 
 
+def clip_bounds(k: int) -> str:
+    """Rule ``k``'s clipping interval, widened by ``w_slack``: 0 while the projection learns,
+    infinite while its plasticity is off, so that a weight outside the bounds (set from
+    outside, or left by another rule's bounds) is not moved when nothing is learnt."""
+    return f"w_min_{k} - w_slack, w_max_{k} + w_slack"
+
+
 @dataclass(frozen=True)
 class RuleCode:
     """One plasticity rule in Brian2: its synaptic ``model`` lines, ``pre`` code (on the
@@ -142,7 +149,7 @@ RULE_CODE: Registry[Callable[[int, Any, Any], RuleCode]] = Registry("Brian2 plas
 def stdp_code(k: int, rule: STDP, b2) -> RuleCode:
     """Pair STDP rule number ``k``: event-driven traces, the form's updates, clipped."""
     depress, potentiate = (code.format(k=k) for code in STDP_FORMS.get(rule.form))
-    clip = f"w = clip({{}}, w_min_{k}, w_max_{k})"
+    clip = f"w = clip({{}}, {clip_bounds(k)})"
     return RuleCode(
         model=(
             f"dx_{k}/dt = -x_{k}/tau_plus_{k} : 1 (event-driven)\n"
@@ -178,7 +185,7 @@ def rate_code(k: int, rule: Oja | Scaling, b2) -> RuleCode:
         pre=f"r_pre_{k} += 1/tau_rate_{k}",
         post=f"r_post_{k} += 1/tau_rate_{k}",
         namespace=namespace,
-        periodic=f"w = clip(w + eta*eta_{k}*interval_{k}*{change}, w_min_{k}, w_max_{k})",
+        periodic=f"w = clip(w + eta*eta_{k}*interval_{k}*{change}, {clip_bounds(k)})",
         interval=rule.interval,
     )
 
@@ -335,6 +342,8 @@ class Brian2Engine(Engine):
         for name, syn in self.synapses.items():
             syn.namespace["gain"] = projection_gain(modulation, name)
             syn.namespace["eta"] = rule_gain(modulation, "plasticity", name)
+            slack = np.inf if syn.namespace["eta"] == 0 else 0.0
+            syn.namespace["w_slack"] = slack * self._unit(self.spec.weight_unit(name))
             syn.namespace["depression"] = rule_gain(modulation, "depression", name)
         for name in self.spec.sources:
             if not isinstance(self.spec.sources[name], SpikeArray):

@@ -519,10 +519,21 @@ class SNNSpec(Spec):
                 )
         for k, rule in enumerate(proj.plasticity):
             if rule.bounds == "relative":
-                continue  # factors, checked by the rule
+                if not float(rule.w_min) <= 1.0 <= float(rule.w_max):
+                    bad(
+                        loc + ("plasticity", k),
+                        "bounds: relative needs w_min <= 1 <= w_max (factors of the initial"
+                        " weight, which must lie within its own bounds)",
+                        None,
+                    )
+                continue
+            fields_ok = True
             for field in rule.unit_fields:
                 text = _with_unit(getattr(rule, field), unit)
                 _try(bad, loc + ("plasticity", k, field), _value, text, unit)
+                fields_ok = fields_ok and not _fails(_value, text, unit)
+            if fields_ok and not _fails(proj.weight.check, unit):
+                _check_initial_weights(proj, k, unit, loc, bad)
 
     def _check_modulation(self, state: str, mod: Modulation, bad) -> None:
         for key, factor in mod.scale.items():
@@ -575,6 +586,22 @@ def _without_union_tags(error: ValidationError, title: str) -> ValidationError:
             detail["ctx"] = item["ctx"]
         details.append(InitErrorDetails(**detail))
     return ValidationError.from_exception_data(title, details)
+
+
+def _check_initial_weights(proj: Projection, k: int, unit: str, loc: tuple, bad) -> None:
+    """The initial weights must lie within rule ``k``'s absolute bounds: outside them, the
+    first update (or a clip) would move a weight whatever the learning rate."""
+    low, high = proj.plasticity[k].limits(unit)
+    w_low, w_high = proj.weight.bounds(unit)
+    if w_low < low or w_high > high:
+        shown = "" if unit == "1" else f" {unit}"
+        bad(
+            loc + ("weight",),
+            f"initial weights can lie in [{w_low:g}, {w_high:g}]{shown}, outside the bounds"
+            f" [{low:g}, {high:g}]{shown} of plasticity[{k}]: clip the distribution (min, max)"
+            " or widen the bounds",
+            None,
+        )
 
 
 def _try(bad, loc: tuple, check, *args) -> None:
