@@ -90,8 +90,7 @@ def small_network(plasticity: list | None = None, noise: bool = False) -> SNNSpe
                 "post": "cur",
                 "connect": {"rule": "fixed_probability", "p": 0.6},
                 "weight": {"uniform": ["6 mV", "12 mV"]},
-                # plastic: no delay (Brian2 reads w at delivery, torch at the spike)
-                "delay": "0 ms" if plasticity else {"uniform": ["0 ms", "1.5 ms"]},
+                "delay": "0 ms",  # the projection that may be plastic: no delay (validation)
                 "plasticity": plasticity or [],
             },
             "in_cond": {
@@ -106,6 +105,7 @@ def small_network(plasticity: list | None = None, noise: bool = False) -> SNNSpe
                 "post": "cond",
                 "connect": {"rule": "all_to_all"},
                 "weight": "0.3",
+                "delay": {"uniform": ["0 ms", "1.5 ms"]},
             },
             "cond_cur": {
                 "pre": "cond",

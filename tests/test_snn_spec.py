@@ -24,11 +24,11 @@ projections:
     post: exc
     connect: {rule: fixed_probability, p: 0.5}
     weight: {normal: [1 mV, 0.2 mV], min: 0 mV, max: 2 mV}
-    delay: {uniform: [0 ms, 2 ms]}
+    delay: 0 ms
     plasticity:
       - {rule: stdp, form: multiplicative, w_max: 2 mV}
       - {rule: scaling, target: 5 Hz, eta: 0.1 1/s, w_max: 2 mV}
-  b: {pre: exc, post: cond, connect: {rule: all_to_all}, weight: 0.05}
+  b: {pre: exc, post: cond, connect: {rule: all_to_all}, weight: 0.05, delay: {uniform: [0 ms, 2ms]}}
 modulation:
   sleep: {scale: {exc.leak: 0.8, a.gain: 1.5, drive.rate: 0.1}, plasticity: {"*": 0.75}}
 """
@@ -58,7 +58,8 @@ def test_good_spec_and_distributions(tmp_path):
     net = build(spec, seed=3)
     a = net.synapses["a"]
     assert a.weight.min() >= 0 and abs(a.weight.mean() - 1.0) < 0.15
-    assert a.delay.min() >= 0 and a.delay.max() <= 20  # steps of 0.1 ms
+    b = net.synapses["b"]
+    assert b.delay.min() >= 0 and b.delay.max() <= 20 and b.delay.std() > 2  # steps of 0.1 ms
     assert len(net.synapses["b"].pre) == 20 * 5
     assert spec.weight_unit("b") == "1"
     again = build(spec, seed=3)
@@ -96,11 +97,18 @@ def test_good_spec_and_distributions(tmp_path):
             "bounds: relative needs w_min <= 1 <= w_max",
         ),
         (
-            "delay: {uniform: [0 ms, 2 ms]}",
+            "delay: {uniform: [0 ms, 2ms]}",
             "delay: {normal: [1 ms, 1 ms]}",
+            18,
+            "projections.b.delay",
+            "delays must be >= 0",
+        ),
+        (
+            "delay: 0 ms",
+            "delay: {uniform: [0 ms, 2 ms]}",
             14,
             "projections.a.delay",
-            "delays must be >= 0",
+            "a plastic projection takes no delay (0 ms)",
         ),
     ],
 )

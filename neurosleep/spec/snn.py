@@ -505,6 +505,13 @@ class SNNSpec(Spec):
         _try(bad, loc + ("delay",), proj.delay.check, "ms")
         if not _fails(proj.delay.check, "ms") and proj.delay.bounds("ms")[0] < 0:
             bad(loc + ("delay",), "delays must be >= 0 ms (give a normal distribution a min)", None)
+        elif proj.plasticity and not _fails(proj.delay.check, "ms") and proj.delay.bounds("ms")[1]:
+            bad(
+                loc + ("delay",),
+                "a plastic projection takes no delay (0 ms): the engines would read a changing"
+                " weight at different times (torch at the spike, Brian2 at its arrival)",
+                None,
+            )
         if isinstance(proj.connect, OneToOne) and self.size(proj.pre) != self.size(proj.post):
             bad(
                 loc + ("connect",), "one_to_one needs pre and post of equal size", proj.connect.rule
