@@ -14,6 +14,9 @@ Examples
 from __future__ import annotations
 
 import copy
+import re
+import string
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +41,9 @@ from neurosleep.yamlfile import file_problem, load_yaml, non_finite
 
 PROTOCOL_FORMAT_VERSION = 1
 PHASE_KINDS = ("wake", "sleep", "test")
+MAX_NAME = 100  # characters of a run or phase name
+MAX_PHASES = 10_000  # phases of an expanded schedule (and the largest repeat count)
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 COMMON_PHASE_KEYS = ("name", "task", "engine")
 
 
@@ -77,9 +83,9 @@ class ProtocolFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format_version: Literal[1] = Field(description="protocol format version (1)")
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="run name, used in output paths")
+    name: str = Field(description="run name, used in output paths")
     description: str = ""
-    seed: int = Field(ge=0, description="seeds python, numpy, torch and Brian2")
+    seed: int = Field(ge=0, lt=2**32, description="seeds python, numpy, torch and Brian2")
     model: str | dict[str, Any] = Field(description="model file (relative to this file) or inline")
     engine: str = Field("torch", description="simulation engine: torch or brian2")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="torch device")
@@ -89,14 +95,49 @@ class ProtocolFile(BaseModel):
     output: str = "outputs/{name}_seed{seed}.h5"
     metadata: Metadata = Field(default_factory=Metadata)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return checked_name(value)
+
     @field_validator("output")
     @classmethod
     def _output_placeholders(cls, value: str) -> str:
-        try:
-            value.format(name="n", seed=0)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"output may use only {{name}} and {{seed}} ({exc})") from None
+        problem = template_problem(value, ("name", "seed"))
+        if problem:
+            raise ValueError(f"output may use only {{name}} and {{seed}}: {problem}")
         return value
+
+
+def checked_name(value: str) -> str:
+    """``value`` if it is a valid run or phase name, else ``ValueError`` saying why."""
+    if len(value) > MAX_NAME:
+        raise ValueError(f"a name has at most {MAX_NAME} characters (got {len(value)})")
+    if not _NAME.fullmatch(value) or set(value) == {"."}:
+        raise ValueError(
+            f"a name is letters, digits and _ . - (not only dots; no / or spaces), got {value!r}"
+        )
+    return value
+
+
+def template_problem(text: str, fields: Collection[str]) -> str | None:
+    """Why ``text`` is not a template of plain ``{field}``s from ``fields`` (``None``: it is)."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        return f"not a valid template ({exc})"
+    for _, field, spec, conversion in parts:
+        if field is not None and (field not in fields or spec or conversion):
+            shown = (
+                "{"
+                + field
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+            allowed = ", ".join(f"{{{name}}}" for name in fields)
+            return f"{shown} is not allowed here (allowed: {allowed}; no formats or attributes)"
+    return None
 
 
 class Repeat(BaseModel):
@@ -105,7 +146,7 @@ class Repeat(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     over: Literal["tasks"] | None = None
-    count: int | None = Field(None, ge=1)
+    count: int | None = Field(None, ge=1, le=MAX_PHASES)
     phases: list[dict[str, Any]] = Field(min_length=1)
 
 
@@ -174,10 +215,14 @@ def build_protocol(
                 f"choose one of: {', '.join(experiment.engines)}",
             )
         )
+    device = _device_problem(top.device)
+    if device:
+        problems.append(locate.problem(("device",), device))
     data_params = _validate(experiment.Data, top.data, locate, ("data",), problems)
     record_params = _validate(experiment.Record, top.record, locate, ("record",), problems)
     n_tasks = experiment.n_tasks(data_params) if data_params is not None else 1
     phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
+    problems.extend(_duplicate_names(phases, locate))
     if problems:
         raise SpecError(problems)
 
@@ -199,6 +244,38 @@ def build_protocol(
         n_tasks=n_tasks,
         phases=phases,
     )
+
+
+def _device_problem(device: str) -> str | None:
+    """Why the torch ``device`` cannot be used on this machine (``None``: it can)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return (
+            f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
+            "use --device cpu, or install a CUDA build of torch (see README)"
+        )
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+def _duplicate_names(phases: list[PlannedPhase], locate: Locator) -> list[Problem]:
+    first: dict[str, PlannedPhase] = {}
+    problems = []
+    for phase in phases:
+        if phase.name in first:
+            message = (
+                f"duplicate phase name {phase.name!r} (phase {phase.index}; also phase "
+                f"{first[phase.name].index}): names must be unique, e.g. '{phase.name}{{k}}' "
+                "in a repeat block"
+            )
+            problems.append(locate.problem(phase.source + ("name",), message))
+        first.setdefault(phase.name, phase)
+    return problems
 
 
 def _load_model(model: str | dict, base: Path, locate: Locator) -> tuple[Spec, dict]:
@@ -256,6 +333,9 @@ def _expand(
                 kind, body, experiment, locate, where + (kind,), variables, len(out), problems
             )
             if phase is not None:
+                if len(out) >= MAX_PHASES:
+                    message = f"the schedule expands to more than {MAX_PHASES} phases"
+                    raise SpecError([*problems, locate.problem(where, message)])
                 out.append(phase)
         else:
             problems.append(
@@ -293,8 +373,11 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
     if not isinstance(body, dict):
         problems.append(locate.problem(key, f"a {kind} phase takes a mapping of keys"))
         return None
-    params = {k: _substitute(v, variables) for k, v in body.items()}
-    name = params.pop("name", f"{kind}{index}")
+    before = len(problems)
+    params = {k: _substitute(v, variables, locate, key + (k,), problems) for k, v in body.items()}
+    name = _phase_name(params.pop("name", f"{kind}{index}"), variables, locate, key, problems)
+    if len(problems) > before:
+        return None
     task = params.pop("task", variables.get("task", -1))
     engine = params.pop("engine", None)
     if "task" in body and "task" in variables:
@@ -322,7 +405,7 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
     return PlannedPhase(
         index=index,
         kind=kind,
-        name=str(name).format(**variables) if "{" in str(name) else str(name),
+        name=name,
         task=task,
         params=validated,
         source=key,
@@ -357,18 +440,40 @@ def _sleep_schema(algorithm, experiment, locate, key, problems):
     return entry.Params
 
 
-def _substitute(value: Any, variables: dict[str, int]) -> Any:
+def _substitute(
+    value: Any, variables: dict[str, int], locate: Locator, key: KeyPath, problems: list
+) -> Any:
     """Evaluate a whole-string expression of the loop variables (``"15000 + 5000*k"``)."""
     if isinstance(value, str) and is_expression_of(value, variables):
         try:
             return evaluate(value, variables)
-        except (ValueError, ZeroDivisionError):
-            return value  # the schema reports it with the key and the line
+        except ValueError as exc:
+            problems.append(locate.problem(key, str(exc)))
+            return value
     if isinstance(value, dict):
-        return {k: _substitute(v, variables) for k, v in value.items()}
+        return {
+            k: _substitute(v, variables, locate, key + (k,), problems) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute(v, variables) for v in value]
+        return [
+            _substitute(v, variables, locate, key + (i,), problems) for i, v in enumerate(value)
+        ]
     return value
+
+
+def _phase_name(name: Any, variables: dict[str, int], locate, key, problems) -> str:
+    """The phase's name with the loop variables filled in (``"sleep{k}"`` → ``"sleep2"``)."""
+    text = str(name)
+    problem = template_problem(text, list(variables))
+    if problem:
+        hint = "" if "task" in variables else " ({task} and {k} only inside 'repeat: over: tasks')"
+        problems.append(locate.problem(key + ("name",), problem + hint))
+        return text
+    try:
+        return checked_name(text.format(**variables))
+    except ValueError as exc:
+        problems.append(locate.problem(key + ("name",), str(exc)))
+        return text
 
 
 # ---------------------------------------------------------------------------- overrides
@@ -431,13 +536,15 @@ def _checked_index(items: list, index: int, origin: str, path: KeyPath) -> int:
 
 
 def _named_phase(items: list, name: str, origin: str, path: KeyPath) -> int:
-    """Index of the schedule entry whose phase has ``name``."""
+    """Index of the schedule entry whose phase has ``name`` (``sleep`` finds ``sleep{k}`` too)."""
     bodies = [
         next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
         for item in items
     ]
     matches = [
-        i for i, body in enumerate(bodies) if isinstance(body, dict) and body.get("name") == name
+        i
+        for i, body in enumerate(bodies)
+        if isinstance(body, dict) and name in (body.get("name"), _literal(body.get("name")))
     ]
     if len(matches) != 1:
         names = ", ".join(str(b["name"]) for b in bodies if isinstance(b, dict) and "name" in b)
@@ -445,3 +552,11 @@ def _named_phase(items: list, name: str, origin: str, path: KeyPath) -> int:
         message = f"{what} phase named {name!r} here (phases named here: {names or 'none'})"
         raise SpecError([Problem(origin, None, path, message)])
     return matches[0]
+
+
+def _literal(name: Any) -> str | None:
+    """A name template without its fields: ``"sleep{k}"`` → ``"sleep"``."""
+    try:
+        return "".join(text for text, *_ in string.Formatter().parse(str(name)))
+    except ValueError:
+        return None

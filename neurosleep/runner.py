@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosleep.errors import UserError
 from neurosleep.io.ownership import Claim, claim_output
 from neurosleep.io.recorder import Recorder, environment
 from neurosleep.io.runfile import Evaluations, open_run
@@ -49,14 +48,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
-            "use --device cpu, or install a CUDA build of torch (see README)"
-        )
-
-
 def run(
     protocol: Protocol,
     *,
@@ -70,7 +61,6 @@ def run(
     ``progress``: ``auto`` (bars only when stderr is a terminal), ``always``, ``never``, or a bool.
     """
     path = Path(output or protocol.output)
-    check_device(protocol.device)
     with claim_output(path, overwrite=overwrite) as claim:
         _run_into(protocol, claim, command_line or sys.argv, progress)
         claim.commit()

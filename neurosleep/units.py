@@ -22,6 +22,8 @@ ValueError: missing unit: expected a quantity in ms written with its unit, e.g. 
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
@@ -29,9 +31,15 @@ from typing import Annotated, Any
 import pint
 from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
-from neurosleep.expressions import evaluate, is_expression_of
+from neurosleep.expressions import evaluate
 
 _REGISTRY = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+# "<number or expression> <unit>": a unit is names joined by / or *, each with an optional
+# one-digit power (mV, 1/s, m/s^2); everything before it is the number
+_NAME = r"[A-Za-zµμΩ°]+(?:\^-?\d)?"
+_QUANTITY = re.compile(
+    rf"^\s*(?P<number>.*?)\s*(?P<unit>(?:1/)?{_NAME}(?:\s*[/*·]\s*{_NAME})*)\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,11 @@ def _unit(symbol: str) -> pint.Unit:
 
 
 def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) -> float:
-    """Convert a quantity string to a float in ``unit``; raise ``ValueError`` with the reason."""
+    """Convert a quantity string to a float in ``unit``; raise ``ValueError`` with the reason.
+
+    The number is read by the bounded evaluator of :mod:`neurosleep.expressions` (pint never
+    sees an expression, so ``"10**10**10 ms"`` is refused at once) and only the unit by pint.
+    """
     example = f"e.g. '200 {unit}'"
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"expected a quantity in {unit} written as a string, {example}")
@@ -55,28 +67,28 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
         raise ValueError(
             f"missing unit: expected a quantity in {unit} written with its unit, {example}"
         )
-    text = value.strip()
-    variables = variables or {}
+    match = _QUANTITY.match(value)
+    number_text, unit_text = (match["number"], match["unit"]) if match else (value, "")
     try:
-        if variables and is_expression_of(text.rsplit(None, 1)[0], variables):
-            number_text, unit_text = text.rsplit(None, 1)
-            quantity = evaluate(number_text, variables) * _REGISTRY.Unit(unit_text)
-        else:
-            quantity = _REGISTRY.Quantity(text)
-    except (pint.errors.PintError, ValueError, TypeError, SyntaxError, AttributeError) as exc:
+        number = evaluate(number_text, variables or {})
+        written = _REGISTRY.Unit(unit_text) if unit_text else _REGISTRY.dimensionless
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
         ) from None
-    if quantity.dimensionless and not _unit(unit).dimensionless:
+    if written.dimensionless and not _unit(unit).dimensionless:
         raise ValueError(
             f"missing unit: expected a quantity in {unit} written with its unit, {example}"
         )
     try:
-        return float(quantity.to(unit).magnitude)
+        result = float((number * written).to(unit).magnitude)
     except pint.errors.DimensionalityError:
         raise ValueError(
             f"wrong unit in {value!r}: expected a quantity convertible to {unit}, {example}"
         ) from None
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is not a finite quantity in {unit}")
+    return result
 
 
 def quantity(unit: str) -> Any:

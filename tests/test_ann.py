@@ -57,7 +57,7 @@ def sequential(wake=WAKE, extra=()):
         {
             "repeat": {
                 "over": "tasks",
-                "phases": [{"wake": dict(wake)}, *extra, {"test": {"name": "after"}}],
+                "phases": [{"wake": dict(wake)}, *extra, {"test": {"name": "after{k}"}}],
             }
         },
     ]

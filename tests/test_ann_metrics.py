@@ -24,7 +24,7 @@ SLEEP = {"sleep": {"kind": "sra", "steps": 100, "window": 4, "beta": [0.5, 0.5]}
 
 
 def schedule(test=None):
-    test = {"name": "after_sleep"} | (test or {})
+    test = {"name": "after_sleep{k}"} | (test or {})
     return [
         {"test": {"name": "at_start"}},
         {
@@ -32,7 +32,7 @@ def schedule(test=None):
                 "over": "tasks",
                 "phases": [
                     {"wake": dict(SHORT_WAKE)},
-                    {"test": {"name": "after_wake"}},
+                    {"test": {"name": "after_wake{k}"}},
                     SLEEP,
                     {"test": test},
                 ],
@@ -89,7 +89,9 @@ def test_metrics_after_each_test_match_the_stored_matrix(write_protocol, tmp_pat
         ev = r.evaluations()
         names = [p.name for p in r.phases()]
     # every matrix row k ≥ 1 is the after-sleep test, not the after-wake one
-    assert [names[int(ev.phases[i])] for i in stored["evaluation"][1:]] == ["after_sleep"] * 5
+    assert [names[int(ev.phases[i])] for i in stored["evaluation"][1:]] == [
+        f"after_sleep{k}" for k in range(1, 6)
+    ]
     for name in ("ACC", "BWT", "forgetting", "AIA"):
         assert stored[name][-1] == pytest.approx(summary_final[name])
     assert stored["ACC"][1] == pytest.approx(stored["matrix"][1, 0])  # one task: its accuracy

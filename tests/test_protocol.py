@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
+import yaml
 
 from neurosleep.errors import SpecError
 from neurosleep.protocol import load_protocol
@@ -177,12 +179,19 @@ def test_expressions_are_not_python(write_protocol, good):
 @pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_protocols_validate(path):
     """Every shipped protocol (model included) validates and expands, on both engines where
-    its model kind runs on both (elsewhere Brian2 is refused with the key named)."""
-    protocol = load_protocol(path)
+    its model kind runs on both (elsewhere Brian2 is refused with the key named). A protocol
+    that asks for CUDA is refused, naming the device key, where torch sees no CUDA device."""
+    overrides = []
+    if yaml.safe_load(path.read_text()).get("device", "cpu") != "cpu":
+        if not torch.cuda.is_available():
+            with pytest.raises(SpecError, match=r"device: device 'cuda.*sees no CUDA device"):
+                load_protocol(path)
+            overrides = ["device=cpu"]
+    protocol = load_protocol(path, overrides)
     assert protocol.phases and protocol.experiment.model_kind == protocol.model.kind
     if "brian2" in protocol.experiment.engines:
-        on_brian2 = load_protocol(path, ["engine=brian2"])
+        on_brian2 = load_protocol(path, ["engine=brian2", *overrides])
         assert on_brian2.engine == "brian2" and len(on_brian2.phases) == len(protocol.phases)
     else:
         with pytest.raises(SpecError, match="engine=brian2: engine: engine 'brian2' does not"):
-            load_protocol(path, ["engine=brian2"])
+            load_protocol(path, ["engine=brian2", *overrides])

@@ -74,7 +74,7 @@ def test_search_configurations_expand_to_valid_overrides(root):
         "sleep.beta×0.5",
     ]
     beta = configs[3][1][0]
-    assert beta == ("schedule.1.repeat.phases.sleep.beta", "[7.27414, 22.2802, 19.0232]")
+    assert beta == ("schedule.1.repeat.phases.sleep{k}.beta", "[7.27414, 22.2802, 19.0232]")
     # every override is one that `neurosleep run --set` accepts, with the intended value
     for _, overrides in configs[1:]:
         loaded = load_protocol(protocol, [f"{k}={v}" for k, v in overrides])

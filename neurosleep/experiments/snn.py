@@ -66,7 +66,7 @@ class Memories(Params):
     population: str
     source: str
     stored: list[Memory] = Field(min_length=1)
-    rate: Rate = Field("200 Hz", description="source rate of a presented group's neurons")
+    rate: Rate = Field("200 Hz", ge=0, description="source rate of a presented group's neurons")
     step: Time = Field("10 ms", gt=0, description="presentation of one group")
     gap: Time = Field("40 ms", ge=0, description="silence after a memory's presentation")
     cue_groups: int = Field(1, ge=1, description="sequences: the first groups are cued")

@@ -49,8 +49,10 @@ class SRAParams(Params):
     """``sleep: {kind: sra, ...}``; defaults are the paper's MNIST hyperparameters."""
 
     steps: int = Field(description="sleep length in steps (paper: 15000 + 5000*(k-1))", ge=1)
-    dt: Time = Field("1 ms", description="time step (sets the input spike probability)")
-    max_rate: Rate = Field("239.515363 Hz", description="input rate of a pixel of value 1 / 2")
+    dt: Time = Field("1 ms", gt=0, description="time step (sets the input spike probability)")
+    max_rate: Rate = Field(
+        "239.515363 Hz", ge=0, description="input rate of a pixel of value 1 / 2"
+    )
     inc: float = Field(0.032064, ge=0, description="potentiation step")
     dec: float = Field(0.003344, ge=0, description="depression step")
     beta: list[float] = Field(

@@ -23,4 +23,4 @@ class HopfieldSpec(Spec):
     diagonal: Literal["zero", "keep"] = Field(
         "zero", description="self-couplings J_ii during retrieval ('zero' as in Hopfield 1982)"
     )
-    update_interval: Time = Field("1 ms", description="simulated time per network update")
+    update_interval: Time = Field("1 ms", gt=0, description="simulated time per network update")

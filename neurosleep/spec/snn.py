@@ -122,7 +122,7 @@ def _dist(default: str) -> Any:
 class Adaptation(Part):
     """Spike-triggered adaptation ``a`` (mV): decays with ``tau``, jumps by ``increment``."""
 
-    tau: Time = Field(description="decay time constant tau_a")
+    tau: Time = Field(gt=0, description="decay time constant tau_a")
     increment: Voltage = Field(description="jump of a at each spike")
 
 
@@ -190,8 +190,8 @@ class Patterns(Part):
     type: Literal["pattern"]
     size: int = Field(gt=0)
     patterns: list[list[Literal[0, 1]]] | RandomPatterns
-    rate_on: Rate
-    rate_off: Rate = "0 Hz"
+    rate_on: Rate = Field(ge=0)
+    rate_off: Rate = Field("0 Hz", ge=0)
     presentation: Time = Field("100 ms", gt=0)
     sign: Literal["excitatory", "inhibitory"] = "excitatory"
 
