@@ -28,7 +28,7 @@ projections:
     plasticity:
       - {rule: stdp, form: multiplicative, w_max: 2 mV}
       - {rule: scaling, target: 5 Hz, eta: 0.1 1/s, w_max: 2 mV}
-  b: {pre: exc, post: cond, connect: {rule: all_to_all}, weight: 0.05, delay: {uniform: [0 ms, 2ms]}}
+  b: {pre: exc, post: cond, connect: {rule: all_to_all}, weight: 0.05, delay: {uniform: [0ms, 2ms]}}
 modulation:
   sleep: {scale: {exc.leak: 0.8, a.gain: 1.5, drive.rate: 0.1}, plasticity: {"*": 0.75}}
 """
@@ -97,7 +97,7 @@ def test_good_spec_and_distributions(tmp_path):
             "bounds: relative needs w_min <= 1 <= w_max",
         ),
         (
-            "delay: {uniform: [0 ms, 2ms]}",
+            "delay: {uniform: [0ms, 2ms]}",
             "delay: {normal: [1 ms, 1 ms]}",
             18,
             "projections.b.delay",
