@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurosleep.errors import SpecError
 from neurosleep.experiments.ann_network import LOSSES, MLP
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
@@ -161,6 +162,35 @@ def test_model_and_data_must_match(write_protocol, tmp_path):
     path = write_protocol(bad, name="bad.yaml")
     with pytest.raises(Exception, match="64 inputs"):
         run(load_protocol(path), overwrite=True, progress=False)
+
+
+def twenty_classes(tmp_path) -> str:
+    """A 20-class npz (4×5 images; class c lights pixel c, over noise)."""
+    rng = np.random.default_rng(0)
+
+    def samples(per_class):
+        y = np.repeat(np.arange(20), per_class)
+        x = rng.integers(0, 60, (len(y), 20))
+        x[np.arange(len(y)), y] = 255
+        return x.reshape(-1, 4, 5).astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = samples(20), samples(5)
+    path = tmp_path / "twenty.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return str(path)
+
+
+def test_classes_and_tasks_come_from_the_data(write_protocol, tmp_path):
+    data = {"dataset": "npz", "path": twenty_classes(tmp_path)}
+    model = TINY | {"layers": [20, 32, 20]}
+    schedule = sequential(wake=WAKE | {"epochs": 30})
+    content = digits_protocol(tmp_path, schedule, name="c20", model=model, data=data)
+    R = run_dict(write_protocol, content)
+    assert R.shape == (11, 10)  # at start + 10 tasks of 2 classes, each evaluated on 10 tasks
+    assert R[1, 0] > 0.9 and R[-1, -1] > 0.9
+    bad = content | {"data": data | {"classes_per_task": 3}}
+    with pytest.raises(SpecError, match=r"c3\.yaml:\d+: data: the 20 classes do not divide"):
+        load_protocol(write_protocol(bad | {"name": "c3"}, name="c3.yaml"))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ See :mod:`neurosleep.data.datasets` for the datasets and their normalisation and
 from neurosleep.data.datasets import (
     DATASETS,
     Dataset,
+    count_classes,
     hold_out_validation,
     load_dataset,
     read_idx,
@@ -19,6 +20,7 @@ __all__ = [
     "Dataset",
     "Stream",
     "Task",
+    "count_classes",
     "hold_out_validation",
     "load_dataset",
     "permuted_stream",

@@ -46,6 +46,19 @@ Loader = Callable[..., Dataset]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
+CLASS_COUNTS: Registry[Callable[[str | Path | None], int]] = Registry("dataset")
+"""Dataset name -> ``count(path)``: its number of classes C (labels 0..C−1), read without
+loading the samples (a file's labels only)."""
+
+
+def count_classes(name: str, path: str | Path | None = None) -> int:
+    """Number of classes of a registered dataset; ``ValueError`` naming the file if unreadable."""
+    try:
+        return CLASS_COUNTS.get(name)(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+
+
 def load_dataset(
     name: str, *, seed: int, test_fraction: float = 0.2, path: str | Path | None = None
 ) -> Dataset:
@@ -113,6 +126,10 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, shape, seed: int, test_fract
 def _no_path(name: str, path) -> None:
     if path is not None:
         raise ValueError(f"dataset {name!r} ships with its package and takes no path")
+
+
+for _name in ("mnist5k", "digits", "mnist1d"):
+    CLASS_COUNTS.register(_name)(lambda path: 10)
 
 
 @DATASETS.register("mnist5k")
@@ -243,3 +260,26 @@ def npz(*, seed: int, test_fraction: float, path=None) -> Dataset:
         if missing:
             raise ValueError(f"{path}: missing arrays {sorted(missing)}")
         return _from_arrays("npz", {k: archive[k] for k in archive.files})
+
+
+def _labels_classes(*labels: np.ndarray) -> int:
+    return int(max((int(y.max()) for y in labels if y.size), default=-1)) + 1
+
+
+@CLASS_COUNTS.register("idx")
+def _idx_classes(path) -> int:
+    if path is None:
+        raise ValueError("dataset 'idx' needs a path: the folder holding the *-ubyte[.gz] files")
+    folder = Path(path)
+    return _labels_classes(*(read_idx(_find(folder, IDX_FILES[k])) for k in ("y_train", "y_test")))
+
+
+@CLASS_COUNTS.register("npz")
+def _npz_classes(path) -> int:
+    if path is None:
+        raise ValueError("dataset 'npz' needs a path to an .npz file")
+    with np.load(Path(path)) as archive:
+        missing = {"y_train", "y_test"} - set(archive.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+        return _labels_classes(archive["y_train"], archive["y_test"])

@@ -33,6 +33,7 @@ from neurosleep.analysis.metrics import ContinualOptions
 from neurosleep.data import (
     DATASETS,
     Stream,
+    count_classes,
     hold_out_validation,
     load_dataset,
     permuted_stream,
@@ -81,7 +82,21 @@ class ANNData(Params):
     def _known_dataset(self) -> ANNData:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {DATASETS.names()}")
+        if self.stream == "split":
+            n_classes = _n_classes(self)
+            if n_classes % self.classes_per_task:
+                raise ValueError(
+                    f"the {n_classes} classes do not divide into tasks of {self.classes_per_task}"
+                    " (classes_per_task)"
+                )
         return self
+
+
+def _n_classes(data: ANNData) -> int:
+    """Classes a split stream divides into tasks: the given order's, else the dataset's."""
+    if isinstance(data.class_order, list):
+        return len(data.class_order)
+    return count_classes(data.dataset, data.path)
 
 
 class ANNRecord(Params):
@@ -197,8 +212,7 @@ class ANNExperiment(Experiment):
     def n_tasks(cls, data: ANNData) -> int:
         if data.stream == "permuted":
             return data.tasks
-        n_classes = len(data.class_order) if isinstance(data.class_order, list) else 10
-        return n_classes // data.classes_per_task
+        return _n_classes(data) // data.classes_per_task
 
     # ------------------------------------------------------------------ wake
     def wake(self, phase: PlannedPhase, progress: Progress) -> None:
