@@ -157,6 +157,13 @@ def test_sra_phase_records_spikes_and_weight_change(write_protocol, tmp_path):
         assert total == r.spike_count("layer1")
 
 
+def test_sra_thresholds_must_be_positive(write_protocol, tmp_path):
+    sleep = {"sleep": {"kind": "sra", "steps": 10, "beta": [0.5, 0.0]}}
+    path = write_protocol(digits_protocol(tmp_path, sequential(extra=[sleep])), name="b.yaml")
+    with pytest.raises(SpecError, match=r"b\.yaml:\d+: .*sleep\.beta\[1\]: .*greater than 0"):
+        load_protocol(path)
+
+
 def test_model_and_data_must_match(write_protocol, tmp_path):
     bad = digits_protocol(tmp_path, sequential(), name="bad", model=TINY | {"layers": [784, 10]})
     path = write_protocol(bad, name="bad.yaml")

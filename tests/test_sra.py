@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from neurosleep.sleep.sra import (
     SRAParams,
@@ -52,6 +53,12 @@ def test_event_driven_equals_dense_reference_float64():
     for a, b, before in zip(fast, dense, w0, strict=True):
         assert (a - before).abs().max() > 1e-3  # sleep changed the weights
         torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("beta", [[0.5, 0.0, 0.5], [0.5, -1.0, 0.5], []])
+def test_thresholds_must_be_positive(beta):
+    with pytest.raises(ValidationError, match="beta"):
+        SRAParams(steps=10, beta=beta)
 
 
 def test_only_rows_of_spiking_neurons_change_in_the_rule_direction():

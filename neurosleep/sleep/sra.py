@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -55,8 +55,10 @@ class SRAParams(Params):
     )
     inc: float = Field(0.032064, ge=0, description="potentiation step")
     dec: float = Field(0.003344, ge=0, description="depression step")
-    beta: list[float] = Field(
-        [14.548273, 44.560317, 38.046326], description="threshold of each non-input layer"
+    beta: list[Annotated[float, Field(gt=0)]] = Field(
+        [14.548273, 44.560317, 38.046326],
+        min_length=1,
+        description="threshold of each non-input layer (> 0: at 0 a resting neuron fires)",
     )
     alpha_scale: float = Field(55.882454, gt=0, description="scale of the normalised impulses")
     decay: float = Field(0.999, gt=0, le=1, description="membrane decay per step")
