@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[formats,dask,dev,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[formats,dask,study,dev,docs]"
 	touch $(STAMP)
 
 # The demo owns outputs/demo/ and replaces its own file there on every run.

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "neurosleep.commands.info",
     "neurosleep.commands.analysis",
     "neurosleep.commands.examples",
+    "neurosleep.commands.study",
 )
 
 EXIT_INPUT, EXIT_BUG, EXIT_PIPE = 2, 3, 141
@@ -50,6 +51,9 @@ EXTRAS = {
     "elephant": "formats",
     "quantities": "formats",
     "nwbinspector": "formats",
+    "optuna": "study",
+    "pandas": "study",
+    "pyarrow": "study",
 }
 
 EPILOG = """examples:
@@ -58,7 +62,7 @@ EPILOG = """examples:
   neurosleep examples list
   neurosleep validate protocols/hopfield_dreaming.yaml
   neurosleep info outputs/hopfield_dreaming_seed1.h5
-  neurosleep sweep protocols/hopfield_dreaming.yaml --seeds 1 2 3 4 5 --workers 2
+  neurosleep study run studies/hopfield_capacity.yaml --workers 2
   neurosleep compare outputs/hopfield_*.h5 --by protocol
   neurosleep plot outputs/hopfield_dreaming_seed1.h5 --out outputs/figures/
   neurosleep export outputs/hopfield_dreaming_seed1.h5 --nwb outputs/run.nwb

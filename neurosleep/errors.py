@@ -54,6 +54,10 @@ class MissingExtra(UserError, ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
 
 
+class StudyError(UserError, ValueError):
+    """A study folder or a study option cannot be used; the message names it and says why."""
+
+
 class OutputError(UserError):
     """An output path cannot be written: it is not a run file the tool may replace, or another
     process is writing it."""

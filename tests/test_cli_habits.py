@@ -112,11 +112,11 @@ def test_missing_extra_is_one_line(tmp_path, monkeypatch, capsys, write_protocol
     monkeypatch.setitem(sys.modules, "dask", None)  # as if Dask were not installed
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     path = write_protocol(hopfield_protocol)
-    out = str(tmp_path / "o_{seed}.h5")
-    assert main(["sweep", str(path), "--seeds", "1", "2", "--workers", "2", "--output", out,
+    folder = str(tmp_path / "sweep")
+    assert main(["sweep", str(path), "--seeds", "1", "2", "--workers", "2", "--folder", folder,
                  "-q"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err.count("\n") == 1 and "pip install 'neurosleep[dask]'" in err
+    assert out == "" and err.count("\n") == 1 and "pip install 'neurosleep[study]'" in err
 
 
 def test_an_optional_module_missing_deep_inside_names_the_extra(monkeypatch, capsys):

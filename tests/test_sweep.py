@@ -1,55 +1,56 @@
-"""Sweeps: variants validated up front, one complete run file each, serial or on Dask."""
+"""``neurosleep sweep``: a thin front of a grid study (seeds × --vary values), resumable."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import numpy as np
 import pytest
 
-from neurosleep.errors import SpecError
+from neurosleep.cli import main
+from neurosleep.errors import SpecError, StudyError
 from neurosleep.io import open_run
-from neurosleep.sweep import execute, plan
+from neurosleep.study.spec import sweep_study
 
 
-def test_plan_expands_seeds_and_values_with_distinct_files(
-    write_protocol, hopfield_protocol, tmp_path
-):
+def rows(folder):
+    db = sqlite3.connect(folder / "ledger.sqlite")
+    try:
+        return db.execute(
+            "SELECT label, seed, state, attempts, path FROM runs ORDER BY rowid"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_sweep_runs_seeds_by_values_once_each(write_protocol, hopfield_protocol, tmp_path, capsys):
     path = write_protocol(hopfield_protocol)
-    template = str(tmp_path / "{name}_seed{seed}.h5")
-    variants = plan(path, [1, 2], ["schedule.dream.t=1,100"], ["data.patterns=5"], template)
-    names = sorted(v.output.name for v in variants)
-    assert names == ["hop_t100_seed1.h5", "hop_t100_seed2.h5", "hop_t1_seed1.h5", "hop_t1_seed2.h5"]
-    assert all("data.patterns=5" in v.overrides for v in variants)
-    with pytest.raises(SpecError, match="needs \\{seed\\}"):
-        plan(path, [1, 2], [], [], str(tmp_path / "fixed.h5"))
-    with pytest.raises(SpecError, match="less than or equal to 0.5"):  # every variant validated
-        plan(path, [1], ["schedule.before.cue_noise=0.1,0.9"], [], template)
-
-
-def test_serial_sweep_writes_one_complete_file_per_seed(
-    write_protocol, hopfield_protocol, tmp_path
-):
-    path = write_protocol(hopfield_protocol)
-    variants = plan(path, [3, 4], [], [], str(tmp_path / "{name}_seed{seed}.h5"))
-    outcomes = execute(path, variants, workers=1, scheduler=None, overwrite=False)
-    assert [o.status for o in outcomes] == ["complete", "complete"]
-    with open_run(variants[0].output) as a, open_run(variants[1].output) as b:
+    folder = tmp_path / "sweep"
+    args = ["sweep", str(path), "--seeds", "3", "4", "--vary", "schedule.dream.t=1,100"]
+    args += ["--set", "data.patterns=5", "--folder", str(folder)]
+    assert main(args) == 0
+    assert "4 complete, 0 failed, 0 re-run" in capsys.readouterr().out
+    done = rows(folder)
+    assert sorted((label, seed) for label, seed, *_ in done) == [
+        ("hop_t1", 3),
+        ("hop_t1", 4),
+        ("hop_t100", 3),
+        ("hop_t100", 4),
+    ]
+    with open_run(done[0][4]) as a, open_run(done[1][4]) as b:
         assert (a.attrs["seed"], b.attrs["seed"]) == (3, 4)
+        assert a.evaluations().metrics["overlap"].shape[1] == 1
         assert not np.array_equal(a.weights("J").values, b.weights("J").values)
-    again = execute(path, variants, workers=1, scheduler=None, overwrite=False)
-    assert [o.status for o in again] == ["skipped", "skipped"]
+    assert main(args) == 0  # again: every run is complete, nothing is redone
+    assert [r[3] for r in rows(folder)] == [1, 1, 1, 1]
+    # another sweep into the same folder is refused rather than mixed in
+    with pytest.raises(StudyError, match="holds another sweep"):
+        sweep_study(path, [5], [], [], folder)
 
 
-@pytest.mark.slow
-def test_dask_sweep_matches_serial_runs(write_protocol, hopfield_protocol, tmp_path):
+def test_sweep_validates_every_variant_first(write_protocol, hopfield_protocol, tmp_path, capsys):
     path = write_protocol(hopfield_protocol)
-    parallel = plan(path, [5, 6], [], [], str(tmp_path / "dask_{name}_seed{seed}.h5"))
-    serial = plan(path, [5, 6], [], [], str(tmp_path / "serial_{name}_seed{seed}.h5"))
-    outcomes = execute(path, parallel, workers=2, scheduler=None, overwrite=False)
-    assert [o.status for o in outcomes] == ["complete", "complete"]
-    execute(path, serial, workers=1, scheduler=None, overwrite=False)
-    for p, s in zip(parallel, serial, strict=True):
-        with open_run(p.output) as rp, open_run(s.output) as rs:
-            assert np.array_equal(rp.weights("J").values, rs.weights("J").values)
-            assert np.array_equal(
-                rp.evaluations().metrics["overlap"], rs.evaluations().metrics["overlap"]
-            )
+    folder = tmp_path / "sweep"
+    with pytest.raises(SpecError, match="value 0.9: .*less than or equal to 0.5"):
+        sweep_study(path, [1], ["schedule.before.cue_noise=0.1,0.9"], [], folder)
+    assert not (folder / "ledger.sqlite").exists()

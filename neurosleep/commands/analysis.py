@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -108,7 +109,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "unless --include-incomplete.",
         COMPARE_EXAMPLES,
     )
-    compare.add_argument("runfiles", nargs="+", type=Path, metavar="RUN.h5")
+    compare.add_argument(
+        "runfiles",
+        nargs="+",
+        type=Path,
+        metavar="RUN.h5",
+        help="run files, or study folders (their complete runs, named configuration [split])",
+    )
     compare.add_argument(
         "--by",
         nargs="+",
@@ -213,7 +220,18 @@ def _plot(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from neurosleep.analysis.compare import figure, group_runs, split_complete, table
 
-    runs, left_out = split_complete(args.runfiles, args.include_incomplete)
+    paths, names = [], {}
+    for arg in args.runfiles:
+        if (arg / "ledger.sqlite").is_file():  # a study folder: its complete runs
+            from neurosleep.study.report import study_runs
+
+            for path, name in study_runs(arg):
+                paths.append(path)
+                names[path] = name
+        else:
+            paths.append(arg)
+    runs, left_out = split_complete(paths, args.include_incomplete)
+    runs = [dataclasses.replace(r, name=names.get(r.path, r.name)) for r in runs]
     for path, reason in left_out:
         print(f"left out: {path} ({reason})", file=sys.stderr)
     if not runs:

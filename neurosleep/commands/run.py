@@ -71,54 +71,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _protocol_arguments(validate)
     validate.set_defaults(func=_validate)
 
-    sweep = subparsers.add_parser(
-        "sweep",
-        help="run a protocol over seeds and parameter values (Dask or serial)",
-        description="Run independent variants of one protocol, one run file each: every seed "
-        "× every combination of --vary values. All variants are validated before any starts. "
-        "Runs go to a local Dask cluster (--workers), to a running scheduler (--scheduler "
-        "ADDRESS, e.g. one started by dask-jobqueue on a cluster), or run one after another "
-        "(--workers 1). Gather the results with `neurosleep compare`.",
-        epilog=SWEEP_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sweep.add_argument(
-        "protocol", type=protocol_argument, help=PROTOCOL_HELP
-    )
-    sweep.add_argument("--seeds", type=int, nargs="+", required=True, metavar="SEED")
-    sweep.add_argument(
-        "--vary",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2,...",
-        help="values of a protocol key to run (repeatable: a grid)",
-    )
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a protocol key in every run",
-    )
-    sweep.add_argument(
-        "--output",
-        metavar="TEMPLATE",
-        help="run-file path template; needs {seed} (and {name} with --vary)",
-    )
-    sweep.add_argument("--workers", type=int, default=1, help="local Dask worker processes")
-    sweep.add_argument("--scheduler", metavar="ADDRESS", help="address of a Dask scheduler")
-    sweep.add_argument("--overwrite", action="store_true", help="replace existing run files")
-    sweep.set_defaults(func=_sweep)
-
-
-SWEEP_EXAMPLES = """examples:
-  neurosleep sweep protocols/hopfield_dreaming.yaml --seeds 1 2 3 4 5 --workers 2
-  neurosleep sweep protocols/hopfield_dreaming.yaml --seeds 1 2 --vary schedule.dream.t=1,10,100
-  neurosleep sweep protocols/hopfield_dreaming.yaml --seeds 1 2 3 --scheduler tcp://host:8786
-  neurosleep compare outputs/hopfield_dreaming*_seed*.h5
-"""
-
 
 def protocol_argument(text: str) -> Path:
     """A protocol file, or a shipped protocol's name (argparse reports an unknown one)."""
@@ -193,23 +145,3 @@ def _validate(args: argparse.Namespace) -> int:
         algorithm = f" ({phase.algorithm})" if phase.algorithm else ""
         print(f"  {phase.index:3d} {phase.kind:5s} {phase.name}{algorithm}{task}")
     return 0
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from neurosleep.sweep import execute, plan
-
-    variants = plan(args.protocol, args.seeds, args.vary, args.overrides, args.output)
-    if not args.quiet:
-        print(f"{len(variants)} runs of {args.protocol}")
-    outcomes = execute(
-        args.protocol,
-        variants,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        overwrite=args.overwrite,
-    )
-    for outcome in outcomes:
-        print(f"{outcome.status:11s} {outcome.variant.output}")
-        print("\n".join(f"    {line}" for line in outcome.message.splitlines()))
-    failed = [o for o in outcomes if o.status not in ("complete", "skipped")]
-    return 1 if failed else 0

@@ -1,0 +1,279 @@
+"""Running a study's runs: the worker function, and executors (in-process or Dask).
+
+A worker runs one planned run and returns what happened; it never writes the ledger. Before it
+writes a run file it takes the file's lock, then looks at what is already at the path:
+
+- a complete run file whose stored resolved protocol hashes to the run's key: nothing to do;
+- anything else (a partial file left by a killed worker, a failed run, a stale file): moved
+  aside to ``runs/aside/`` — never deleted — and the run is re-run.
+
+The driver (:mod:`neurosleep.study.driver`) owns the ledger and decides on retries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from neurosleep.errors import MissingExtra
+from neurosleep.study.spec import Run, run_key
+
+TOPIC = "neurosleep-study"  # Dask event topic a worker announces the start of a run on
+
+
+@dataclass(frozen=True)
+class Job:
+    """A run to execute: the planned run, its run-file path and the study folder."""
+
+    run: Run
+    path: str
+    folder: str
+
+
+@dataclass
+class Outcome:
+    """What a worker reports back for one attempt."""
+
+    key: str
+    state: str  # complete | failed
+    wall_s: float = 0.0
+    reason: str = ""
+    traceback: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    aside: list[str] = field(default_factory=list)
+    reused: bool = False  # a complete, matching run file was already there
+
+
+# ---------------------------------------------------------------------------- run files
+def verify(path: str | Path, key: str) -> str | None:
+    """None if ``path`` is a complete run file of the run ``key``; else why it is not."""
+    from neurosleep.errors import RunFileError
+    from neurosleep.io.runfile import open_run
+
+    path = Path(path)
+    if not path.exists():
+        return "no run file"
+    try:
+        with open_run(path) as run:
+            status = run.status
+            text = run.provenance("protocol")
+    except (RunFileError, OSError) as exc:
+        return f"unreadable run file ({exc})"
+    if status != "complete":
+        return f"run file status {status}"
+    if text is None or run_key(yaml.safe_load(text)) != key:
+        return "run file holds another protocol"
+    return None
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on the run file's sidecar ``<name>.study-lock`` (blocking).
+
+    The kernel releases it when the holder dies, so a lock that can be taken means no live
+    writer. (The run-file ownership layer in neurosleep.io will lock the file itself; this
+    sidecar only serialises study workers on one run.)
+    """
+    lock = path.with_name(path.name + ".study-lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def has_live_writer(path: str | Path) -> bool:
+    """True while some process holds the run file's study lock."""
+    lock = Path(path).with_name(Path(path).name + ".study-lock")
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def move_aside(path: Path) -> Path:
+    """Move ``path`` into ``aside/`` beside it, under a name not yet taken; return it."""
+    aside = path.parent / "aside"
+    aside.mkdir(exist_ok=True)
+    for n in range(1, 10_000):
+        target = aside / f"{path.stem}.{n}{path.suffix}"
+        if not target.exists():
+            os.replace(path, target)
+            return target
+    raise RuntimeError(f"{aside}: too many files moved aside for {path.name}")
+
+
+def final_metrics(path: str | Path) -> dict[str, float]:
+    """Every final metric of a complete run: ``"<metric> <quantity>" → value`` (NaN kept)."""
+    from neurosleep.analysis.compare import load
+
+    return {f"{m} {q}": v for m, values in load(path).final.items() for q, v in values.items()}
+
+
+# ---------------------------------------------------------------------------- the worker
+def execute(job: Job, announce: Callable[[dict], None] | None = None) -> Outcome:
+    """Run one job in this process (a Dask task, or the in-process loop); never raises for a
+    failing run — the outcome says ``failed`` with a one-line reason and a traceback file."""
+    import torch
+
+    torch.set_num_threads(1)
+    path = Path(job.path)
+    key = job.run.key
+    info = {"key": key, "pid": os.getpid(), "host": socket.gethostname(), "start": time.time()}
+    (announce or _announce_on_dask)(info)
+    aside: list[str] = []
+    start = time.perf_counter()
+    try:
+        with writer_lock(path):
+            if verify(path, key) is None:
+                return Outcome(key, "complete", 0.0, metrics=final_metrics(path), reused=True)
+            if path.exists():
+                aside.append(str(move_aside(path)))
+            _run(job, path)
+            problem = verify(path, key)
+            if problem is not None:
+                raise RuntimeError(f"{path}: {problem} after the run")
+            wall = time.perf_counter() - start
+            return Outcome(key, "complete", wall, metrics=final_metrics(path), aside=aside)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a failed outcome
+        tb = Path(job.folder) / "tracebacks" / f"{key}.{int(time.time() * 1000)}.txt"
+        tb.parent.mkdir(parents=True, exist_ok=True)
+        tb.write_text(traceback.format_exc())
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return Outcome(key, "failed", time.perf_counter() - start, reason, str(tb), aside=aside)
+
+
+def _run(job: Job, path: Path) -> None:
+    from neurosleep.protocol import load_protocol
+    from neurosleep.runner import run
+
+    protocol = load_protocol(job.run.protocol, [*job.run.overrides, f"output={path}"])
+    if run_key(protocol.resolved) != job.run.key:
+        raise RuntimeError("the protocol file changed since the study was planned")
+    run(protocol, progress=False, command_line=["neurosleep", "study", job.folder])
+
+
+def _announce_on_dask(info: dict) -> None:
+    from dask.distributed import get_worker
+
+    worker = get_worker()
+    worker.log_event(TOPIC, info | {"worker": worker.address})
+
+
+# ---------------------------------------------------------------------------- executors
+Event = tuple[str, str, Any]  # ("start", key, info) | ("done", key, Outcome) | ("lost", key, why)
+
+
+class InProcess:
+    """Runs jobs one after another in this process (``--workers 1``)."""
+
+    def __init__(self, on_event: Callable[[Event], None]) -> None:
+        self.on_event = on_event
+        self.queue: deque[Job] = deque()
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def step(self) -> None:
+        job = self.queue.popleft()
+        outcome = execute(
+            job,
+            announce=lambda info: self.on_event(("start", info["key"], info | {"worker": "local"})),
+        )
+        self.on_event(("done", job.run.key, outcome))
+
+    def close(self) -> None:
+        pass
+
+
+class OnDask:
+    """Runs jobs on a Dask cluster: a LocalCluster of ``workers`` processes (one thread and
+    one torch thread each), or an existing scheduler at ``address``."""
+
+    def __init__(
+        self, on_event: Callable[[Event], None], workers: int, address: str | None
+    ) -> None:
+        import queue
+
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise MissingExtra(
+                "studies on Dask need distributed: pip install 'neurosleep[study]' "
+                "(or use --workers 1)"
+            ) from None
+        self.on_event = on_event
+        self.events: queue.Queue = queue.Queue()
+        if address:
+            self.cluster = None
+            self.client = Client(address, timeout="30s")
+        else:
+            self.cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            )
+            self.client = Client(self.cluster)
+        self.client.subscribe_topic(TOPIC, lambda event: self.events.put(event[1]))
+        self.futures: dict = {}
+
+    def submit(self, job: Job) -> None:
+        future = self.client.submit(execute, job, key=f"run-{job.run.key}-{time.time_ns()}")
+        self.futures[future] = job
+
+    def pending(self) -> int:
+        return len(self.futures)
+
+    def step(self) -> None:
+        from dask.distributed import wait
+
+        try:
+            done, _ = wait(list(self.futures), timeout=0.5, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            done = set()
+        self._drain()
+        for future in done:
+            job = self.futures.pop(future)
+            if future.status == "finished":
+                outcome = future.result()
+                self._drain()
+                self.on_event(("done", job.run.key, outcome))
+            else:
+                reason = " ".join(repr(future.exception()).split())[:300]
+                self.on_event(("lost", job.run.key, reason))
+
+    def _drain(self) -> None:
+        while not self.events.empty():
+            info = self.events.get()
+            self.on_event(("start", info["key"], info))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -1,0 +1,188 @@
+"""The study ledger: one SQLite row per run, in the study folder (``ledger.sqlite``, WAL).
+
+Only the driver writes it; workers return what happened and the driver records it, so there is
+one writer and any number of readers (``neurosleep study status`` while a study runs).
+
+States: ``queued`` → ``running`` (worker, pid, host, start) → ``complete`` | ``failed``
+(one-line reason, path of the traceback file). ``attempts`` counts starts; ``aside`` lists the
+partial or stale files a re-run moved out of the way (never deleted).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neurosleep.errors import StudyError
+from neurosleep.study.spec import Run
+
+STATES = ("queued", "running", "complete", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,      -- hash of the fully resolved protocol (seed included)
+    label TEXT NOT NULL,       -- configuration label (also the run's protocol name)
+    condition INTEGER NOT NULL,
+    params TEXT NOT NULL,      -- JSON: axis -> value
+    seed INTEGER NOT NULL,
+    split TEXT NOT NULL,       -- validation | test
+    stage TEXT NOT NULL,       -- search | confirm
+    trial INTEGER,             -- Optuna trial number (tpe)
+    protocol TEXT NOT NULL,    -- protocol file of the condition
+    overrides TEXT NOT NULL,   -- JSON list of --set overrides that make this run
+    path TEXT NOT NULL,        -- run file
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'complete', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    aside TEXT NOT NULL DEFAULT '[]',  -- JSON list of files moved aside before a re-run
+    worker TEXT, pid INTEGER, host TEXT, started REAL,
+    wall_s REAL,               -- seconds of the attempt that completed
+    reason TEXT, traceback TEXT,
+    metrics TEXT,              -- JSON: "metric quantity" -> final value
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ledger row, decoded."""
+
+    key: str
+    label: str
+    condition: int
+    params: dict[str, Any]
+    seed: int
+    split: str
+    stage: str
+    trial: int | None
+    protocol: str
+    overrides: list[str]
+    path: str
+    state: str
+    attempts: int
+    aside: list[str]
+    worker: str | None
+    pid: int | None
+    host: str | None
+    started: float | None
+    wall_s: float | None
+    reason: str | None
+    traceback: str | None
+    metrics: dict[str, float]
+
+    @property
+    def rerun(self) -> bool:
+        return bool(self.aside)
+
+
+class Ledger:
+    """The ledger of a study folder; ``Ledger(folder)`` creates it if missing."""
+
+    FILE = "ledger.sqlite"
+
+    def __init__(self, folder: str | Path, readonly: bool = False) -> None:
+        self.path = Path(folder) / self.FILE
+        if readonly:
+            if not self.path.is_file():
+                raise StudyError(f"{folder}: not a study folder (no {self.FILE} in it)")
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ writing (driver only)
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def add(self, runs: Iterable[Run], path_of) -> None:
+        """Insert planned runs as ``queued``; a key already in the ledger is left as it is."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO runs (key, label, condition, params, seed, split, stage, "
+                "trial, protocol, overrides, path, state, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                [
+                    (
+                        r.key,
+                        r.config.label,
+                        r.config.condition,
+                        json.dumps(r.config.params),
+                        r.seed,
+                        r.split,
+                        r.stage,
+                        r.trial,
+                        str(r.protocol),
+                        json.dumps(list(r.overrides)),
+                        str(path_of(r.key)),
+                        now,
+                    )
+                    for r in runs
+                ],
+            )
+
+    def update(self, key: str, **values: Any) -> None:
+        """Set columns of one row (``aside`` and ``metrics`` given as Python objects)."""
+        for name in ("aside", "metrics"):
+            if name in values:
+                values[name] = json.dumps(values[name])
+        if "state" in values and values["state"] not in STATES:
+            raise ValueError(f"unknown run state {values['state']!r}")
+        values["updated"] = time.time()
+        columns = ", ".join(f"{name} = ?" for name in values)
+        with self.db:
+            self.db.execute(f"UPDATE runs SET {columns} WHERE key = ?", (*values.values(), key))
+
+    def started(self, key: str, worker: str, pid: int, host: str, start: float) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET state = 'running', attempts = attempts + 1, worker = ?, pid = ?, "
+                "host = ?, started = ?, reason = NULL, updated = ? WHERE key = ?",
+                (worker, pid, host, start, time.time(), key),
+            )
+
+    # ------------------------------------------------------------------ reading
+    def rows(self, where: str = "", args: tuple = ()) -> list[Row]:
+        query = "SELECT * FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        return [_row(r) for r in self.db.execute(query, args)]
+
+    def get(self, key: str) -> Row | None:
+        rows = self.rows("key = ?", (key,))
+        return rows[0] if rows else None
+
+    def meta(self, key: str) -> str | None:
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def counts(self) -> dict[str, int]:
+        """Runs per state, plus ``rerun`` (runs that had a partial file moved aside)."""
+        out = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state"):
+            out[state] = n
+        out["rerun"] = self.db.execute("SELECT COUNT(*) FROM runs WHERE aside != '[]'").fetchone()[
+            0
+        ]
+        return out
+
+
+def _row(r: sqlite3.Row) -> Row:
+    d = dict(r)
+    d.pop("updated")
+    d["params"] = json.loads(d["params"])
+    d["overrides"] = json.loads(d["overrides"])
+    d["aside"] = json.loads(d["aside"])
+    d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else {}
+    return Row(**d)
