@@ -391,3 +391,40 @@ def test_scheduler_and_workers_started_as_separate_processes(make_study, tmp_pat
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=60)
+
+
+def test_sleep_every_keeps_sleep_after_every_kth_task(make_study, tmp_path):
+    from neurosleep.protocol import load_protocol
+
+    repeat = {
+        "repeat": {
+            "over": "tasks",
+            "phases": [
+                {"wake": {"name": "store{task}"}},
+                {"sleep": {"name": "dream{task}", "kind": "dreaming", "t": "k", "steps": 10}},
+                {"test": {"name": "after{task}"}},
+            ],
+        }
+    }
+    path = make_study(
+        {"space": {"sleep_every": {"values": [1, 2, 3]}}},
+        data={"patterns": 5, "tasks": 4},
+        schedule=[repeat],
+    )
+    study = load_study(path)
+
+    def sleeps(every):
+        planned = study.run(study.configuration(0, {"sleep_every": every}), 1, "test", "search")
+        protocol = load_protocol(planned.protocol, list(planned.overrides))
+        return planned.key, [
+            (p.name, p.task, p.params.t) for p in protocol.phases if p.kind == "sleep"
+        ]
+
+    one, two, three = sleeps(1), sleeps(2), sleeps(3)
+    assert one[1] == [(f"dream{i}", i, i + 1) for i in range(4)]
+    assert two[1] == [("dream1", 1, 2), ("dream3", 3, 4)]
+    assert three[1] == [("dream2", 2, 3)]
+    # every = 1 is the protocol as written: the same run as the base
+    assert one[0] == study.run(study.base(0), 1, "test", "search").key
+    with pytest.raises(SpecError, match=r"space\.sleep_every: sleep_every takes a whole number"):
+        load_study(make_study({"space": {"sleep_every": {"values": [0]}}}))

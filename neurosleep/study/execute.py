@@ -1,7 +1,8 @@
 """Running a study's runs: the worker function, and executors (in-process or Dask).
 
-A worker runs one planned run and returns what happened; it never writes the ledger. Before it
-writes a run file it takes the file's lock, then looks at what is already at the path:
+A worker runs one planned run and returns what happened; it never writes the ledger. It waits
+while a live process holds the run file's lock (neurosleep.io.ownership), then looks at what
+is already at the path:
 
 - a complete run file whose stored resolved protocol hashes to the run's key: nothing to do;
 - anything else (a partial file left by a killed worker, a failed run, a stale file): moved
@@ -12,15 +13,13 @@ The driver (:mod:`neurosleep.study.driver`) owns the ledger and decides on retri
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from neurosleep.errors import MissingExtra
+from neurosleep.io.ownership import is_locked, partial_path
 from neurosleep.study.spec import Run, run_key
 
 TOPIC = "neurosleep-study"  # Dask event topic a worker announces the start of a run on
@@ -78,37 +78,11 @@ def verify(path: str | Path, key: str) -> str | None:
     return None
 
 
-@contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive OS lock on the run file's sidecar ``<name>.study-lock`` (blocking).
-
-    The kernel releases it when the holder dies, so a lock that can be taken means no live
-    writer. (The run-file ownership layer in neurosleep.io will lock the file itself; this
-    sidecar only serialises study workers on one run.)
-    """
-    lock = path.with_name(path.name + ".study-lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def has_live_writer(path: str | Path) -> bool:
-    """True while some process holds the run file's study lock."""
-    lock = Path(path).with_name(Path(path).name + ".study-lock")
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+def wait_for_writer(path: Path, poll_s: float = 1.0) -> None:
+    """Wait while a live process writes ``path`` (its run-file lock is held; e.g. a worker of a
+    killed driver finishing its run). A lock left by a dead process is stale and ignored."""
+    while is_locked(path) is not None:
+        time.sleep(poll_s)
 
 
 def move_aside(path: Path) -> Path:
@@ -116,7 +90,7 @@ def move_aside(path: Path) -> Path:
     aside = path.parent / "aside"
     aside.mkdir(exist_ok=True)
     for n in range(1, 10_000):
-        target = aside / f"{path.stem}.{n}{path.suffix}"
+        target = aside / f"{path.name}.{n}"
         if not target.exists():
             os.replace(path, target)
             return target
@@ -144,17 +118,18 @@ def execute(job: Job, announce: Callable[[dict], None] | None = None) -> Outcome
     aside: list[str] = []
     start = time.perf_counter()
     try:
-        with writer_lock(path):
-            if verify(path, key) is None:
-                return Outcome(key, "complete", 0.0, metrics=final_metrics(path), reused=True)
-            if path.exists():
-                aside.append(str(move_aside(path)))
-            _run(job, path)
-            problem = verify(path, key)
-            if problem is not None:
-                raise RuntimeError(f"{path}: {problem} after the run")
-            wall = time.perf_counter() - start
-            return Outcome(key, "complete", wall, metrics=final_metrics(path), aside=aside)
+        wait_for_writer(path)
+        if verify(path, key) is None:
+            return Outcome(key, "complete", 0.0, metrics=final_metrics(path), reused=True)
+        for stale in (path, partial_path(path)):  # a dead writer's file: kept, out of the way
+            if os.path.lexists(stale):
+                aside.append(str(move_aside(stale)))
+        _run(job, path)
+        problem = verify(path, key)
+        if problem is not None:
+            raise RuntimeError(f"{path}: {problem} after the run")
+        wall = time.perf_counter() - start
+        return Outcome(key, "complete", wall, metrics=final_metrics(path), aside=aside)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed outcome
         tb = Path(job.folder) / "tracebacks" / f"{key}.{int(time.time() * 1000)}.txt"
         tb.parent.mkdir(parents=True, exist_ok=True)

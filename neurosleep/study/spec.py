@@ -194,11 +194,13 @@ def sleep_every(data: dict, every: Any) -> None:
     """Keep the sleep phases of ``repeat: {over: tasks}`` blocks only after every k-th task.
 
     The block is unrolled into one block per task (``repeat: {count: 1}`` with the task fixed),
-    so task indices, ``{task}`` names and expressions of ``k`` keep their meaning; ``k = 1`` is
-    the protocol as written. Sleep after the last task is kept only when the count divides.
+    so task indices, ``{task}`` names and expressions of ``k`` keep their meaning; ``every = 1``
+    leaves the protocol as written. Sleep after the last task is kept only when the count divides.
     """
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"sleep_every takes a whole number >= 1 (got {every!r})")
+    if every == 1:  # the protocol as written (and the same run key as the base)
+        return
     n_tasks = _tasks_of(data)
     schedule = []
     for entry in data.get("schedule") or []:
@@ -391,8 +393,9 @@ class Study:
 
 
 def run_key(resolved: dict) -> str:
-    """Hash of a resolved protocol without its output path (seed included): 16 hex digits."""
-    content = {k: v for k, v in resolved.items() if k != "output"}
+    """Hash of a resolved protocol (seed included) without its ``output`` path and ``name``
+    (labels only: the same protocol under two configuration labels is one run): 16 hex digits."""
+    content = {k: v for k, v in resolved.items() if k not in ("output", "name")}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
