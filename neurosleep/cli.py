@@ -32,7 +32,7 @@ EXIT_INPUT, EXIT_BUG, EXIT_PIPE = 2, 3, 141
 EXIT_CODES = {
     0: "success",
     1: "a run failed (its run file says 'failed' and holds the traceback), or some runs of a "
-    "sweep did not complete",
+    "study or sweep did not complete",
     EXIT_INPUT: "refused input, one line on stderr: a bad protocol, model, run file or option, "
     "an output the tool may not replace, a missing optional extra (the line names it)",
     EXIT_BUG: "internal error (a bug): traceback printed, with a request to report it",

@@ -38,7 +38,8 @@ from neurosleep.errors import (
     format_key,
     problems_from,
 )
-from neurosleep.protocol import apply_override, build_protocol
+from neurosleep.expressions import evaluate, is_expression_of
+from neurosleep.protocol import apply_override, build_protocol, template_problem
 from neurosleep.registry import Registry
 
 STUDY_FORMAT_VERSION = 1
@@ -224,19 +225,31 @@ def _sleeps(entry: Any) -> bool:
 
 
 def _fix_task(entry: dict, task: int, n_tasks: int) -> dict:
-    """A phase of a repeat-over-tasks block, written out for one task (k = task + 1)."""
-    from neurosleep.protocol import _substitute
-
+    """A phase of a repeat-over-tasks block, written out for one task (k = task + 1): its name
+    template filled in and whole-string expressions of the loop variables evaluated (a bad one
+    is left as written, for protocol validation to report)."""
     variables = {"n_tasks": n_tasks, "task": task, "k": task + 1, "repeat": task}
     ((kind, body),) = entry.items()
-    body = dict(body or {})
+    body = {key: _evaluated(value, variables) for key, value in dict(body or {}).items()}
     name = body.get("name")
-    if isinstance(name, str) and "{" in name:
+    if isinstance(name, str) and template_problem(name, list(variables)) is None:
         body["name"] = name.format(**variables)
-    body = {key: _substitute(value, variables) for key, value in body.items()}
     if kind in ("wake", "sleep", "test"):
         body.setdefault("task", task)
     return {kind: body}
+
+
+def _evaluated(value: Any, variables: dict[str, int]) -> Any:
+    if isinstance(value, str) and is_expression_of(value, variables):
+        try:
+            return evaluate(value, variables)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _evaluated(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_evaluated(v, variables) for v in value]
+    return value
 
 
 def _tasks_of(data: dict) -> int:
