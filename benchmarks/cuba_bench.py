@@ -6,6 +6,8 @@ shared. Run one section at a time::
 
     python benchmarks/cuba_bench.py loop --repeats 5          # CUBA 4000, 1 s
     python benchmarks/cuba_bench.py loop --cpp                # + Brian2 cpp_standalone (1 thread)
+    python benchmarks/cuba_bench.py plastic --cpp             # models/cuba_stdp.yaml (STDP on E→E)
+    python benchmarks/cuba_bench.py fidelity --seeds 5        # rates: torch vs Brian2's script
     python benchmarks/cuba_bench.py sweep --sizes 4000 16000 64000 256000
     python benchmarks/cuba_bench.py batch --networks 32
     python benchmarks/cuba_bench.py cold
@@ -42,9 +44,10 @@ from neurosleep.engines import Recording, make_engine  # noqa: E402
 from neurosleep.spec.snn import SNNSpec  # noqa: E402
 
 
-def cuba_spec(n: int = 4000) -> SNNSpec:
-    """CUBA with ``n`` neurons (80 % excitatory) and p = 80/n (80 inputs per neuron)."""
-    data = yaml.safe_load((ROOT / "models" / "cuba.yaml").read_text())
+def cuba_spec(n: int = 4000, model: str = "cuba") -> SNNSpec:
+    """CUBA with ``n`` neurons (80 % excitatory) and p = 80/n (80 inputs per neuron);
+    ``model``: ``cuba`` or ``cuba_stdp`` (plastic E→E) from models/."""
+    data = yaml.safe_load((ROOT / "models" / f"{model}.yaml").read_text())
     data = copy.deepcopy(data)
     data["populations"]["exc"]["size"] = n * 4 // 5
     data["populations"]["inh"]["size"] = n - n * 4 // 5
@@ -54,14 +57,24 @@ def cuba_spec(n: int = 4000) -> SNNSpec:
 
 
 class Discard:
-    def spikes(self, *args) -> None:
-        pass
+    """A sink that counts the spikes it is handed and keeps nothing else."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def spikes(self, population, times, ids) -> None:
+        self.count += len(ids)
 
     def state(self, *args) -> None:
         pass
 
 
 SPIKES = Recording(spikes=("exc", "inh"), block=1000.0)
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 min), to print beside every table."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def loop_time(engine, duration: float = 1000.0, recording=SPIKES, sink=None) -> float:
@@ -86,50 +99,103 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 # ---------------------------------------------------------------------- sections
-class ReferenceBrian2:
-    """Brian2's own CUBA script (one NeuronGroup, two Synapses, SpikeMonitor), in-process."""
+def brian2_cuba(b2, n: int, plastic: bool = False, drawn=None):
+    """Brian2's own CUBA script on the module ``b2`` (runtime or standalone device): a
+    ``Network`` of one ``NeuronGroup``, two ``Synapses`` (``plastic``: the E→E part of the
+    excitatory pathway its own ``Synapses`` with additive pair STDP and event-driven traces,
+    as ``models/cuba_stdp.yaml``), a ``SpikeMonitor``; returns (network, monitor, E→E synapses
+    or None). ``drawn``: a neurosleep ``Network`` of ``models/cuba.yaml`` whose synapses and
+    initial potentials replace the script's random ones (static only)."""
+    eqs = """dv/dt = (ge+gi-(v-El))/taum : volt (unless refractory)
+             dge/dt = -ge/taue : volt
+             dgi/dt = -gi/taui : volt"""
+    ms, mv = b2.ms, b2.mV
+    ns = {
+        "taum": 20 * ms, "taue": 5 * ms, "taui": 10 * ms,
+        "Vt": -50 * mv, "Vr": -60 * mv, "El": -49 * mv,
+        "w_max": 3.24 * mv, "a_plus": 0.01, "a_minus": 0.0105, "tau_plus": 20 * ms,
+        "tau_minus": 20 * ms,
+    }  # fmt: skip
+    ne = n * 4 // 5
+    p = b2.NeuronGroup(
+        n, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms, method="exact", namespace=ns
+    )
+    p.v = "Vr + rand() * (Vt - Vr)"
+    if drawn is not None:
+        return _brian2_drawn(b2, p, drawn)
+    groups = [p]
+    ee = None
+    if plastic:
+        ee = b2.Synapses(
+            p[:ne],
+            p[:ne],
+            """w : volt
+               dx/dt = -x/tau_plus : 1 (event-driven)
+               dy/dt = -y/tau_minus : 1 (event-driven)""",
+            on_pre="""ge_post += w
+                      w = clip(w - a_minus*w_max*y, 0*mV, w_max)
+                      x += 1""",
+            on_post="""y += 1
+                       w = clip(w + a_plus*w_max*x, 0*mV, w_max)""",
+            namespace=ns,
+        )
+        ee.connect(p=80.0 / n)
+        ee.w = 1.62 * mv
+        ce = b2.Synapses(p[:ne], p[ne:], on_pre="ge += 1.62*mV")
+        groups.append(ee)
+    else:
+        ce = b2.Synapses(p[:ne], p, on_pre="ge += 1.62*mV")
+    ce.connect(p=80.0 / n)
+    ci = b2.Synapses(p[ne:], p, on_pre="gi += -9*mV")
+    ci.connect(p=80.0 / n)
+    monitor = b2.SpikeMonitor(p)
+    return b2.Network(*groups, ce, ci, monitor), monitor, ee
 
-    def __init__(self, n: int, target: str) -> None:
+
+def _brian2_drawn(b2, p, drawn):
+    """Brian2's CUBA equations over the synapses and initial potentials of ``drawn``."""
+    ne = len(drawn.initial["exc"]["v"])
+    p.v = np.concatenate([drawn.initial["exc"]["v"], drawn.initial["inh"]["v"]]) * b2.mV
+    offset = {"exc": 0, "inh": ne}
+    pathways = []
+    for name, syn in drawn.synapses.items():
+        pre, post = drawn.spec.projections[name].pre, drawn.spec.projections[name].post
+        var = "ge" if pre == "exc" else "gi"
+        s = b2.Synapses(p, p, "w : volt", on_pre=f"{var}_post += w")
+        s.connect(i=syn.pre + offset[pre], j=syn.post + offset[post])
+        s.w = syn.weight * b2.mV
+        pathways.append(s)
+    monitor = b2.SpikeMonitor(p)
+    return b2.Network(p, *pathways, monitor), monitor, None
+
+
+class ReferenceBrian2:
+    """Brian2's own CUBA script (:func:`brian2_cuba`), in-process; calling it runs
+    ``duration`` ms and returns the seconds of ``run()``. ``last`` holds the rate (Hz) and
+    mean |Δw| (mV, plastic only) of the last call."""
+
+    def __init__(self, n: int, target: str, plastic: bool = False, drawn=None) -> None:
         import brian2 as b2
 
         b2.prefs.codegen.target = target
-        self.b2, self.target = b2, target
-        eqs = """dv/dt = (ge+gi-(v-El))/taum : volt (unless refractory)
-                 dge/dt = -ge/taue : volt
-                 dgi/dt = -gi/taui : volt"""
-        ns = {
-            "taum": 20 * b2.ms,
-            "taue": 5 * b2.ms,
-            "taui": 10 * b2.ms,
-            "Vt": -50 * b2.mV,
-            "Vr": -60 * b2.mV,
-            "El": -49 * b2.mV,
-        }
-        p = b2.NeuronGroup(
-            n,
-            eqs,
-            threshold="v>Vt",
-            reset="v = Vr",
-            refractory=5 * b2.ms,
-            method="exact",
-            namespace=ns,
-        )
-        p.v = "Vr + rand() * (Vt - Vr)"
-        ce = b2.Synapses(p[: n * 4 // 5], p, on_pre="ge += 1.62*mV")
-        ce.connect(p=80.0 / n)
-        ci = b2.Synapses(p[n * 4 // 5 :], p, on_pre="gi += -9*mV")
-        ci.connect(p=80.0 / n)
-        self.net = b2.Network(p, ce, ci, b2.SpikeMonitor(p))
+        self.b2, self.target, self.n = b2, target, n
+        self.net, self.monitor, self.ee = brian2_cuba(b2, n, plastic, drawn)
+        self.last: dict[str, float] = {}
 
     def __call__(self, duration: float = 1000.0) -> float:
         import gc
 
         self.b2.prefs.codegen.target = self.target
+        spikes = self.monitor.num_spikes
+        w0 = None if self.ee is None else np.asarray(self.ee.w[:] / self.b2.mV)
         gc.freeze()
         start = time.perf_counter()
         self.net.run(duration * self.b2.ms, namespace={})
         elapsed = time.perf_counter() - start
         gc.unfreeze()
+        self.last = {"rate": (self.monitor.num_spikes - spikes) / self.n / (duration * 1e-3)}
+        if w0 is not None:
+            self.last["dw"] = float(np.abs(np.asarray(self.ee.w[:] / self.b2.mV) - w0).mean())
         return elapsed
 
 
@@ -166,35 +232,51 @@ def loop(args) -> None:
 
 
 CPP_SCRIPT = """
-import time, numpy as np
-from brian2 import *
-set_device('cpp_standalone', directory={directory!r})
-prefs.devices.cpp_standalone.openmp_threads = 0
-N = {n}
-taum, taue, taui = 20*ms, 5*ms, 10*ms
-Vt, Vr, El = -50*mV, -60*mV, -49*mV
-eqs = '''dv/dt = (ge+gi-(v-El))/taum : volt (unless refractory)
-dge/dt = -ge/taue : volt
-dgi/dt = -gi/taui : volt'''
-P = NeuronGroup(N, eqs, threshold='v>Vt', reset='v = Vr', refractory=5*ms, method='exact')
-P.v = 'Vr + rand() * (Vt - Vr)'
-Ce = Synapses(P[:N*4//5], P, on_pre='ge += 1.62*mV'); Ce.connect(p=80.0/N)
-Ci = Synapses(P[N*4//5:], P, on_pre='gi += -9*mV'); Ci.connect(p=80.0/N)
-s = SpikeMonitor(P)
-run(1*second)
-print('LOOP', device._last_run_time, 'RATE', s.num_spikes / N)
+import sys; sys.path.insert(0, {root!r})
+import numpy as np, brian2 as b2
+from benchmarks.cuba_bench import brian2_cuba
+b2.set_device('cpp_standalone', directory={directory!r})
+b2.prefs.devices.cpp_standalone.openmp_threads = 0
+net, monitor, ee = brian2_cuba(b2, {n}, {plastic})
+net.run(1 * b2.second, namespace={{}})
+dw = float(np.abs(np.asarray(ee.w[:] / b2.mV) - 1.62).mean()) if ee is not None else float("nan")
+print('LOOP', b2.device._last_run_time, 'RATE', monitor.num_spikes / {n}, 'DW', dw)
 """
 
 
-def cpp_standalone_loop(n: int) -> float:
-    """Brian2 cpp_standalone (1 thread) loop time of CUBA n, the reference's script."""
-    with tempfile.TemporaryDirectory() as directory:
-        code = CPP_SCRIPT.format(directory=directory, n=n)
+class CppStandalone:
+    """Brian2 cpp_standalone (1 thread) CUBA ``n``, 1 s: built and run once in a subprocess
+    (``first``: its loop seconds, rate in Hz, mean |Δw| in mV); calling it runs the compiled
+    binary again (so that it can be interleaved with the other runners) and returns the loop
+    seconds Brian2 records (``results/last_run_info.txt``)."""
+
+    def __init__(self, n: int, plastic: bool = False) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.directory = Path(self.tmp.name)
+        code = CPP_SCRIPT.format(root=str(ROOT), directory=self.tmp.name, n=n, plastic=plastic)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         line = [x for x in out.stdout.splitlines() if x.startswith("LOOP")]
         if not line:
             raise RuntimeError(out.stderr[-2000:])
-        return float(line[0].split()[1])
+        words = line[0].split()
+        self.first = {"loop": float(words[1]), "rate": float(words[3]), "dw": float(words[5])}
+        self.last = {"rate": self.first["rate"], "dw": self.first["dw"]}
+
+    def __call__(self, duration: float = 1000.0) -> float:
+        results = self.directory / "results"
+        subprocess.run(
+            ["./main", "--results_dir", f"{results}/"],
+            cwd=self.directory,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "LD_BIND_NOW": "1"},
+        )
+        return float((results / "last_run_info.txt").read_text().split()[0])
+
+
+def cpp_standalone_loop(n: int) -> float:
+    """Brian2 cpp_standalone (1 thread) loop time of CUBA n, the reference's script."""
+    return CppStandalone(n).first["loop"]
 
 
 def sweep(args) -> None:
@@ -264,6 +346,152 @@ def batch(args) -> None:
             ],
         )
     )
+
+
+class PlasticTorch:
+    """A torch engine on ``models/cuba_stdp.yaml`` (or static CUBA); calling it runs
+    ``duration`` ms and returns the loop seconds; ``last``: rate (Hz) and mean |Δw| (mV, E→E,
+    over all networks) of that call."""
+
+    def __init__(self, model: str, networks: int = 1, seeds=None, **options) -> None:
+        self.spec = cuba_spec(4000, model)
+        self.networks = networks
+        seeds = seeds or list(range(1, networks + 1))
+        self.engine = make_engine("torch", self.spec, seeds=seeds, **options)
+        self.last: dict[str, float] = {}
+
+    def __call__(self, duration: float = 1000.0) -> float:
+        w0 = np.concatenate(self.engine.get_weights("ee"))
+        sink = Discard()
+        elapsed = loop_time(self.engine, duration, sink=sink)
+        w1 = np.concatenate(self.engine.get_weights("ee"))
+        size = 4000 * self.networks
+        self.last = {"rate": sink.count / size / (duration * 1e-3)}
+        self.last["dw"] = float(np.abs(w1 - w0).mean())
+        return elapsed
+
+
+def plastic(args) -> None:
+    """Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s: torch against Brian2's own script
+    with the same STDP, interleaved; rates and mean |Δw| say they simulate the same network."""
+    runners = {
+        "torch plastic": PlasticTorch("cuba_stdp", device=args.device),
+        "torch static": PlasticTorch("cuba", device=args.device),
+        f"torch plastic, batch of {args.networks}": PlasticTorch(
+            "cuba_stdp", args.networks, device=args.device
+        ),
+        "torch plastic, tensor loop": PlasticTorch("cuba_stdp", device=args.device, fused=False),
+        "Brian2 cython plastic": ReferenceBrian2(4000, "cython", plastic=True),
+        "Brian2 cython static": ReferenceBrian2(4000, "cython"),
+    }
+    for run in runners.values():  # warm-up: code generation, compilation, caches
+        run(10.0)
+    if args.cpp:  # built once; its binary runs 1 s in turn with the others
+        runners["Brian2 cpp_standalone plastic (1 thread)"] = CppStandalone(4000, plastic=True)
+    times = {name: [] for name in runners}
+    stats = {name: [] for name in runners}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            times[name].append(run())
+            stats[name].append(run.last)
+    medians = {k: float(np.median(v)) for k, v in times.items()}
+    sanity = {
+        k: {key: float(np.median([s[key] for s in v])) for key in v[0]} for k, v in stats.items()
+    }
+    per = f"torch plastic, batch of {args.networks}"
+    medians[per + ", per network"] = medians.pop(per) / args.networks
+    sanity[per + ", per network"] = sanity.pop(per)
+    base = medians["torch plastic"]
+    rows = [
+        [
+            k,
+            f"{v:.3f}",
+            f"{base / v:.2f}",
+            f"{sanity[k]['rate']:.2f}",
+            f"{sanity[k]['dw']:.4f}" if "dw" in sanity[k] else "–",
+        ]
+        for k, v in medians.items()
+    ]
+    print(
+        f"Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s, median of {args.repeats} "
+        f"(device {args.device}, float64, {args.threads} torch thread(s)); {load()}"
+    )
+    print(table(["run", "loop s", "torch plastic / this", "rate Hz", "mean |Δw| mV"], rows))
+    cython = medians["Brian2 cython plastic"]
+    print(f"\ntorch plastic / Brian2 cython plastic: {base / cython:.2f} (goal ≤ 0.3)")
+    if args.cpp:
+        print(
+            "torch plastic / Brian2 cpp_standalone plastic (1 thread): "
+            f"{base / medians['Brian2 cpp_standalone plastic (1 thread)']:.2f} (goal ≤ 1.0)"
+        )
+    print(
+        f"torch plastic, batch of {args.networks}, per network / Brian2 cython plastic: "
+        f"{medians[per + ', per network'] / cython:.3f} (goal ≤ 0.1)"
+    )
+
+
+def fidelity(args) -> None:
+    """Rates of CUBA 4000: the torch engine (``models/cuba.yaml``, seeds 1…k) against Brian2's
+    own script (k networks of its own random draws), 1 s each after 10 ms; then Brian2's script
+    on the very network the torch engine drew (seed 1): the same spikes mean the same model."""
+    from brian2 import seed as brian2_seed
+
+    spec = cuba_spec(4000)
+    rates: dict[str, list[float]] = {"torch engine": [], "Brian2's own script": []}
+    for k in range(1, args.seeds + 1):
+        engine = PlasticTorch("cuba", seeds=[k])
+        engine(10.0)
+        engine()
+        rates["torch engine"].append(engine.last["rate"])
+        brian2_seed(k)
+        brian = ReferenceBrian2(4000, "cython")
+        brian(10.0)
+        brian()
+        rates["Brian2's own script"].append(brian.last["rate"])
+        print(k, {name: round(r[-1], 3) for name, r in rates.items()}, flush=True)
+    rows = [
+        [name, f"{np.mean(r):.2f} ± {np.std(r, ddof=1):.2f}", " ".join(f"{x:.2f}" for x in r)]
+        for name, r in rates.items()
+    ]
+    print(f"CUBA 4000, mean rate (Hz) over 1 s after 10 ms, {args.seeds} networks each; {load()}")
+    print(table(["simulator", "mean ± sd over networks", "per network"], rows))
+    torch_engine = make_engine("torch", spec, seeds=[1])
+    brian = ReferenceBrian2(4000, "cython", drawn=torch_engine.networks[0])
+    sink = MemorySinkCount()
+    torch_engine.run(1000.0, SPIKES, sink)
+    brian()
+    ours = sink.sorted()
+    theirs = np.lexsort((np.asarray(brian.monitor.i), np.asarray(brian.monitor.t / brian.b2.ms)))
+    theirs = np.stack(
+        [
+            np.round(np.asarray(brian.monitor.t / brian.b2.ms)[theirs], 6),
+            np.asarray(brian.monitor.i)[theirs],
+        ]
+    )
+    same = min(ours.shape[1], theirs.shape[1])
+    differ = np.flatnonzero((ours[:, :same] != theirs[:, :same]).any(axis=0))
+    first = f"first difference at {ours[0, differ[0]]:.1f} ms" if len(differ) else "none differ"
+    print(
+        f"\nthe torch engine's network (seed 1) in Brian2's own script, 1 s: torch "
+        f"{ours.shape[1]} spikes, Brian2 {theirs.shape[1]}; {first}"
+    )
+
+
+class MemorySinkCount(Discard):
+    """Keeps the spikes it is handed as (time ms, neuron) with neurons numbered as Brian2's
+    one group (excitatory first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[np.ndarray] = []
+
+    def spikes(self, population, times, ids) -> None:
+        offset = 0 if population == "exc" else 3200
+        self.parts.append(np.stack([np.round(times, 6), np.asarray(ids) + offset]))
+
+    def sorted(self) -> np.ndarray:
+        both = np.concatenate(self.parts, axis=1)
+        return both[:, np.lexsort((both[1], both[0]))]
 
 
 COLD = """
@@ -437,12 +665,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=textwrap.dedent(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("section", choices=["loop", "sweep", "batch", "cold", "record", "memory"])
+    parser.add_argument(
+        "section",
+        choices=["loop", "plastic", "fidelity", "sweep", "batch", "cold", "record", "memory"],
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cpp", action="store_true", help="also time Brian2 cpp_standalone")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
     parser.add_argument("--dtype", default="float64", help="torch dtype (batch section)")
     parser.add_argument("--block", type=float, default=1000.0, help="recording block (ms)")
@@ -455,6 +687,8 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     {
         "loop": loop,
+        "plastic": plastic,
+        "fidelity": fidelity,
         "sweep": sweep,
         "batch": batch,
         "cold": cold,

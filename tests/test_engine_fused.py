@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurosleep.engines import Recording, make_engine
-from neurosleep.spec.snn import SNNSpec
+from neurosleep.spec.snn import Modulation, SNNSpec
 from tests.snn_helpers import MemorySink, small_network
 
 pytestmark = pytest.mark.torch
@@ -76,12 +76,71 @@ def test_current_conductance_adaptation_delays_sources(dtype):
     assert_same(spec, 100.0, rec, seeds=(3, 4), dtype=dtype)
 
 
-def test_plasticity_between_kernel_steps():
-    """With a rule the kernel runs one step per call; the rule sees the same spikes."""
-    spec = small_network([STDP], noise=True)
+RATE = {"w_max": "15 mV", "tau_rate": "20 ms"}
+RULES = {
+    "stdp additive": [STDP],
+    "stdp multiplicative": [{**STDP, "form": "multiplicative", "w_min": "2 mV", "a_plus": 0.05}],
+    "stdp symmetric": [{**STDP, "form": "symmetric", "a_minus": 0.001}],
+    "stdp relative bounds": [
+        {**STDP, "bounds": "relative", "w_min": 0.5, "w_max": 1.5, "a_plus": 0.05}
+    ],
+    "oja": [{"rule": "oja", "eta": "5 1/s", "interval": "0.5 ms", **RATE}],
+    "scaling": [{"rule": "scaling", "eta": "2 1/s", "target": "5 Hz", **RATE}],
+    "scaling relative + stdp": [
+        {
+            "rule": "scaling",
+            "eta": "2 1/s",
+            "target": "5 Hz",
+            "interval": "1 ms",
+            "bounds": "relative",
+            "w_min": 0.2,
+            "w_max": 3,
+            "tau_rate": "50 ms",
+        },
+        {**STDP, "form": "multiplicative"},
+    ],  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("rules", RULES.values(), ids=RULES.keys())
+def test_plasticity_rules_inside_the_kernel(rules):
+    """Every rule of the spec runs inside the compiled step: the same spikes, and the same
+    weights bit for bit, as the tensor loop (float64; two networks, Poisson input)."""
+    spec = small_network(rules, noise=True)
     tensor, fused = assert_same(spec, 100.0, Recording(spikes=("cur", "cond")), seeds=(4, 5))
-    w0 = make_engine("torch", spec, seeds=[4, 5]).get_weights("in_cur")[0]
-    assert np.abs(fused.get_weights("in_cur")[0] - w0).max() > 0.01, "the weights must move"
+    w0 = make_engine("torch", spec, seeds=[4, 5]).get_weights("in_cur")
+    for b in range(2):
+        assert np.abs(fused.get_weights("in_cur")[b] - w0[b]).max() > 0.01, "weights must move"
+
+
+def test_plasticity_gains_of_a_phase_and_threads():
+    """A brain state's plasticity and depression gains (and a phase with plasticity off), with
+    the networks of the batch on two threads: still the tensor loop's spikes and weights."""
+    spec = small_network([{**STDP, "form": "symmetric"}], noise=True)
+    states = [
+        Modulation(plasticity={"*": 3.0}, depression={"*": 0.5}),
+        Modulation(plasticity={"*": 0.0}),
+        None,
+    ]
+    engines, sinks = [], []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for fused in (False, True):
+            engine = make_engine("torch", spec, seeds=[4, 5, 6], fused=fused)
+            sink = MemorySink()
+            for state in states:
+                engine.set_modulation(state)
+                engine.run(40.0, Recording(spikes=("cur", "cond"), block=13.0), sink)
+            engines.append(engine)
+            sinks.append(sink)
+    finally:
+        torch.set_num_threads(previous)
+    for pop in ("cur", "cond"):
+        for a, b in zip(*(sink.spike_array(pop) for sink in sinks), strict=True):
+            np.testing.assert_array_equal(a, b)
+    for wa, wb in zip(*(e.get_weights("in_cur") for e in engines), strict=True):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def busy_network() -> SNNSpec:

@@ -12,8 +12,8 @@ propagator), exponential Euler for conductance synapses; threshold after the upd
 into ``g`` of the same step, then reset (Brian2's schedule).
 
 On the CPU the step loop runs fused (``fused=True``, the default there): the same step compiled
-by numba (:mod:`neurosleep.engines.torch_fused`) over the tensors' memory, a whole block per call
-when no plasticity rule needs the step's spikes, else one step per call between the rules. The
+by numba (:mod:`neurosleep.engines.torch_fused`) over the tensors' memory, plasticity rules
+included, a whole block per call. The
 tensor functions below (:func:`lif_step`, :func:`deliver`, :func:`receive`) are the loop on
 other devices (CUDA) and with ``fused=False``.
 """
@@ -468,9 +468,8 @@ class TorchEngine(Engine):
         return rows, counts, samples, sample_steps
 
     def _loop_fused(self, steps, sources, every, columns):
-        """The step loop as the compiled kernel. Without plasticity rules each network runs
-        the whole block in one call, the networks spread over torch's threads; with rules every
-        network advances one step per call, and the rules see each step's spikes."""
+        """The step loop as the compiled kernel: each network runs the whole block in one call,
+        plasticity rules included, the networks spread over torch's threads."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
         codes = np.concatenate(
             [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
@@ -490,6 +489,8 @@ class TorchEngine(Engine):
             conn.gain.numpy(),
             self.gain_active,
             self.buffer.numpy(),
+            conn.weight.numpy(),
+            self.kernel.kernel_rules(self.rules, b, np.dtype(self.dtype)),
             every,
             codes,
             cols,
@@ -500,36 +501,21 @@ class TorchEngine(Engine):
             counts,
         )
 
-        def advance(first: int, last: int, until: int) -> None:
-            self.kernel.run_networks(first, last, until, self.step, b, width, *arrays)
+        def advance(first: int, last: int) -> None:
+            self.kernel.run_networks(first, last, steps, self.step, b, width, *arrays)
 
-        if self.rules:  # one step at a time: its rows, network after network, are in order
-            per_step = []
-            for k in range(steps):
-                for rule in self.rules:
-                    rule.before(self.step + k)
-                advance(0, b, k + 1)
-                per_step.append(np.concatenate([out[j, : written[j]] for j in range(b)]))
-                written[:] = 0
-                rows = torch.from_numpy(per_step[-1])
-                net, column = np.divmod(per_step[-1], width)
-                post = torch.from_numpy((net * self.n + column)[column < self.n])
-                for rule in self.rules:
-                    rule.after(self.step + k, rows, post)
-            spikes = np.concatenate(per_step) if per_step else np.zeros(0, dtype=np.int64)
-        else:
-            threads = min(torch.get_num_threads(), b)
-            per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
-            while done.min() < steps:
-                if threads > 1:  # the kernel releases the GIL; networks are independent
-                    with ThreadPoolExecutor(threads) as pool:
-                        list(pool.map(lambda j: advance(j, j + 1, steps), range(b)))
-                else:
-                    advance(0, b, steps)
-                for j in range(b):
-                    per_network[j].append(out[j, : written[j]].copy())
-                written[:] = 0
-            spikes = _in_step_order(per_network, counts)
+        threads = min(torch.get_num_threads(), b)
+        per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
+        while done.min() < steps:
+            if threads > 1:  # the kernel releases the GIL; networks are independent
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(lambda j: advance(j, j + 1), range(b)))
+            else:
+                advance(0, b)
+            for j in range(b):
+                per_network[j].append(out[j, : written[j]].copy())
+            written[:] = 0
+        spikes = _in_step_order(per_network, counts)
         first = self.step + (-self.step % every) if every else 0
         sample_steps = list(range(first, self.step + steps, every)) if every else []
         split = np.cumsum([len(c) for c in columns.values()])[:-1]

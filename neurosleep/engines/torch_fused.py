@@ -28,6 +28,9 @@ import numba
 import numpy as np
 from numba.core.extending import intrinsic
 
+from neurosleep.engines import torch_plasticity as rules_math
+from neurosleep.registry import Registry
+
 STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 
 
@@ -185,6 +188,169 @@ def _deliver(rows, step, target, delay, weight_rows, row_len, gain, use_gain, bu
             flat[cell] += w
 
 
+# ---------------------------------------------------------------------- plasticity rules
+class KernelRule(NamedTuple):
+    """One plasticity rule as the kernel takes it: the rule object's tensors (``.numpy()``
+    views: traces ``x`` [B·W], ``y`` [B·N]; tables of slots by pre row and by post neuron,
+    padded with ``pad``; the rate rules' slots with their rows and posts, network ``b``'s at
+    ``slot_start[b]`` … ``slot_start[b + 1] − 1``; bounds [R·K + 1] when ``relative``, else
+    [1]) and its constants for the current phase. ``kind`` −1 is the no-rule placeholder."""
+
+    kind: int  # -1 none, 0 STDP, 1 rate rule
+    form: int  # STDP: STDP_CODES; rate rule: RATE_CODES
+    active: bool  # the phase's plasticity gain is not 0 (else only the traces move)
+    relative: bool
+    eta: float
+    a_plus: float
+    a_minus: float  # with the phase's depression factor
+    decay_x: float
+    decay_y: float
+    jump: float  # a trace's step per spike (STDP: 1; rate rules: Hz)
+    rate: float  # a rate rule's factor per update (gain × eta × interval)
+    param: float  # a rate rule's parameter (Oja: rate_ref; scaling: target; Hz)
+    every: int  # a rate rule's update interval (steps)
+    pad: int
+    pre_lo: int  # the projection's pre columns [pre_lo, pre_hi) and post neurons: the traces
+    pre_hi: int  # kept (decayed and moved by spikes)
+    post_lo: int
+    post_hi: int
+    x: np.ndarray
+    y: np.ndarray
+    by_pre: np.ndarray
+    by_post: np.ndarray
+    post_by_pre: np.ndarray  # the post neuron of each by_pre entry
+    pre_by_post: np.ndarray  # the pre row of each by_post entry
+    slots: np.ndarray
+    rows: np.ndarray
+    posts: np.ndarray
+    slot_start: np.ndarray
+    w_min: np.ndarray
+    w_max: np.ndarray
+
+
+# the rule math of torch_plasticity's registries, compiled for one synapse at a time; the
+# kernel's branches below take the codes in the registries' (sorted) order
+STDP_CODES = {name: code for code, name in enumerate(rules_math.STDP_FORMS.names())}
+RATE_CODES = {name: code for code, name in enumerate(rules_math.RATE_CHANGES.names())}
+_jit = numba.njit(inline="always")
+_forms = [rules_math.STDP_FORMS.get(name) for name in STDP_CODES]
+_depress_0, _depress_1, _depress_2 = (_jit(form.pre) for form in _forms)
+_potentiate_0, _potentiate_1, _potentiate_2 = (_jit(form.post) for form in _forms)
+_change_0, _change_1 = (_jit(rules_math.RATE_CHANGES.get(name).change) for name in RATE_CODES)
+
+
+@numba.njit(inline="always")
+def _clip(w, lo, hi):
+    """``clamp(w, lo, hi)`` as torch: ``min(max(w, lo), hi)``."""
+    return min(max(w, lo), hi)
+
+
+@numba.njit(inline="always")
+def _bound(w_min, w_max, relative, slot):
+    """(lower, upper) bound of ``slot``: per synapse when ``relative``, else ``[0]``."""
+    k = slot if relative else 0
+    return w_min[k], w_max[k]
+
+
+@numba.njit(boundscheck=False)
+def _depress(form, slots, posts, pad, weight, y, eta, a_plus, a_minus, w_min, w_max, relative):
+    """STDP at one pre spike: the synapses ``slots`` (its row of the table, ``pad``-ended),
+    ``posts`` the post neurons of those entries."""
+    for c in range(slots.shape[0]):
+        slot = slots[c]
+        if slot == pad:
+            break
+        lo, hi = _bound(w_min, w_max, relative, slot)
+        w, trace = weight[slot], y[posts[c]]
+        if form == 0:
+            w = _depress_0(w, trace, lo, hi, eta, a_plus, a_minus)
+        elif form == 1:
+            w = _depress_1(w, trace, lo, hi, eta, a_plus, a_minus)
+        else:
+            w = _depress_2(w, trace, lo, hi, eta, a_plus, a_minus)
+        weight[slot] = _clip(w, lo, hi)
+
+
+@numba.njit(boundscheck=False)
+def _potentiate(form, slots, pres, pad, weight, x, eta, a_plus, w_min, w_max, relative):
+    """STDP at one post spike: the synapses ``slots``, ``pres`` their pre rows."""
+    for c in range(slots.shape[0]):
+        slot = slots[c]
+        if slot == pad:
+            break
+        lo, hi = _bound(w_min, w_max, relative, slot)
+        w, trace = weight[slot], x[pres[c]]
+        if form == 0:
+            w = _potentiate_0(w, trace, lo, hi, eta, a_plus)
+        elif form == 1:
+            w = _potentiate_1(w, trace, lo, hi, eta, a_plus)
+        else:
+            w = _potentiate_2(w, trace, lo, hi, eta, a_plus)
+        weight[slot] = _clip(w, lo, hi)
+
+
+@numba.njit(boundscheck=False)
+def _rate_update(form, slots, rows, posts, weight, x, y, decay_x, decay_y, rate, param, w_min,
+                 w_max, relative):  # fmt: skip
+    """A rate rule's periodic update of the synapses ``slots``."""
+    for j in range(slots.shape[0]):
+        slot = slots[j]
+        lo, hi = _bound(w_min, w_max, relative, slot)
+        w = weight[slot]
+        r_pre, r_post = x[rows[j]] * decay_x, y[posts[j]] * decay_y
+        if form == 0:
+            change = _change_0(w, r_pre, r_post, hi, param)
+        else:
+            change = _change_1(w, r_pre, r_post, hi, param)
+        weight[slot] = _clip(w + rate * change, lo, hi)
+
+
+@numba.njit(boundscheck=False)
+def _rules_before(rules, b, step, weight):
+    """The rate rules' periodic update of network ``b``'s synapses, at the start of ``step``."""
+    for r in numba.literal_unroll(rules):
+        if r.kind == 1 and r.active and step % r.every == 0:
+            lo, hi = r.slot_start[b], r.slot_start[b + 1]
+            _rate_update(
+                r.form, r.slots[lo:hi], r.rows[lo:hi], r.posts[lo:hi], weight, r.x, r.y,
+                r.decay_x, r.decay_y, r.rate, r.param, r.w_min, r.w_max, r.relative,
+            )  # fmt: skip
+
+
+@numba.njit(boundscheck=False)
+def _rules_after(rules, b, width, n, rows, weight):
+    """Every rule's step for network ``b`` after delivery: traces decay, then the spiking
+    presynaptic ``rows`` (``b·W + column``; neurons are the columns below ``n``) update
+    weights and traces, pre before post."""
+    for r in numba.literal_unroll(rules):
+        if r.kind >= 0:
+            _rule_after(r, b, width, n, rows, weight)
+
+
+@numba.njit(boundscheck=False)
+def _rule_after(r, b, width, n, rows, weight):
+    x, y = r.x, r.y
+    _scale(x[b * width + r.pre_lo : b * width + r.pre_hi], r.decay_x)
+    _scale(y[b * n + r.post_lo : b * n + r.post_hi], r.decay_y)
+    stdp = r.kind == 0 and r.active
+    for row in rows:
+        if stdp:
+            _depress(r.form, r.by_pre[row], r.post_by_pre[row], r.pad, weight, y, r.eta,
+                     r.a_plus, r.a_minus, r.w_min, r.w_max, r.relative)  # fmt: skip
+        column = row - b * width
+        if r.pre_lo <= column < r.pre_hi:
+            x[row] += r.jump
+    for row in rows:
+        column = row - b * width
+        if column < n:
+            post = b * n + column
+            if r.post_lo <= column < r.post_hi:
+                y[post] += r.jump
+            if stdp:
+                _potentiate(r.form, r.by_post[post], r.pre_by_post[post], r.pad, weight, x,
+                            r.eta, r.a_plus, r.w_min, r.w_max, r.relative)  # fmt: skip
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def run_networks(
     first,
@@ -207,6 +373,8 @@ def run_networks(
     gain,
     use_gain,
     buffer,
+    weight,
+    rules,
     sample_every,
     sample_var,
     sample_col,
@@ -225,6 +393,9 @@ def run_networks(
     stops early when its row of ``spikes_out`` could overflow in the next step (``done[b]`` says
     where). Sampled states (before each sampled step) go to ``samples[j, b]`` ``[·, B, C]``,
     ``j`` counted from the first multiple of ``sample_every`` at or after ``step0``.
+    ``rules`` (a tuple of :class:`KernelRule`) run each step in the tensor loop's order: the
+    rate rules' periodic update first, the rules' spike updates after delivery; ``weight``
+    [R·K + 1] is the flat weight table that ``weight_rows`` views.
     """
     n = v.shape[0] // batch
     n_src = sources.shape[2]
@@ -244,6 +415,7 @@ def run_networks(
             if sample_every > 0 and s % sample_every == 0:
                 j = (s - first_sample) // sample_every
                 _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab)
+            _rules_before(rules, b, s, weight)
             for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
                 lo, hi = p.start[q], p.start[q + 1]
                 vq, aq, firedq = vb[lo:hi], ab[lo:hi], fired[lo:hi]
@@ -301,6 +473,7 @@ def run_networks(
                 lo, hi = p.start[q], p.start[q + 1]
                 _decay_add(ge_b[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
                 _decay_add(gi_b[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
+            _rules_after(rules, b, width, n, out[start:m], weight)
             k += 1
         written[b], done[b] = m, k
 
@@ -330,4 +503,80 @@ def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
     )
 
 
-__all__ = ["STATE_CODES", "KernelParams", "kernel_params", "run_networks"]
+def _stdp_constants(rule) -> dict:
+    r = rule.rule
+    return {"kind": 0, "form": STDP_CODES[r.form], "a_plus": r.a_plus,
+            "a_minus": rule.depression * r.a_minus}  # fmt: skip
+
+
+def _rate_constants(rule) -> dict:
+    name = rule.rule.rule
+    return {"kind": 1, "form": RATE_CODES[name], "jump": rule.jump, "rate": rule.rate(),
+            "param": getattr(rule.rule, rules_math.RATE_CHANGES.get(name).parameter),
+            "every": rule.every}  # fmt: skip
+
+
+# spec rule name -> the kernel's constants of a torch rule object (unknown names raise)
+KERNEL_RULES: Registry = Registry("fused-kernel plasticity rule")
+KERNEL_RULES.register("stdp")(_stdp_constants)
+KERNEL_RULES.register("oja")(_rate_constants)
+KERNEL_RULES.register("scaling")(_rate_constants)
+
+
+def kernel_rules(rules: list, batch: int, dtype: np.dtype) -> tuple[KernelRule, ...]:
+    """The engine's rule objects (:mod:`torch_plasticity`) as :class:`KernelRule` s, with
+    the current phase's gains; a placeholder when there are none (numba cannot iterate an
+    empty tuple)."""
+    if not rules:
+        return (_placeholder(dtype),)
+    return tuple(_kernel_rule(rule, batch, dtype) for rule in rules)
+
+
+_ARRAYS = {  # the rule objects' index tensors the kernel reads, and their shape when absent
+    **dict.fromkeys(("by_pre", "by_post", "post_by_pre", "pre_by_post"), (0, 1)),
+    **dict.fromkeys(("slots", "rows", "posts"), (0,)),
+}
+
+
+def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
+    fields = {
+        "kind": 0, "form": 0, "active": rule.eta != 0, "eta": float(rule.eta), "a_plus": 0.0,
+        "a_minus": 0.0, "decay_x": rule.decay_x, "decay_y": rule.decay_y, "jump": 1.0,
+        "rate": 0.0, "param": 0.0, "every": 1, "pad": rule.pad, "x": rule.x.numpy(),
+        "y": rule.y.numpy(), "pre_lo": rule.pre_columns[0], "pre_hi": rule.pre_columns[1],
+        "post_lo": rule.post_columns[0], "post_hi": rule.post_columns[1],
+    }  # fmt: skip
+    fields.update(KERNEL_RULES.get(rule.rule.rule)(rule))
+    for name, shape in _ARRAYS.items():
+        value = getattr(rule, name, None)
+        fields[name] = np.zeros(shape, dtype=np.int64) if value is None else value.numpy()
+    sizes = [len(s) for s in rule.conn.slots[rule.projection]]
+    fields["slot_start"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    relative = hasattr(rule.w_max, "numpy")  # tensors over the weight table
+    fields["relative"] = relative
+    for name, bound in (("w_min", rule.w_min), ("w_max", rule.w_max)):
+        fields[name] = bound.numpy() if relative else np.full(1, bound, dtype=dtype)
+    return KernelRule(**fields)
+
+
+def _placeholder(dtype: np.dtype) -> KernelRule:
+    """A rule of kind −1 (skipped) with fields of the kernel's types."""
+    values = np.zeros(1, dtype=dtype)
+    fields = {name: 0 for name in KernelRule._fields}
+    fields |= dict.fromkeys(("eta", "a_plus", "a_minus", "jump", "rate", "param"), 0.0)
+    fields |= {"kind": -1, "active": False, "relative": False, "decay_x": 1.0, "decay_y": 1.0}
+    fields |= {"every": 1, "x": values, "y": values, "w_min": values, "w_max": values}
+    fields |= {name: np.zeros(shape, dtype=np.int64) for name, shape in _ARRAYS.items()}
+    fields["slot_start"] = np.zeros(2, dtype=np.int64)
+    return KernelRule(**fields)
+
+
+__all__ = [
+    "KERNEL_RULES",
+    "STATE_CODES",
+    "KernelParams",
+    "KernelRule",
+    "kernel_params",
+    "kernel_rules",
+    "run_networks",
+]

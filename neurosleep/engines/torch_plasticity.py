@@ -12,6 +12,11 @@ Weight updates touch only the synapses of neurons that spiked (STDP) or, every `
 the projection's synapses (rate rules). Updates are in place on the engine's weight tensor.
 With ``bounds: relative`` the bounds are tensors over the weight table (one value per
 synapse, from its built weight) and are indexed with the slots being updated.
+
+The update functions registered in ``STDP_FORMS`` and ``RATE_CHANGES`` are pure expressions of
+numbers or tensors: the tensor loop calls them on tensors, the fused CPU kernel
+(:mod:`neurosleep.engines.torch_fused`) compiles the same functions for one synapse at a time,
+so both evaluate the same expression in the same order (bit for bit in float64).
 """
 
 from __future__ import annotations
@@ -78,20 +83,27 @@ STDP_FORMS.register("multiplicative")(STDPForm(_depress_multiplicative, _potenti
 STDP_FORMS.register("symmetric")(STDPForm(_depress_symmetric, _potentiate_additive))
 
 
-def _oja(rule: Oja, w, r_pre, r_post, w_max) -> torch.Tensor:
-    pre, post = r_pre / rule.rate_ref, r_post / rule.rate_ref
+class RateChange(NamedTuple):
+    """A rate rule's change per unit of ``eta · interval``: ``change(w, r_pre, r_post, w_max,
+    value)`` with ``value`` the rule's field ``parameter`` (rates in Hz); equations in
+    :class:`neurosleep.spec.snn.Oja` and :class:`~.Scaling`."""
+
+    change: Callable[..., torch.Tensor]
+    parameter: str
+
+
+def _oja(w, r_pre, r_post, w_max, rate_ref):
+    pre, post = r_pre / rate_ref, r_post / rate_ref
     return w_max * (pre * post - post * post * w / w_max)
 
 
-def _scaling(rule: Scaling, w, r_pre, r_post, w_max) -> torch.Tensor:
-    return w * (1.0 - r_post / rule.target)
+def _scaling(w, r_pre, r_post, w_max, target):
+    return w * (1.0 - r_post / target)
 
 
-RATE_CHANGES: Registry[Callable[..., torch.Tensor]] = Registry("torch rate rule")
-"""A rate rule's change ``(rule, w, r_pre, r_post, w_max)`` per unit of ``eta · interval``
-(rates in Hz); equations in :class:`neurosleep.spec.snn.Oja` and :class:`~.Scaling`."""
-RATE_CHANGES.register("oja")(_oja)
-RATE_CHANGES.register("scaling")(_scaling)
+RATE_CHANGES: Registry[RateChange] = Registry("torch rate rule")
+RATE_CHANGES.register("oja")(RateChange(_oja, "rate_ref"))
+RATE_CHANGES.register("scaling")(RateChange(_scaling, "target"))
 
 
 class RuleState:
@@ -110,6 +122,20 @@ class RuleState:
         self.decay_x = math.exp(-engine.spec.dt / taus[0])
         self.decay_y = math.exp(-engine.spec.dt / taus[1])
         self.pad = self.conn.weight.shape[0] - 1
+        # only the traces of the projection's own pre and post neurons are kept (decayed, and
+        # moved by spikes); columns [lo, hi) of a network's rows and neurons
+        proj, size = engine.spec.projections[projection], engine.spec.size
+        pre, post = engine.offsets[proj.pre], engine.offsets[proj.post]
+        self.pre_columns = (pre, pre + size(proj.pre))
+        self.post_columns = (post, post + size(proj.post))
+        self.x_step = self._mask(self.pre_columns, engine.width, engine.batch)
+        self.y_step = self._mask(self.post_columns, engine.n, engine.batch)
+
+    def _mask(self, columns: tuple[int, int], width: int, batch: int) -> torch.Tensor:
+        """[batch·width]: 1 in the columns ``[lo, hi)`` of each network, else 0."""
+        mask = torch.zeros((batch, width), dtype=self.x.dtype, device=self.x.device)
+        mask[:, columns[0] : columns[1]] = 1.0
+        return mask.view(-1)
 
     def _bounds(self, engine, projection: str, rule, dtype):
         """Numbers (absolute bounds), or tensors [R·K + 1] over the weight table (relative)."""
@@ -131,8 +157,14 @@ class RuleState:
         return self.w_min, self.w_max
 
     def decay(self) -> None:
-        self.x.mul_(self.decay_x)
-        self.y.mul_(self.decay_y)
+        batch = self.engine.batch
+        self.x.view(batch, -1)[:, slice(*self.pre_columns)].mul_(self.decay_x)
+        self.y.view(batch, -1)[:, slice(*self.post_columns)].mul_(self.decay_y)
+
+    def spiked(self, pre_rows: torch.Tensor, post_neurons: torch.Tensor, step: float) -> None:
+        """Add ``step`` to the traces of the spiking rows and neurons (of this projection)."""
+        self.x.index_add_(0, pre_rows, self.x_step[pre_rows], alpha=step)
+        self.y.index_add_(0, post_neurons, self.y_step[post_neurons], alpha=step)
 
     def write(self, slots: torch.Tensor, values: torch.Tensor, bounds: tuple) -> None:
         self.conn.weight[slots] = torch.clamp(values, *bounds)
@@ -150,6 +182,9 @@ class STDPRule(RuleState):
         posts = self.conn.post_of_slot[self.slots].cpu().numpy()
         self.by_pre = _table(rows, slots, self.x.shape[0], self.pad, engine.device)
         self.by_post = _table(posts, slots, self.y.shape[0], self.pad, engine.device)
+        # the other end of each table entry's synapse (contiguous reads in the fused kernel)
+        self.post_by_pre = self.conn.post_of_slot[self.by_pre]
+        self.pre_by_post = self.conn.row_of_slot[self.by_post]
 
     def before(self, step: int) -> None:
         pass
@@ -157,21 +192,18 @@ class STDPRule(RuleState):
     def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
         self.decay()
         r, w = self.rule, self.conn.weight
-        if pre_rows.numel():
-            if self.eta:
-                s = self.by_pre.index_select(0, pre_rows).view(-1)
-                ws, y = w[s], self.y[self.conn.post_of_slot[s]]
-                bounds = self.bound(s)
-                a_minus = self.depression * r.a_minus
-                self.write(s, self.form.pre(ws, y, *bounds, self.eta, r.a_plus, a_minus), bounds)
-            self.x.index_add_(0, pre_rows, torch.ones_like(pre_rows, dtype=self.x.dtype))
-        if post_neurons.numel():
-            self.y.index_add_(0, post_neurons, torch.ones_like(post_neurons, dtype=self.y.dtype))
-            if self.eta:
-                s = self.by_post.index_select(0, post_neurons).view(-1)
-                ws, x = w[s], self.x[self.conn.row_of_slot[s]]
-                bounds = self.bound(s)
-                self.write(s, self.form.post(ws, x, *bounds, self.eta, r.a_plus), bounds)
+        if pre_rows.numel() and self.eta:
+            s = self.by_pre.index_select(0, pre_rows).view(-1)
+            y = self.y[self.post_by_pre.index_select(0, pre_rows).view(-1)]
+            bounds = self.bound(s)
+            a_minus = self.depression * r.a_minus
+            self.write(s, self.form.pre(w[s], y, *bounds, self.eta, r.a_plus, a_minus), bounds)
+        self.spiked(pre_rows, post_neurons, 1.0)
+        if post_neurons.numel() and self.eta:
+            s = self.by_post.index_select(0, post_neurons).view(-1)
+            x = self.x[self.pre_by_post.index_select(0, post_neurons).view(-1)]
+            bounds = self.bound(s)
+            self.write(s, self.form.post(w[s], x, *bounds, self.eta, r.a_plus), bounds)
 
 
 class RateRule(RuleState):
@@ -191,17 +223,18 @@ class RateRule(RuleState):
         w = self.conn.weight[self.slots]
         r_pre = self.x[self.rows] * self.decay_x
         r_post = self.y[self.posts] * self.decay_y
-        rate = self.eta * self.rule.eta * self.rule.interval * 1e-3
         bounds = self.bound(self.slots)
-        change = self.change(self.rule, w, r_pre, r_post, bounds[1])
-        self.write(self.slots, w + rate * change, bounds)
+        value = getattr(self.rule, self.change.parameter)
+        change = self.change.change(w, r_pre, r_post, bounds[1], value)
+        self.write(self.slots, w + self.rate() * change, bounds)
+
+    def rate(self) -> float:
+        """The factor on the change per update: gain × eta (1/s) × interval (s)."""
+        return self.eta * self.rule.eta * self.rule.interval * 1e-3
 
     def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
         self.decay()
-        self.x.index_add_(0, pre_rows, torch.full_like(pre_rows, self.jump, dtype=self.x.dtype))
-        self.y.index_add_(
-            0, post_neurons, torch.full_like(post_neurons, self.jump, dtype=self.y.dtype)
-        )
+        self.spiked(pre_rows, post_neurons, self.jump)
 
 
 RULE_STEPS: Registry[type[RuleState]] = Registry("torch plasticity rule")
