@@ -11,6 +11,7 @@ from neurosleep.analysis.recall import (
     footprint,
     group_latencies,
     memory_synapses,
+    rankdata,
     sequence_order,
     sequence_recall,
 )
@@ -162,3 +163,14 @@ def test_background_is_not_a_replay():
     ids = rng.integers(0, 40, 40)
     match = match_event(times, ids, 100.0, 120.0, {"A": GROUPS})
     assert match.memory is None and match.direction == "none"
+
+
+def test_rankdata_equals_scipy_with_ties():
+    """The recall scores' ranks (numpy, no scipy.stats import) are scipy's average ranks."""
+    from scipy.stats import rankdata as scipy_rankdata
+
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 7, 40):
+        for x in (rng.integers(0, 4, size).astype(float), rng.random(size)):
+            np.testing.assert_array_equal(rankdata(x), scipy_rankdata(x))
+    np.testing.assert_array_equal(rankdata([3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0])

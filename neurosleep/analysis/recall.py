@@ -25,7 +25,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank (``scipy.stats.rankdata``'s default, without
+    importing scipy.stats, which takes longer than a short run)."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    ordered = x[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
+    return ranks
 
 
 def _window(times: np.ndarray, ids: np.ndarray, t0: float, t1: float):

@@ -269,6 +269,7 @@ class TorchEngine(Engine):
             for name, proj in spec.projections.items()
             for k, rule in enumerate(proj.plasticity)
         ]
+        self._views: tuple | None = None  # the fused loop's numpy views of the state and tables
         self.set_modulation(None)
 
     # ------------------------------------------------------------------ construction
@@ -359,6 +360,10 @@ class TorchEngine(Engine):
         for rule in self.rules:
             rule.eta = rule_gain(modulation, "plasticity", rule.projection)
             rule.depression = rule_gain(modulation, "depression", rule.projection)
+        if self.fused:
+            self.kernel_rules = self.kernel.kernel_rules(
+                self.rules, self.batch, np.dtype(self.dtype)
+            )
         self.rates = {
             name: rates_with_modulation(base, modulation, name)
             for name, base in self.base_rates.items()
@@ -481,16 +486,19 @@ class TorchEngine(Engine):
         out = np.empty((b, max(16 * width, 1 << 15)), dtype=np.int64)
         written, done = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
         counts = np.zeros((steps, b), dtype=np.int64)
+        if self._views is None or self._views[0] is not state:  # numpy views, made once
+            self._views = (state, *(x.view(-1).numpy() for x in state))
+            self._views += tuple(
+                x.numpy()
+                for x in (conn.target, conn.delay, conn.weight_rows, conn.row_len, conn.gain)
+            ) + (self.buffer.numpy(), conn.weight.numpy())
+        v, g_e, g_i, a, ref_end, target, delay, weight_rows, row_len, gain, buffer, weight = (
+            self._views[1:]
+        )
         arrays = (
-            *(x.view(-1).numpy() for x in (state.v, state.g_e, state.g_i, state.a, state.ref_end)),
-            self.kernel_params,
-            src,
-            *(x.numpy() for x in (conn.target, conn.delay, conn.weight_rows, conn.row_len)),
-            conn.gain.numpy(),
-            self.gain_active,
-            self.buffer.numpy(),
-            conn.weight.numpy(),
-            self.kernel.kernel_rules(self.rules, b, np.dtype(self.dtype)),
+            *(v, g_e, g_i, a, ref_end, self.kernel_params, src),
+            *(target, delay, weight_rows, row_len, gain, self.gain_active, buffer, weight),
+            self.kernel_rules,
             every,
             codes,
             cols,

@@ -1,0 +1,80 @@
+"""Whole-protocol wall times, each in a fresh process as a user runs it (issue 17's goals).
+
+    python benchmarks/protocol_times.py                     # all three
+    python benchmarks/protocol_times.py --only consolidation_sleep --repeats 3
+
+- ``consolidation_sleep``: ``neurosleep run protocols/consolidation_sleep.yaml`` (one network;
+  imports, validation, every phase, recall tests, the run file) — goal ≤ 3 s.
+- ``consolidation table``: each condition of ``benchmarks/consolidation_table.py`` (no sleep,
+  sleep, nightmares) with 10 networks in one torch batch and the table's overrides — goal
+  ≤ 60 s per condition.
+- ``split_mnist_sra``: ``protocols/split_mnist_sra.yaml``, one seed — goal ≤ 12 s.
+
+Each case runs ``--repeats`` times (median printed) with ``--threads 1``. Times are wall
+seconds of the whole command and depend on what else runs: the load average is printed
+beside each table, and comparisons belong to runs at similar load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ["record.spikes=none", "data.networks=10"]  # consolidation_table.py's overrides
+CASES = {
+    "consolidation_sleep": ("consolidation_sleep", [], 3.0),
+    "table: no sleep (10 networks)": ("consolidation_no_sleep", TABLE, 60.0),
+    "table: sleep (10 networks)": ("consolidation_sleep", TABLE, 60.0),
+    "table: nightmares (10 networks)": ("consolidation_nightmares", TABLE, 60.0),
+    "split_mnist_sra (one seed)": ("split_mnist_sra", [], 12.0),
+}
+
+
+def wall(protocol: str, overrides: list[str], out: Path) -> float:
+    """Seconds of ``neurosleep run`` in a fresh process."""
+    command = [sys.executable, "-m", "neurosleep.cli", "run", f"protocols/{protocol}.yaml"]
+    command += ["--quiet", "--threads", "1", "--overwrite", "--output", str(out)]
+    for item in overrides:
+        command += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", nargs="*", help="case names (prefixes) to run")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (protocol, overrides, goal) in CASES.items():
+            if args.only and not any(name.startswith(o) for o in args.only):
+                continue
+            times = [wall(protocol, overrides, Path(tmp) / "run.h5") for _ in range(args.repeats)]
+            median = float(np.median(times))
+            load = os.getloadavg()[0]
+            rows.append((name, median, goal, load))
+            print(f"{name}: {median:.1f} s (goal ≤ {goal:g} s); load {load:.2f}", flush=True)
+    print(f"\nwall s of the whole command, median of {args.repeats}, 1 torch thread")
+    print("| protocol | wall s | goal s | met? | load (1 min) |\n|---|---|---|---|---|")
+    for name, median, goal, load in rows:
+        print(f"| {name} | {median:.1f} | ≤ {goal:g} | {'yes' if median <= goal else 'no'} | "
+              f"{load:.2f} |")  # fmt: skip
+    print("load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
