@@ -82,8 +82,8 @@ VARIANTS = {  # extra runs: name -> (protocol, extra overrides)
         "split_mnist_sra",
         [
             "data.classes_per_task=5",
-            "schedule.1.repeat.phases.1.sleep.engine=brian2",
-            "schedule.1.repeat.phases.1.sleep.steps=60",
+            "schedule.1.repeat.phases.sleep.engine=brian2",
+            "schedule.1.repeat.phases.sleep.steps=60",
         ],
     ),
 }

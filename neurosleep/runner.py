@@ -65,7 +65,10 @@ def run(
         _run_into(protocol, claim, command_line or sys.argv, progress)
         claim.commit()
     with open_run(path) as finished:
-        headline = protocol.experiment.headline(finished.phases(), finished.evaluations())
+        names = finished.attrs.get("task_names")
+        headline = protocol.experiment.headline(
+            finished.phases(), finished.evaluations(), None if names is None else list(names)
+        )
     return RunResult(path=path, headline=headline)
 
 
@@ -101,6 +104,9 @@ def _run_into(protocol: Protocol, claim: Claim, command_line: list[str], progres
                 seed=protocol.seed,
                 recorder=recorder,
             )
+            recorder.file.attrs["task_names"] = experiment.task_names()
+            if experiment.scenario is not None:
+                recorder.file.attrs["scenario"] = experiment.scenario
             _phase_loop(protocol, experiment, recorder, progress_shown(progress))
     except KeyboardInterrupt:
         recorder.close("interrupted")

@@ -103,7 +103,7 @@ def test_split_mnist_sra_run(root, tmp_path, capsys):
     out = tmp_path / "sra.h5"
     overrides = [
         "schedule.1.repeat.phases.0.wake.epochs=1",
-        "schedule.1.repeat.phases.1.sleep.steps=100",
+        "schedule.1.repeat.phases.sleep.steps=100",
         "data.train_per_class=100",
     ]
     run(

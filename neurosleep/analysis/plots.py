@@ -1,4 +1,6 @@
-"""Figures of one run file, one function per kind in :data:`PLOTS`.
+"""Figures of one run file, one function per kind in :data:`PLOTS`, in the house style of
+:mod:`neurosleep.analysis.style` (two journal columns wide, text ≥ 8 pt, Okabe-Ito colours,
+labels with units, legends beside the data, fixed ranges for bounded metrics, tasks by name).
 
 Each function takes an open :class:`~neurosleep.io.runfile.RunFile` and returns a matplotlib
 figure, or ``None`` when the run recorded nothing for that kind (a Hopfield run has no spikes).
@@ -9,16 +11,17 @@ a row stride; no plot loads all spikes at once.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from neurosleep.analysis import style
 from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
-from neurosleep.analysis.summary import accuracy_matrix
+from neurosleep.analysis.summary import accuracy_matrix, task_names
 from neurosleep.errors import UserError
 from neurosleep.io.blocks import population_size, run_stop, spike_blocks, window_count
 from neurosleep.io.runfile import RunFile
@@ -28,32 +31,52 @@ MAX_RASTER_NEURONS = 400
 MAX_RATE_BINS = 2_000
 MAX_TRACE_ROWS = 5_000
 MAX_HEATMAP = 400
-WIDTH_IN = 6.5  # a paper's text width
-PHASE_COLORS = {"wake": "#f6e8b1", "sleep": "#c9daf8", "test": "#e0e0e0"}
-STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7}
+MAX_CELL_LABELS = 6  # tasks up to which the matrix cells carry their values
+WIDTH_IN = style.TWO_COLUMN_IN
 
 
 def _subplots(rows: int = 1, cols: int = 1, *, figsize: tuple[float, float], **kwargs):
-    """A figure without pyplot (no global state, no GUI backend) and its axes."""
-    fig = Figure(figsize=figsize)
+    """A figure without pyplot (no global state, no GUI backend), laid out by matplotlib's
+    constrained layout (no overlapping labels), and its axes."""
+    fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.subplots(rows, cols, **kwargs)
 
 
 def time_scale(run: RunFile) -> tuple[float, str]:
-    """Divide ms by this to plot: seconds for runs longer than 2 s."""
-    return (1000.0, "s") if run_stop(run) > 2000.0 else (1.0, "ms")
+    """Divide ms by this to plot, and the axis label: network updates for a Hopfield run (its
+    clock counts updates of ``update_interval`` ms), seconds for runs longer than 2 s, else ms."""
+    if run.attrs.get("model_kind") == "hopfield":
+        model = json.loads(run.provenance("model") or "{}")
+        return float(model.get("update_interval", 1.0)), "time (network updates)"
+    return (1000.0, "time (s)") if run_stop(run) > 2000.0 else (1.0, "time (ms)")
 
 
 def shade_phases(ax, run: RunFile, scale: float, label: bool = True) -> None:
-    """Shade wake/sleep/test phases and write their names along the top of the axes."""
+    """Shade wake/sleep/test phases (labelled "wake phase" etc. for the axes' legend); with
+    ``label``, name each phase above the axes where its name fits."""
+    stop_all = run_stop(run)
+    spans, seen = [], set()
     for p in run.phases():
-        stop = p.stop_time if math.isfinite(p.stop_time) else run_stop(run)
-        if stop <= p.start_time:
-            continue
-        ax.axvspan(
-            p.start_time / scale, stop / scale, color=PHASE_COLORS.get(p.kind), lw=0, zorder=0
-        )
-        if label:
+        stop = p.stop_time if math.isfinite(p.stop_time) else stop_all
+        if stop > p.start_time:
+            spans.append((p, stop))
+            ax.axvspan(
+                p.start_time / scale,
+                stop / scale,
+                color=style.PHASE_COLORS.get(p.kind),
+                alpha=style.PHASE_ALPHA,
+                lw=0,
+                zorder=0,
+                label=f"{p.kind} phase" if label and p.kind not in seen else None,
+            )
+            seen.add(p.kind)
+    if not label:
+        return
+    width_in = ax.figure.get_figwidth() * ax.get_position().width
+    total = max(stop_all, 1e-12)
+    for p, stop in spans:
+        text_in = 0.6 * style.FONT_PT / 72 * (len(p.name) + 1)  # 8 pt text, ≈ 0.6 em a glyph
+        if (stop - p.start_time) / total * width_in > text_in:
             ax.text(
                 (p.start_time + stop) / 2 / scale,
                 1.01,
@@ -61,7 +84,6 @@ def shade_phases(ax, run: RunFile, scale: float, label: bool = True) -> None:
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="bottom",
-                fontsize=6,
                 clip_on=False,
             )
 
@@ -73,6 +95,7 @@ def _populations(run: RunFile, populations: Iterable[str] | None) -> list[str]:
     return chosen
 
 
+@style.styled
 def raster(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     pops = [p for p in _populations(run, populations) if run.spike_count(p)]
     if not pops:
@@ -97,13 +120,14 @@ def raster(run: RunFile, populations: Iterable[str] | None = None) -> Figure | N
         shade_phases(ax, run, scale, label=ax is axes[0, 0])
         ax.scatter(np.concatenate(xs), np.concatenate(ys), s=0.5, c="k", marker=".", lw=0)
         note = f"{shown.size} of {n} neurons" + (f", 1 in {stride} spikes" if stride > 1 else "")
-        ax.set_ylabel(f"{pop}\nneuron index")
-        ax.set_title(note, fontsize=6, loc="right")
+        ax.set_ylabel(f"{pop} neuron\n({note})")
         ax.set_ylim(-0.5, n - 0.5)
-    axes[-1, 0].set_xlabel(f"time ({unit})")
+    axes[-1, 0].set_xlabel(unit)
+    style.legend_outside(axes[0, 0])
     return fig
 
 
+@style.styled
 def rates(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     pops = [p for p in _populations(run, populations) if run.spike_count(p)]
     if not pops:
@@ -119,12 +143,13 @@ def rates(run: RunFile, populations: Iterable[str] | None = None) -> Figure | No
         )
         centres = (np.arange(rate.size) + 0.5) * bin_ms / scale
         ax.plot(centres, rate, lw=0.8, label=pop)
-    ax.set_xlabel(f"time ({unit})")
-    ax.set_ylabel(f"population rate (Hz, {bin_ms:.3g} ms bins)")
-    ax.legend(loc="upper right")
+    ax.set_xlabel(unit)
+    ax.set_ylabel(f"population rate (Hz)\n{bin_ms:.3g} ms bins")
+    style.legend_outside(ax)
     return fig
 
 
+@style.styled
 def traces(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     reports = [(n, p) for n, p in run.reports() if not populations or p in populations]
     if not reports:
@@ -142,9 +167,11 @@ def traces(run: RunFile, populations: Iterable[str] | None = None) -> Figure | N
         shade_phases(ax, run, scale, label=ax is axes[0, 0])
         for k in range(nodes):
             ax.plot(times, data[:, k], lw=0.6, label=f"node {group['mapping/node_ids'][k]}")
-        ax.set_ylabel(f"{name} of {pop}\n({group['data'].attrs['units']})")
-        ax.legend(loc="upper right", ncol=nodes, fontsize=5)
-    axes[-1, 0].set_xlabel(f"time ({unit})")
+        ax.set_ylabel(
+            style.with_units(f"{style.pretty(name)}, {pop}", group["data"].attrs["units"])
+        )
+        style.legend_outside(ax)
+    axes[-1, 0].set_xlabel(unit)
     return fig
 
 
@@ -152,6 +179,7 @@ def _snapshots(count: int, most: int = 6) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
 
 
+@style.styled
 def weights(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     projections = run.projections()
     if not projections:
@@ -165,9 +193,9 @@ def weights(run: RunFile, populations: Iterable[str] | None = None) -> Figure | 
             w = values[int(k)].ravel().astype(float)
             label = names.get(int(phase[k]), "initial")
             ax.hist(w, bins=50, histtype="step", lw=0.8, label=f"{k}: {label}")
-        ax.set_xlabel(f"{proj} weight ({values.attrs['units']})")
+        ax.set_xlabel(style.with_units(f"{proj} weight", values.attrs["units"]))
         ax.set_ylabel("synapses")
-        ax.legend(fontsize=5, title="snapshot: after phase", title_fontsize=5)
+        style.legend_outside(ax, title="after phase")
     return fig
 
 
@@ -194,9 +222,9 @@ def _factors(shape: tuple[int, int]) -> tuple[int, int]:
     return max(1, math.ceil(shape[0] / MAX_HEATMAP)), max(1, math.ceil(shape[1] / MAX_HEATMAP))
 
 
-def _grid(count: int, height: float):
-    """A figure with ``count`` panels, at most three per row."""
-    cols = min(count, 3)
+def _grid(count: int, height: float, most: int = 2):
+    """A figure with ``count`` panels, at most ``most`` per row."""
+    cols = min(count, most)
     rows = math.ceil(count / cols)
     fig, axes = _subplots(rows, cols, figsize=(WIDTH_IN, height * rows), squeeze=False)
     for ax in axes.flat[count:]:
@@ -204,6 +232,7 @@ def _grid(count: int, height: float):
     return fig, list(axes.flat[:count])
 
 
+@style.styled
 def weight_change(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
     projections = [p for p in run.projections() if run.file[f"weights/{p}/values"].shape[0] >= 2]
     if not projections:
@@ -217,14 +246,19 @@ def weight_change(run: RunFile, populations: Iterable[str] | None = None) -> Fig
         image = ax.imshow(
             m, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest"
         )
-        ax.set_title(f"{proj}: last − first snapshot", fontsize=7)
-        ax.set_xlabel("post index" if "pre" in run.file[f"weights/{proj}"] else "input / column")
-        ax.set_ylabel("pre index" if "pre" in run.file[f"weights/{proj}"] else "output / row")
-        fig.colorbar(image, ax=ax, label=f"Δw ({values.attrs['units']})")
+        ax.set_title(f"{proj}: last − first snapshot")
+        sparse = "pre" in run.file[f"weights/{proj}"]
+        ax.set_xlabel("post-synaptic neuron" if sparse else "input unit (column)")
+        ax.set_ylabel("pre-synaptic neuron" if sparse else "output unit (row)")
+        fig.colorbar(image, ax=ax, label=style.with_units("Δw", values.attrs["units"]))
     return fig
 
 
+@style.styled
 def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
+    """Per metric: the matrix R (rows "at start", "after <task>"; columns the tasks by name;
+    left out for a single task) and each task's value after every test phase; the title gives
+    the final value per task. Bounded metrics keep their fixed range (style.value_range)."""
     evaluations = run.evaluations()
     if not len(evaluations.phases):
         return None
@@ -232,43 +266,72 @@ def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure |
     names = {p.index: p.name for p in phases}
     metrics = list(evaluations.metrics)
     n_tasks = next(iter(evaluations.metrics.values())).shape[1]
+    tasks = task_names(run, n_tasks)
+    matrix = n_tasks > 1
     fig, axes = _subplots(
         len(metrics),
-        2,
-        figsize=(WIDTH_IN, 0.4 + 2.6 * len(metrics)),
+        2 if matrix else 1,
+        figsize=(WIDTH_IN if matrix else style.ONE_COLUMN_IN + 1.2, 0.4 + 2.8 * len(metrics)),
         squeeze=False,
-        gridspec_kw={"width_ratios": [1, 1.6]},
+        gridspec_kw={"width_ratios": [1, 1.3]} if matrix else None,
     )
-    for (ax_m, ax_c), metric in zip(axes, metrics, strict=True):
-        R, _ = accuracy_matrix(phases, evaluations, metric, n_tasks)
-        finite = R[np.isfinite(R)]
-        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-        if evaluations.units[metric] == "1":  # fractions: a fixed 0–1 scale
-            low, high = min(low, 0.0), max(high, 1.0)
-        image = ax_m.imshow(R, cmap="viridis", aspect="auto", vmin=low, vmax=high)
-        for (i, j), v in np.ndenumerate(R):
-            if np.isfinite(v):
-                ax_m.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="0.5")
-        ax_m.set_yticks(
-            range(n_tasks + 1), ["at start"] + [f"after task {k}" for k in range(n_tasks)]
-        )
-        ax_m.set_xticks(range(n_tasks), [f"task {k}" for k in range(n_tasks)])
-        ax_m.set_title(f"{metric} matrix R", fontsize=7)
-        fig.colorbar(image, ax=ax_m, label=f"{metric} ({evaluations.units[metric]})")
+    for row, metric in zip(axes, metrics, strict=True):
+        units = evaluations.units[metric]
         values = evaluations.metrics[metric]
+        R, _ = accuracy_matrix(phases, evaluations, metric, n_tasks)
+        limits = style.value_range(metric, values)
+        if matrix:
+            _matrix(fig, row[0], R, metric, units, tasks, limits)
+        ax_c = row[-1]
         x = np.arange(len(evaluations.phases))
+        many = n_tasks > style.MAX_LINES_PER_CONDITION
         for task in range(n_tasks):
-            ax_c.plot(x, values[:, task], marker="o", ms=3, lw=1, label=f"task {task}")
+            ax_c.plot(
+                x,
+                values[:, task],
+                marker=style.marker(task) if not many else None,
+                ms=3,
+                lw=1,
+                color=style.color(task),
+                label=tasks[task],
+            )
         ax_c.set_xticks(
             x, [names.get(int(p), str(p)) for p in evaluations.phases], rotation=30, ha="right"
         )
-        ax_c.set_ylabel(f"{metric} ({evaluations.units[metric]})")
+        ax_c.set_ylabel(style.metric_label(metric, units))
         ax_c.set_xlabel("test phase")
-        if n_tasks <= 10:
-            ax_c.legend(fontsize=6)
+        if limits is not None:
+            ax_c.set_ylim(*limits)
+        final = "  ".join(f"{t} {v:.2f}" for t, v in zip(tasks, values[-1], strict=True))
+        ax_c.set_title(f"final: {final}" if n_tasks <= MAX_CELL_LABELS else "", loc="left")
+        if n_tasks > 1:
+            style.legend_outside(ax_c, title="task", ncols=1 + n_tasks // 8)
     return fig
 
 
+def _matrix(fig, ax, R, metric: str, units: str, tasks: list[str], limits) -> None:
+    n = len(tasks)
+    low, high = limits or (np.nanmin(R), np.nanmax(R))
+    image = ax.imshow(R, aspect="auto", vmin=low, vmax=high, interpolation="nearest")
+    if n <= MAX_CELL_LABELS:
+        for (i, j), v in np.ndenumerate(R):
+            if np.isfinite(v):
+                shade = (v - low) / ((high - low) or 1.0)
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    color="black" if shade > 0.6 else "white",
+                )
+    ax.set_yticks(range(n + 1), ["at start"] + [f"after {t}" for t in tasks])
+    ax.set_xticks(range(n), tasks, rotation=0 if n <= 4 else 45, ha="center" if n <= 4 else "right")
+    ax.set_xlabel("task")
+    fig.colorbar(image, ax=ax, label=style.metric_label(metric, units))
+
+
+@style.styled
 def replay(
     run: RunFile,
     populations: Iterable[str] | None = None,
@@ -284,6 +347,7 @@ def replay(
     ]
     if not sleeps or not pops:
         return None
+    scale, unit = time_scale(run)
     fig, axes = _subplots(
         len(sleeps), 1, figsize=(WIDTH_IN, 0.6 + 2.0 * len(sleeps)), squeeze=False
     )
@@ -297,7 +361,7 @@ def replay(
                 phase.stop_time,
                 bin_ms,
             )
-            t = phase.start_time + (np.arange(rate.size) + 0.5) * bin_ms
+            t = (phase.start_time + (np.arange(rate.size) + 0.5) * bin_ms) / scale
             (line,) = ax.plot(t, rate, lw=0.8, label=pop)
             events = detect_events(
                 rate,
@@ -308,15 +372,19 @@ def replay(
             )
             counts.append(f"{pop} {len(events)}")
             for e in events:
-                ax.axvspan(e.start_ms, e.stop_ms, color=line.get_color(), alpha=0.25, lw=0)
-        ax.set_title(
-            f"sleep phase {phase.index} '{phase.name}': events {', '.join(counts)} "
-            f"(rate > median + {threshold_sd:g} robust SD, {bin_ms:g} ms bins)",
-            fontsize=7,
-        )
+                ax.axvspan(
+                    e.start_ms / scale, e.stop_ms / scale, color=line.get_color(), alpha=0.25, lw=0
+                )
+        ax.set_title(f"sleep '{phase.name}': replay events {', '.join(counts)}", loc="left")
         ax.set_ylabel("population rate (Hz)")
-        ax.set_xlabel("time (ms)")
-        ax.legend(loc="upper right")
+        ax.set_xlabel(unit)
+        style.legend_outside(ax, title="population")
+    fig.suptitle(
+        f"events: rate > median + {threshold_sd:g} robust SD in {bin_ms:g} ms bins",
+        x=0.99,
+        ha="right",
+        fontsize=style.FONT_PT,
+    )
     return fig
 
 
@@ -340,7 +408,8 @@ def plot_run(
     svg: bool = False,
     dpi: int = 150,
 ) -> list[Path]:
-    """Write every figure the run has data for as ``<out_dir>/<kind>.png`` (and ``.svg``)."""
+    """Write every figure the run has data for as ``<out_dir>/<kind>.pdf`` and ``.png``
+    (``dpi`` for the PNG; and ``.svg``)."""
     kinds = list(kinds) if kinds else list(PLOTS)
     unknown = [k for k in kinds if k not in PLOTS]
     if unknown:
@@ -348,14 +417,9 @@ def plot_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    with matplotlib.rc_context(STYLE):
+    with style.context():
         for kind in kinds:
             fig = PLOTS[kind](run, populations)
-            if fig is None:
-                continue
-            fig.tight_layout()
-            for suffix in (".png", ".svg") if svg else (".png",):
-                path = out / f"{kind}{suffix}"
-                fig.savefig(path, dpi=dpi)
-                written.append(path)
+            if fig is not None:
+                written += style.save(fig, out / kind, dpi=dpi, svg=svg)
     return written

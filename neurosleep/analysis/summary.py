@@ -13,7 +13,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,14 +25,20 @@ from neurosleep.io.runfile import Evaluations, Phase, RunFile, open_run
 
 
 def accuracy_matrix(
-    phases: list[Phase], evaluations: Evaluations, metric: str, n_tasks: int
+    phases: list[Phase],
+    evaluations: Evaluations,
+    metric: str,
+    n_tasks: int,
+    after_training: Literal["last", "first"] = "last",
 ) -> tuple[np.ndarray, list[int | None]]:
     """The matrix ``R`` [T + 1, T] with the "at start" row, and the evaluation row behind each.
 
     Row 0 is the last test before the first wake phase; row k is the last test after the last
     wake phase of task k−1 (0-based; a wake phase with task −1 trains every task) and before
-    the first wake phase of the next task. Rows with no such test are NaN. A run without wake
-    phases (nothing trained, e.g. CUBA) has only its last row: the last test.
+    the first wake phase of the next task — after the task's sleep when a test follows it.
+    ``after_training="first"`` takes the first such test instead for rows 1..T−1 (before sleep
+    when a test precedes it); row 0 and the final row T stay. Rows with no such test are NaN.
+    A run without wake phases (nothing trained, e.g. CUBA) has only its last row: the last test.
     """
     values = evaluations.metrics[metric]
     eval_phase = np.asarray(evaluations.phases)
@@ -50,7 +56,8 @@ def accuracy_matrix(
     rows: list[int | None] = []
     for k, (lo, hi) in enumerate(windows):
         inside = [] if lo is None else np.flatnonzero((eval_phase > lo) & (eval_phase < hi))
-        rows.append(int(inside[-1]) if len(inside) else None)
+        pick = 0 if after_training == "first" and 0 < k < n_tasks else -1
+        rows.append(int(inside[pick]) if len(inside) else None)
         if rows[-1] is not None:
             R[k] = values[rows[-1]]
     return R, rows
@@ -185,6 +192,7 @@ def summarize(
         }
         for row, phase in enumerate(evaluations.phases)
     ]
+    scenario = attrs.get("scenario")
     final = {}
     for metric in evaluations.metrics:
         R, rows = accuracy_matrix(phases, evaluations, metric, n_tasks)
@@ -193,7 +201,18 @@ def summarize(
             "units": evaluations.units[metric],
             "matrix": R.tolist(),
             "matrix_evaluations": rows,
+            "final_per_task": R[-1].tolist(),
         }
+        if scenario == "class":  # class-IL: an untrained head scores 0 on unseen classes
+            final[metric]["FWT"] = math.nan
+        R_first, rows_first = accuracy_matrix(phases, evaluations, metric, n_tasks, "first")
+        if rows_first != rows:  # a test between training and sleep: the pre-sleep diagonal
+            final[metric] |= {
+                "BWT_before_sleep": M.bwt(R_first),
+                "forgetting_before_sleep": M.forgetting(R_first),
+                "matrix_before_sleep": R_first.tolist(),
+                "matrix_before_sleep_evaluations": rows_first,
+            }
     return {
         "path": str(run.path),
         "name": attrs.get("name") or protocol_name(run),
@@ -202,6 +221,8 @@ def summarize(
         "engine": attrs.get("engine"),
         "model_kind": attrs.get("model_kind"),
         "n_tasks": n_tasks,
+        "task_names": task_names(run, n_tasks),
+        "scenario": scenario,
         "stats_backend": backend,
         "synchrony_bin_ms": bin_ms,
         "phases": [
@@ -211,6 +232,15 @@ def summarize(
         "tests": tests,
         "final": final,
     }
+
+
+def task_names(run: RunFile, n_tasks: int) -> list[str]:
+    """Names of the tasks (memories "A", "B"; class pairs "0/1"): the run file's ``task_names``
+    attribute, else "task 1".."task T"."""
+    names = run.file.attrs.get("task_names")
+    if names is not None and len(names) == n_tasks:
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return [f"task {k + 1}" for k in range(n_tasks)]
 
 
 def protocol_name(run: RunFile) -> str:
@@ -289,16 +319,25 @@ def format_text(s: dict[str, Any]) -> str:
                 f"{_units(v['units'])}"
             )
     if s["tests"]:
-        lines += ["", "tests (one value per task; the rows of the accuracy / retention matrix):"]
+        lines += [
+            "",
+            "tests (one value per task; the rows of the accuracy / retention matrix):",
+            f"  {'':3} {'':16} {'tasks':22} "
+            + " ".join(f"{n[:6]:>6}" for n in s.get("task_names", [])),
+        ]
         for t in s["tests"]:
             for metric, values in t["metrics"].items():
                 cells = " ".join(f"{_f(v, '.3f'):>6}" for v in values)
                 lines.append(f"  {t['phase']:3d} {t['name']:16} {metric:22} {cells}")
     if s["final"]:
+        class_il = s.get("scenario") == "class"
+        fwt_note = "; FWT '-' in class-IL, where unseen classes score 0" if class_il else ""
         lines += [
             "",
-            "final (ACC = mean of the last row; BWT normalised by T-1; forgetting = max-based, "
-            "Chaudhry 2018; AIA = average incremental accuracy):",
+            "final (ACC = mean of the last row; BWT normalised by T-1, and forgetting (max-based, "
+            "Chaudhry 2018), against R[j, j] = the last test after training task j, i.e. after "
+            "its sleep where a test follows the sleep; AIA = average incremental accuracy"
+            f"{fwt_note}):",
             f"  {'metric':24} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forgetting':>10} {'AIA':>7}",
         ]
         for metric, v in s["final"].items():
@@ -307,6 +346,22 @@ def format_text(s: dict[str, Any]) -> str:
                 f"{_f(v['FWT'], '.4f'):>7} {_f(v['forgetting'], '.4f'):>10} "
                 f"{_f(v['AIA'], '.4f'):>7}"
             )
+        before = {m: v for m, v in s["final"].items() if "BWT_before_sleep" in v}
+        if before:
+            lines += ["  against R[j, j] = the first test after training task j (before sleep):"]
+            for metric, v in before.items():
+                lines.append(
+                    f"  {metric:24} {'':>7} {_f(v['BWT_before_sleep'], '.4f'):>7} {'':>7} "
+                    f"{_f(v['forgetting_before_sleep'], '.4f'):>10}"
+                )
+        names = s.get("task_names", [])
+        if names and len(names) > 1:
+            lines += ["  final value per task (the last row of R):"]
+            for metric, v in s["final"].items():
+                cells = "  ".join(
+                    f"{n} {_f(x, '.3f')}" for n, x in zip(names, v["final_per_task"], strict=True)
+                )
+                lines.append(f"  {metric:24} {cells}")
     return "\n".join(lines)
 
 

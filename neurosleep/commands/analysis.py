@@ -25,6 +25,7 @@ COMPARE_EXAMPLES = """examples:
   neurosleep compare outputs/hopfield_*.h5
   neurosleep compare outputs/*.h5 --by protocol engine --format latex
   neurosleep compare outputs/*.h5 --figure figures/compare.png --format csv
+  neurosleep compare outputs/consolidation_*.h5 --metric completion --quantity ACC tasks
 """
 EXPORT_EXAMPLES = """examples:
   neurosleep export outputs/cuba_seed1.h5 --nwb cuba.nwb
@@ -125,10 +126,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     compare.add_argument("--format", choices=("markdown", "csv", "latex"), default="markdown")
     compare.add_argument(
+        "--metric",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="only these evaluation metrics (default: all)",
+    )
+    compare.add_argument(
+        "--quantity",
+        action="extend",
+        nargs="+",
+        metavar="Q",
+        help="table columns per metric: ACC, BWT, FWT, forgetting, "
+        "BWT_before_sleep, forgetting_before_sleep, or tasks (the final value of each task); "
+        "default ACC and BWT",
+    )
+    compare.add_argument(
         "--figure",
         type=Path,
         metavar="PATH",
-        help="write the figure (final ACC per condition, curves over tests)",
+        help="write the figure (final value per task and condition, each task over the test "
+        "phases) as PATH and, for a .png or .pdf, also as the other of the two",
     )
     compare.add_argument(
         "--include-incomplete", action="store_true", help="keep runs whose status is not complete"
@@ -218,7 +236,13 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from neurosleep.analysis.compare import figure, group_runs, split_complete, table
+    from neurosleep.analysis.compare import (
+        DEFAULT_QUANTITIES,
+        figure,
+        group_runs,
+        split_complete,
+        table,
+    )
 
     paths, names = [], {}
     for arg in args.runfiles:
@@ -237,16 +261,30 @@ def _compare(args: argparse.Namespace) -> int:
     if not runs:
         raise RunFileError("no complete run to compare (see the runs left out above)")
     groups = group_runs(runs, args.by)
-    print(table(groups, args.by, args.format))
+    quantities = args.quantity or DEFAULT_QUANTITIES
+    try:
+        text = table(groups, args.by, args.format, args.metric, quantities)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(text)
     if args.format == "markdown":
         print(
-            "\nmean ± SEM over runs (SEM = sample SD / √n); BWT normalised by T-1; "
-            "forgetting max-based (Chaudhry et al. 2018)"
+            "\nmean ± SEM over runs (SEM = sample SD / √n); BWT normalised by T-1 and forgetting "
+            "max-based (Chaudhry et al. 2018), both against R[j, j] = the last test after "
+            "training task j (after its sleep where a test follows the sleep; *_before_sleep: "
+            "the first test after training); FWT only outside class-IL"
         )
     if args.figure:
+        from neurosleep.analysis.style import save
+
         args.figure.parent.mkdir(parents=True, exist_ok=True)
-        figure(groups).savefig(args.figure, dpi=150)
-        print(f"figure: {args.figure}", file=sys.stderr)
+        fig = figure(groups, args.metric)
+        if args.figure.suffix in (".png", ".pdf"):
+            written = save(fig, args.figure.with_suffix(""))
+        else:
+            fig.savefig(args.figure, dpi=300)
+            written = [args.figure]
+        print("figure: " + ", ".join(map(str, written)), file=sys.stderr)
     return 0
 
 

@@ -344,16 +344,25 @@ class ANNExperiment(Experiment):
                     f"W{i}", w.detach().cpu().numpy(), time_ms=self.time_ms, units="1"
                 )
 
+    def task_names(self) -> list[str]:
+        """Class groups of a split stream ("0/1"), else "task k"."""
+        if self.data.stream == "split":
+            return ["/".join(str(int(c)) for c in task.classes) for task in self.stream.tasks]
+        return super().task_names()
+
+    @property
+    def scenario(self) -> str | None:
+        return self.stream.scenario
+
     @classmethod
-    def headline(cls, phases, evaluations) -> str:
+    def headline(cls, phases, evaluations, task_names=None) -> str:
         accuracy = evaluations.metrics.get("accuracy")
         if accuracy is None or len(accuracy) == 0:
             return "no test phase ran"
         final = np.asarray(accuracy[-1])
-        return (
-            f"final accuracy per task: {np.array2string(final, precision=3)}; "
-            f"mean (ACC) {np.nanmean(final):.4f}"
-        )
+        names = task_names or [f"task {k + 1}" for k in range(final.size)]
+        per_task = "  ".join(f"{n} {v:.3f}" for n, v in zip(names, final, strict=True))
+        return f"final accuracy per task: {per_task}; mean (ACC) {np.nanmean(final):.4f}"
 
 
 def build_stream(data: ANNData, seed: int) -> Stream:

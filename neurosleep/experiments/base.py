@@ -114,8 +114,21 @@ class Experiment(ABC):
     @abstractmethod
     def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation: ...
 
+    def task_names(self) -> list[str]:
+        """A short name per task for tables and figures (memory names, class pairs); stored
+        in the run file's ``task_names`` attribute."""
+        return [f"task {k + 1}" for k in range(self.n_tasks(self.data))]
+
+    @property
+    def scenario(self) -> str | None:
+        """The continual-learning scenario (``class``, ``task``, ``domain``) where there is one;
+        stored as the run file's ``scenario`` attribute (FWT means nothing in class-IL)."""
+        return None
+
     @classmethod
-    def headline(cls, phases: list[Any], evaluations: Any) -> str:
+    def headline(
+        cls, phases: list[Any], evaluations: Any, task_names: list[str] | None = None
+    ) -> str:
         """One or two lines summing up a finished run (from what the run file holds)."""
         return ""
 

@@ -191,7 +191,7 @@ class HopfieldExperiment(Experiment):
             self.recorder.add_weights("J", j.cpu().numpy(), time_ms=self.time_ms, units="1")
 
     @classmethod
-    def headline(cls, phases, evaluations) -> str:
+    def headline(cls, phases, evaluations, task_names=None) -> str:
         overlap = evaluations.metrics.get("overlap")
         if overlap is None or len(overlap) == 0:
             return "no test phase ran"

@@ -523,14 +523,29 @@ class SNNExperiment(Experiment):
                     post=syn.post,
                 )
 
+    def task_names(self) -> list[str]:
+        """The stored memories' names (A, B), else "task k"."""
+        if self.data.memories:
+            return [memory.name for memory in self.data.memories.stored]
+        return super().task_names()
+
     @classmethod
-    def headline(cls, phases, evaluations) -> str:
+    def headline(cls, phases, evaluations, task_names=None) -> str:
+        """Each test phase's metrics per memory (recall of A and of B, not only their mean)."""
         names = {p.index: p.name for p in phases}
         rows = []
         for i, phase in enumerate(evaluations.phases):
-            parts = [
-                f"{key} {np.nanmean(values[i]):.3g}"
-                for key, values in sorted(evaluations.metrics.items())
-            ]
+            parts = []
+            for key, values in sorted(evaluations.metrics.items()):
+                row = np.asarray(values[i])
+                tasks = task_names or [f"task {k + 1}" for k in range(row.size)]
+                if row.size > 1 and task_names:
+                    cells = " ".join(f"{n} {v:.3g}" for n, v in zip(tasks, row, strict=True))
+                    parts.append(f"{key} {cells}")
+                else:
+                    parts.append(f"{key} {np.nanmean(row):.3g}")
             rows.append(f"  {names.get(int(phase), phase)!s:<16} " + "  ".join(parts))
-        return "test phases (mean over tasks):\n" + "\n".join(rows) if rows else "no test phase ran"
+        if not rows:
+            return "no test phase ran"
+        what = "per memory" if task_names else "mean over tasks"
+        return f"test phases ({what}):\n" + "\n".join(rows)

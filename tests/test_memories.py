@@ -1,0 +1,100 @@
+"""Tasks by name (memories A/B, class pairs 0/1) in run files, headlines, summaries and compare;
+FWT only outside class-IL; BWT and forgetting against the post- and the pre-sleep diagonal."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neurosleep.cli import main
+from neurosleep.experiments.snn import SNNExperiment
+from neurosleep.io import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+from tests.test_ann import TINY, WAKE, digits_protocol
+
+
+def test_consolidation_run_names_its_memories(consolidation_run, capsys):
+    with open_run(consolidation_run) as r:
+        assert list(r.attrs["task_names"]) == ["A", "B"]
+        headline = SNNExperiment.headline(r.phases(), r.evaluations(), ["A", "B"])
+        completion = r.evaluations().metrics["completion"]
+    final = headline.splitlines()[-1]
+    assert headline.startswith("test phases (per memory):")
+    assert f"completion A {completion[-1, 0]:.3g} B {completion[-1, 1]:.3g}" in final
+    assert main(["summary", str(consolidation_run), "--json", "--no-spikes"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["task_names"] == ["A", "B"]
+    assert s["final"]["completion"]["final_per_task"] == completion[-1].tolist()
+    assert main(["summary", str(consolidation_run), "--no-spikes"]) == 0
+    text = capsys.readouterr().out
+    assert f"completion               A {completion[-1, 0]:.3f}  B {completion[-1, 1]:.3f}" in text
+
+
+def test_compare_metric_filter_and_per_memory_columns(consolidation_run, capsys):
+    argv = ["compare", str(consolidation_run), "--metric", "completion", "--quantity", "ACC"]
+    assert main([*argv, "tasks"]) == 0
+    header = [c.strip() for c in capsys.readouterr().out.splitlines()[0].split("|")[1:-1]]
+    assert header == ["protocol", "n", "completion ACC", "completion final A", "completion final B"]
+    assert main(["compare", str(consolidation_run)]) == 0  # default: ACC and BWT per metric
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "FWT" not in header and "forgetting" not in header and "completion BWT" in header
+    assert main(["compare", str(consolidation_run), "--metric", "recall"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neurosleep: no metric 'recall' in these runs; they have: ")
+    assert "completion" in err and len(err.splitlines()) == 1
+    assert main(["compare", str(consolidation_run), "--quantity", "AUC"]) == 2
+    assert "unknown quantity 'AUC'" in capsys.readouterr().err
+
+
+def _sra_protocol(tmp_path, name, pre_sleep_test):
+    sleep = {
+        "sleep": {"name": "sleep", "kind": "sra", "steps": 50, "beta": [0.5, 0.5], "window": 4}
+    }
+    extra = [{"test": {"name": "before_sleep"}}, sleep] if pre_sleep_test else [sleep]
+    protocol = digits_protocol(tmp_path, None, name=name, data={"classes_per_task": 5})
+    protocol["model"] = TINY | {"output": "relu"}
+    protocol["schedule"] = [
+        {"test": {"name": "at_start"}},
+        {
+            "repeat": {
+                "over": "tasks",
+                "phases": [{"wake": dict(WAKE, epochs=2)}, *extra, {"test": {"name": "after"}}],
+            }
+        },
+    ]
+    return protocol
+
+
+@pytest.mark.torch
+@pytest.mark.usefixtures("one_torch_thread")
+def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write_protocol, capsys):
+    paths = {}
+    for pre in (False, True):
+        name = "with_test" if pre else "without"
+        spec = write_protocol(_sra_protocol(tmp_path, name, pre), name=f"{name}.yaml")
+        paths[pre] = run(load_protocol(spec), progress=False).path
+    with open_run(paths[False]) as a, open_run(paths[True]) as b:
+        after = b.evaluations()
+        names = [p.name for p in b.phases()]
+        rows = [names[int(i)] for i in after.phases]
+        plain = a.evaluations().metrics["accuracy"]
+        both = after.metrics["accuracy"]
+        assert list(b.attrs["task_names"]) == ["0/1/2/3/4", "5/6/7/8/9"]
+        assert b.attrs["scenario"] == "class"
+    # the extra test phase trains nothing: every other test row is identical, to the bit
+    keep = [i for i, n in enumerate(rows) if n != "before_sleep"]
+    np.testing.assert_array_equal(both[keep], plain)
+    assert main(["summary", str(paths[True]), "--json", "--no-spikes"]) == 0
+    final = json.loads(capsys.readouterr().out)["final"]["accuracy"]
+    R, R_pre = np.array(final["matrix"]), np.array(final["matrix_before_sleep"])
+    assert final["FWT"] is None  # class-IL: FWT means nothing, printed as null / "-"
+    assert final["BWT"] == pytest.approx(R[2, 0] - R[1, 0])  # after sleep
+    assert final["BWT_before_sleep"] == pytest.approx(R_pre[2, 0] - R_pre[1, 0])
+    pre_row = both[rows.index("before_sleep")]
+    np.testing.assert_array_equal(R_pre[1], pre_row)
+    np.testing.assert_array_equal(R_pre[2], R[2])
+    assert main(["summary", str(paths[True]), "--no-spikes"]) == 0
+    text = capsys.readouterr().out
+    assert "against R[j, j] = the first test after training task j (before sleep)" in text
+    assert "FWT '-' in class-IL" in text
