@@ -49,9 +49,9 @@ def test_compare_metric_filter_and_per_memory_columns(consolidation_run, capsys)
 
 def _sra_protocol(tmp_path, name, pre_sleep_test):
     sleep = {
-        "sleep": {"name": "sleep", "kind": "sra", "steps": 50, "beta": [0.5, 0.5], "window": 4}
+        "sleep": {"name": "sleep{k}", "kind": "sra", "steps": 50, "beta": [0.5, 0.5], "window": 4}
     }
-    extra = [{"test": {"name": "before_sleep"}}, sleep] if pre_sleep_test else [sleep]
+    extra = [{"test": {"name": "before_sleep{k}"}}, sleep] if pre_sleep_test else [sleep]
     protocol = digits_protocol(tmp_path, None, name=name, data={"classes_per_task": 5})
     protocol["model"] = TINY | {"output": "relu"}
     protocol["schedule"] = [
@@ -59,7 +59,11 @@ def _sra_protocol(tmp_path, name, pre_sleep_test):
         {
             "repeat": {
                 "over": "tasks",
-                "phases": [{"wake": dict(WAKE, epochs=2)}, *extra, {"test": {"name": "after"}}],
+                "phases": [
+                    {"wake": dict(WAKE, name="train{k}", epochs=2)},
+                    *extra,
+                    {"test": {"name": "after{k}"}},
+                ],
             }
         },
     ]
@@ -83,7 +87,7 @@ def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write
         assert list(b.attrs["task_names"]) == ["0/1/2/3/4", "5/6/7/8/9"]
         assert b.attrs["scenario"] == "class"
     # the extra test phase trains nothing: every other test row is identical, to the bit
-    keep = [i for i, n in enumerate(rows) if n != "before_sleep"]
+    keep = [i for i, n in enumerate(rows) if not n.startswith("before_sleep")]
     np.testing.assert_array_equal(both[keep], plain)
     assert main(["summary", str(paths[True]), "--json", "--no-spikes"]) == 0
     final = json.loads(capsys.readouterr().out)["final"]["accuracy"]
@@ -91,7 +95,7 @@ def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write
     assert final["FWT"] is None  # class-IL: FWT means nothing, printed as null / "-"
     assert final["BWT"] == pytest.approx(R[2, 0] - R[1, 0])  # after sleep
     assert final["BWT_before_sleep"] == pytest.approx(R_pre[2, 0] - R_pre[1, 0])
-    pre_row = both[rows.index("before_sleep")]
+    pre_row = both[rows.index("before_sleep1")]
     np.testing.assert_array_equal(R_pre[1], pre_row)
     np.testing.assert_array_equal(R_pre[2], R[2])
     assert main(["summary", str(paths[True]), "--no-spikes"]) == 0
