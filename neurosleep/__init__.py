@@ -5,9 +5,8 @@ runs; a :class:`Run` gives tidy pandas tables and xarray arrays. :func:`open_run
 lower-level reader with numpy arrays (docs/run-file.md).
 """
 
-__version__ = "0.1.0"
-
-from neurosleep.api import Run, compare, open, run  # noqa: E402
-from neurosleep.io.runfile import open_run  # noqa: E402
+from neurosleep.api import Run, compare, open, run
+from neurosleep.io.runfile import open_run
+from neurosleep.version import __version__
 
 __all__ = ["__version__", "Run", "compare", "open", "open_run", "run"]

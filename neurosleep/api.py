@@ -233,11 +233,12 @@ class Run:
         all): a :class:`~neurosleep.io.runfile.Spikes` with ``times`` (ms) and ``node_ids``
         arrays, or with ``neo=True`` one Neo ``SpikeTrain`` per neuron (``formats`` extra)."""
         from neurosleep.io.blocks import read_window
+        from neurosleep.io.neo import spiketrains
 
         with self._open() as f:
             if neo:
                 start, stop = window if window is not None else (None, None)
-                return f.spiketrains(population, start, stop)
+                return spiketrains(f, population, start, stop)
             if window is None:
                 return f.spikes(population)
             times, ids = read_window(f._group("spikes", population, "population"), *window)

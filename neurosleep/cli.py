@@ -16,8 +16,8 @@ import os
 import sys
 import traceback
 
-from neurosleep import __version__
 from neurosleep.errors import UserError
+from neurosleep.version import __version__
 
 COMMAND_MODULES = (
     "neurosleep.commands.run",

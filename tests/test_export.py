@@ -127,9 +127,11 @@ def test_spiketrains_for_elephant(run_path):
     pytest.importorskip("elephant", reason="formats extra (elephant) not installed")
     from elephant.statistics import mean_firing_rate
 
+    from neurosleep.io.neo import spiketrains
+
     with open_run(run_path) as run:
-        trains = run.spiketrains("exc")
-        window = run.spiketrains("exc", t_start=200.0, t_stop=400.0)
+        trains = spiketrains(run, "exc")
+        window = spiketrains(run, "exc", t_start=200.0, t_stop=400.0)
         spikes = run.spikes("exc")
     assert len(trains) == N["exc"]
     for k in (0, 41, 79):

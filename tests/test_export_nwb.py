@@ -6,6 +6,7 @@ import pytest
 
 from neurosleep.cli import main
 from neurosleep.io import open_run
+from neurosleep.io.neo import spiketrains
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
 
@@ -102,7 +103,7 @@ def test_neo_keeps_population_and_node_id(consolidation_run, tmp_path):
     trains = read_nwb(out).segments[0].spiketrains
     with open_run(consolidation_run) as r:
         spikes = r.spikes("exc")
-        direct = r.spiketrains("exc")
+        direct = spiketrains(r, "exc")
     assert len(trains) == 250
     by_key = {(t.annotations["population"], t.annotations["node_id"]): t for t in trains}
     assert set(by_key) == {("exc", k) for k in range(200)} | {("inh", k) for k in range(50)}

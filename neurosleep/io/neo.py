@@ -8,7 +8,7 @@ Examples
 >>> import neurosleep                                                  # doctest: +SKIP
 >>> from elephant.statistics import mean_firing_rate                   # doctest: +SKIP
 >>> with neurosleep.open_run("outputs/cuba_seed1.h5") as run:          # doctest: +SKIP
-...     trains = run.spiketrains("exc")
+...     trains = spiketrains(run, "exc")
 ...     mean_firing_rate(trains[0]).rescale("Hz")
 """
 

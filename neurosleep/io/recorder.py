@@ -78,7 +78,7 @@ class Recorder:
             raise OutputError(f"{path}: exists; a run file is never written over") from None
         except OSError as exc:
             raise OutputError(f"{path}: cannot create the run file ({exc})") from None
-        from neurosleep import __version__
+        from neurosleep.version import __version__
 
         file.attrs.update(
             {

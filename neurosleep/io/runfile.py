@@ -165,14 +165,6 @@ class RunFile:
     def spike_count(self, population: str) -> int:
         return int(self._group("spikes", population, "population")["timestamps"].shape[0])
 
-    def spiketrains(
-        self, population: str, t_start: float | None = None, t_stop: float | None = None
-    ) -> Any:
-        """Neo ``SpikeTrain``s, one per neuron, in ``[t_start, t_stop)`` ms (``formats`` extra)."""
-        from neurosleep.io.neo import spiketrains
-
-        return spiketrains(self, population, t_start, t_stop)
-
     # ------------------------------------------------------------------ reports
     def reports(self) -> list[tuple[str, str]]:
         """(report name, population) pairs."""
