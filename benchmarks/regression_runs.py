@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNN_MS = {"wake": 600, "test": 300}
 SNN_SLEEP_MS = 1000
-PER_CLASS = 40
+PER_CLASS = 70
 SRA_STEPS = 600
 ITERATIONS = 40
 EPOCHS = 2

@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from neurosleep.experiments import load_experiments
 from neurosleep.io.runfile import open_run
 from neurosleep.sleep import SLEEP
 
@@ -172,7 +171,6 @@ def main() -> None:
     if REPORTED_SEEDS & set(args.seeds):
         parser.error(f"seeds {sorted(REPORTED_SEEDS)} are the reported ones: tune on others")
     args.out.mkdir(parents=True, exist_ok=True)
-    load_experiments()  # registers the sleep algorithms (for their defaults)
     args.fixed = [(expand(k, args.protocol), v) for k, v in args.fixed]
     configs = configurations(args)
     jobs = [(c, s) for c in range(len(configs)) for s in args.seeds]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from neurosleep.catalogue import EXPERIMENTS, SLEEP, ExperimentSchema
 from neurosleep.errors import (
     KeyPath,
     Locator,
@@ -33,9 +34,7 @@ from neurosleep.errors import (
     problems_from,
     raise_if,
 )
-from neurosleep.experiments import EXPERIMENTS, Experiment, PlannedPhase, load_experiments
 from neurosleep.expressions import evaluate, is_expression_of
-from neurosleep.sleep import SLEEP
 from neurosleep.spec import Spec, load_model, validate_model
 from neurosleep.yamlfile import file_problem, load_yaml, non_finite
 
@@ -45,6 +44,25 @@ MAX_NAME = 100  # characters of a run or phase name
 MAX_PHASES = 10_000  # phases of an expanded schedule (and the largest repeat count)
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 COMMON_PHASE_KEYS = ("name", "task", "engine")
+PhaseKind = Literal["wake", "sleep", "test"]
+
+
+@dataclass(frozen=True)
+class PlannedPhase:
+    """One phase of the expanded schedule.
+
+    ``task`` is the 0-based task index (−1: none); ``params`` is the validated schema of the
+    phase kind (or of the sleep algorithm); ``source`` is its key path in the protocol file.
+    """
+
+    index: int
+    kind: PhaseKind
+    name: str
+    task: int
+    params: BaseModel
+    source: KeyPath
+    algorithm: str | None = None  # sleep phases: the registered sleep algorithm's name
+    engine: str | None = None  # phase-level engine override (sleep on another engine)
 
 
 class Subject(BaseModel):
@@ -162,7 +180,7 @@ class Protocol:
     device: str
     output: Path
     model: Spec
-    experiment: type[Experiment]
+    experiment: type[ExperimentSchema]  # the model kind's experiment class
     data: BaseModel
     record: BaseModel
     n_tasks: int
@@ -200,7 +218,6 @@ def build_protocol(
         raise SpecError(problems_from(exc, locate)) from None
 
     model, model_data = _load_model(top.model, base, locate)
-    load_experiments()
     try:
         experiment = EXPERIMENTS.get(model.kind)
     except KeyError as exc:
@@ -301,7 +318,7 @@ def _validate(schema, values, locate, key, problems, context=None):
 # ---------------------------------------------------------------------------- schedule
 def _expand(
     entries: list[dict],
-    experiment: type[Experiment],
+    experiment: type[ExperimentSchema],
     n_tasks: int,
     locate: Locator,
     problems: list[Problem],
@@ -417,7 +434,7 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
 def _sleep_schema(algorithm, experiment, locate, key, problems):
     if algorithm not in SLEEP:
         known = ", ".join(
-            name for name in SLEEP.names() if experiment.model_kind in SLEEP.get(name).model_kinds
+            name for name in SLEEP.names() if SLEEP.get(name).model_kind == experiment.model_kind
         )
         problems.append(
             locate.problem(
@@ -427,12 +444,11 @@ def _sleep_schema(algorithm, experiment, locate, key, problems):
         )
         return None
     entry = SLEEP.get(algorithm)
-    if experiment.model_kind not in entry.model_kinds:
+    if entry.model_kind != experiment.model_kind:
         problems.append(
             locate.problem(
                 key + ("kind",),
-                f"sleep kind {algorithm!r} applies to "
-                f"{', '.join(entry.model_kinds)} models, not "
+                f"sleep kind {algorithm!r} applies to {entry.model_kind} models, not "
                 f"{experiment.model_kind!r}",
             )
         )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from neurosleep.experiments import EXPERIMENTS, load_experiments
-from neurosleep.sleep import SLEEP
+from neurosleep.catalogue import EXPERIMENTS, SLEEP
 from neurosleep.spec import MODEL_KINDS, _import_kinds
 
 
@@ -21,7 +20,6 @@ def documented(root) -> set[str]:
 
 
 def schemas():
-    load_experiments()
     _import_kinds()
     for kind in EXPERIMENTS:
         experiment = EXPERIMENTS.get(kind)

@@ -26,7 +26,7 @@ def test_dreaming_flow_matches_closed_form(t):
         hebb,
         DreamingParams(t=t, steps=400),
         torch.Generator().manual_seed(1),
-        lambda j: j,
+        "keep",
         lambda block, done: states.append(block),
     )
     expected = closed_form(xi, t)
@@ -41,10 +41,10 @@ def test_dreaming_is_a_semigroup_in_log_time():
     noop = lambda *a: None  # noqa: E731
     g = torch.Generator().manual_seed(0)
     twice = dream(
-        dream(hebb, DreamingParams(t=1.0, steps=200), g, lambda j: j, noop),
+        dream(hebb, DreamingParams(t=1.0, steps=200), g, "keep", noop),
         DreamingParams(t=2.0, steps=200),
         g,
-        lambda j: j,
+        "keep",
         noop,
     )
     assert torch.allclose(twice, closed_form(xi, (1 + 1.0) * (1 + 2.0) - 1), atol=1e-9)
@@ -58,7 +58,7 @@ def test_unlearning_touches_only_off_diagonal_and_lowers_dream_energy():
         hebb,
         UnlearningParams(dreams=50, epsilon=0.01),
         torch.Generator().manual_seed(2),
-        lambda j: j - torch.diag(torch.diagonal(j)),
+        "zero",
         lambda b, done: fixed.append(b),
     )
     assert torch.equal(torch.diagonal(j), torch.diagonal(hebb))
@@ -88,8 +88,8 @@ def test_retrieval_beyond_capacity_restored_by_sleep(root, tmp_path):
 
 def test_retrieval_table_of_the_reference():
     """Rows of the reference table (N = 400, 5 % flipped bits, 10 synchronous updates)."""
+    from neurosleep.engines.hopfield import relax
     from neurosleep.experiments.hopfield import flip_bits
-    from neurosleep.sleep.hopfield_unlearning import relax
 
     reference = {(0.5, 1.0): 0.870, (0.5, 10.0): 1.000, (0.7, 1.0): 0.720, (0.7, 1000.0): 0.075}
     for (alpha, t), value in reference.items():

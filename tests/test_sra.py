@@ -11,8 +11,8 @@ from neurosleep.sleep.sra import (
     SRAParams,
     input_spikes,
     normalisation_factors,
-    run,
     sleep_image,
+    sra,
     sra_sleep,
     sra_sleep_dense,
     weight_factor,
@@ -133,7 +133,7 @@ def test_run_is_deterministic_and_records_layers():
     x = torch.rand(50, 64, generator=torch.Generator().manual_seed(0))
     params = SRAParams(steps=300, beta=[0.5, 0.5], alpha_scale=2.0, window=4)
     seen = []
-    a, diag_a = run(
+    a, diag_a = sra(
         w,
         x,
         [1.0, 1.0],
@@ -142,7 +142,7 @@ def test_run_is_deterministic_and_records_layers():
         torch.Generator().manual_seed(5),
         lambda layer, s, n: seen.append(layer),
     )
-    b, diag_b = run(w, x, [1.0, 1.0], SHAPE, params, torch.Generator().manual_seed(5))
+    b, diag_b = sra(w, x, [1.0, 1.0], SHAPE, params, torch.Generator().manual_seed(5))
     assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
     assert diag_a["spike_count"].tolist() == diag_b["spike_count"].tolist()
     assert diag_a["spike_count"][0] > 0 and 1 in seen

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from neurosleep.engines.sra_brian2 import sra_sleep_brian2
-from neurosleep.sleep.sra import SRAParams, sra_sleep
-from neurosleep.sleep.sra import run as sra_run
+from neurosleep.sleep.sra import SRAParams, sra, sra_sleep
 from tests.test_ann import WAKE, digits_protocol, run_dict
 from tests.test_sra import ALPHAS, RULE, THRESHOLDS, blocks, small_net
 
@@ -88,7 +87,7 @@ def test_engines_agree_over_seeds_through_the_sleep_entry_point():
         results = {}
         for engine in ("torch", "brian2"):
             g = torch.Generator().manual_seed(seed)
-            results[engine] = sra_run(w0, inputs, maxima, (8, 8), params, g, engine=engine)
+            results[engine] = sra(w0, inputs, maxima, (8, 8), params, g, engine=engine)
         (w_torch, d_torch), (w_brian, d_brian) = results["torch"], results["brian2"]
         np.testing.assert_array_equal(d_torch["spike_count"], d_brian["spike_count"])
         assert (d_torch["spike_count"] > 5).all()

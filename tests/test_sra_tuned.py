@@ -65,7 +65,6 @@ def test_search_configurations_expand_to_valid_overrides(root):
         scale=[["sleep.beta", "0.5"]],
         product=False,
     )
-    search.load_experiments()
     configs = search.configurations(args)
     assert [label for label, _ in configs] == [
         "base",

@@ -348,13 +348,11 @@ class Engine(ABC):
         """A state variable [batch, size] (v, a in mV; g_e, g_i in the population's g unit)."""
 
 
-ENGINES: Registry[type[Engine]] = Registry("engine")
+ENGINES: Registry[type[Engine]] = Registry("engine", discover="neurosleep.engines")
 
 
 def make_engine(name: str, spec: SNNSpec, **kwargs) -> Engine:
-    """Instantiate a registered engine (importing the engine modules on first use)."""
-    import neurosleep.engines  # noqa: F401  (registers the engines)
-
+    """Instantiate a registered engine (:data:`ENGINES` imports the engine modules on first use)."""
     return ENGINES.get(name)(spec, **kwargs)
 
 

@@ -1,6 +1,7 @@
 """The SRA sleep network as Brian2 objects: one ``NeuronGroup`` per layer, ``Synapses`` between.
 
-The same network as :func:`neurosleep.sleep.sra.sra_sleep` (see that module for the equations):
+The same network as :func:`neurosleep.engines.sra.sra_sleep` (:mod:`neurosleep.sleep.sra` has
+the equations):
 
 - input: a ``SpikeGeneratorGroup`` replaying the given input spikes (step s at time s·dt);
 - layer l: ``NeuronGroup`` with ``v : 1``, threshold ``v >= beta_l``, reset ``v = 0``, and a
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from neurosleep.sleep.sra import CORES, SpikeSink
+from neurosleep.engines.sra import CORES, SpikeSink
 
 PLASTICITY = (
     "f_w = 2*(1.0 - 1.0/(1 + exp(-w/0.001)))\n"
@@ -44,7 +45,7 @@ def sra_sleep_brian2(
     on_spikes: SpikeSink | None = None,
     target: str = "numpy",
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Brian2 SRA sleep with the signature of :func:`~neurosleep.sleep.sra.sra_sleep`."""
+    """Brian2 SRA sleep with the signature of :func:`~neurosleep.engines.sra.sra_sleep`."""
     import brian2 as b2
 
     b2.prefs.codegen.target = target

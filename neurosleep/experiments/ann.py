@@ -5,13 +5,12 @@
   ``iterations``; optionally with a replay method (``replay: {kind: ...}``, see
   :mod:`neurosleep.replay`). The optimiser's state (momentum) carries over from task to task,
   as the toolbox's ``nn.vW`` does, unless ``reset_optimizer``.
-- sleep: a registered algorithm for ``mlp`` models. Its ``run`` is called as
-  ``run(weights, inputs, activation_max, shape, params, generator, on_spikes)`` with the
-  layer weights [out × in] (float32 copies on the device), the training inputs of every task
-  seen so far [sample × feature], the largest test-mode activation of each non-input layer on
-  them, one sample's shape, the validated parameters, a torch generator and
-  ``on_spikes(layer, step, neuron)`` (int tensors; layer 1 = first hidden layer); it returns the
-  new weights and a dict of diagnostics (arrays). Spikes go to ``/spikes/layer<l>``.
+- sleep: a registered algorithm for ``mlp`` models, called with an
+  :class:`~neurosleep.sleep.MLPContext` (copies of the layer weights, the network's test-mode
+  activations, the training samples of the tasks seen so far, the phase's engine, a spike sink,
+  the recorder's sleep group); its :class:`~neurosleep.sleep.MLPOutcome` gives the new
+  weights and the sleep's length. Spikes go to ``/spikes/layer<l>``; the L1 weight change of
+  every layer to ``/sleep/<phase>/weight_change_l1`` and ``/metrics/scalars``.
 - test: accuracy on every task (argmax over all outputs, or over the task's head in task-IL)
   on its test samples, or with ``data.validation`` on samples held out of its training set,
   one evaluation row ``accuracy`` [task] per test phase; the runner then rewrites the
@@ -30,6 +29,7 @@ import torch
 from pydantic import Field, model_validator
 
 from neurosleep.analysis.metrics import ContinualOptions
+from neurosleep.catalogue import EXPERIMENTS
 from neurosleep.data import (
     DATASETS,
     Stream,
@@ -41,7 +41,6 @@ from neurosleep.data import (
 )
 from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer, predict
 from neurosleep.experiments.base import (
-    EXPERIMENTS,
     Evaluation,
     Experiment,
     Params,
@@ -49,7 +48,7 @@ from neurosleep.experiments.base import (
     Progress,
 )
 from neurosleep.replay import REPLAY, Context, ReplayStrategy, load_methods
-from neurosleep.sleep import SLEEP
+from neurosleep.sleep import SLEEP, MLPContext, SleepRecord
 from neurosleep.spec.mlp import MLPSpec
 
 load_methods()
@@ -260,58 +259,64 @@ class ANNExperiment(Experiment):
     # ------------------------------------------------------------------ sleep
     def sleep(self, phase: PlannedPhase, progress: Progress) -> None:
         algorithm = SLEEP.get(phase.algorithm)
-        if self.model.bias:
-            raise ValueError(
-                f"sleep {phase.algorithm!r} needs a model without biases (bias: false)"
-            )
-        seen = self.seen or list(range(self.stream.n_tasks))
-        x = torch.cat([self.tensors[t]["x_train"] for t in seen])
-        with torch.no_grad():
-            self.net.eval()
-            maxima = [float(a.max().clamp(min=0)) for a in self.net.activations(x)]
-            before = [w.detach().clone() for w in self.net.weights]
+        inputs, labels = self._seen_samples()
+        self.net.eval()
+        before = [w.detach().clone() for w in self.net.weights]
         spikes: dict[int, list] = {}
 
         def on_spikes(layer: int, step: torch.Tensor, neuron: torch.Tensor) -> None:
             if self.record.sleep_spikes and step.numel():
                 spikes.setdefault(layer, []).append((step.cpu(), neuron.cpu()))
 
-        engine = phase.engine or self.engine
-        if engine == "brian2":
-            import neurosleep.engines.sra_brian2  # noqa: F401  (registers the brian2 SRA loop)
-        new, diagnostics = algorithm.run(
-            before,
-            x,
-            maxima,
-            self.stream.shape,
-            phase.params,
-            self.generator,
-            on_spikes,
-            engine=engine,
+        def activations(x: torch.Tensor) -> list[torch.Tensor]:
+            with torch.no_grad():
+                return self.net.activations(x)
+
+        context = MLPContext(
+            weights=tuple(w.clone() for w in before),
+            biases=self.model.bias,
+            activations=activations,
+            inputs=inputs,
+            labels=labels,
+            shape=self.stream.shape,
+            generator=self.generator,
+            engine=phase.engine or self.engine,
+            on_spikes=on_spikes,
+            record=SleepRecord(self.recorder),
+            progress=progress,
         )
+        outcome = algorithm(phase.params, context)
+        new = outcome.weights
         with torch.no_grad():
             for w, w_new in zip(self.net.weights, new, strict=True):
                 w.copy_(w_new)
-        dt = float(getattr(phase.params, "dt", 1.0))
         for layer, blocks in sorted(spikes.items()):
             steps = torch.cat([b[0] for b in blocks]).numpy()
             order = np.argsort(steps, kind="stable")
             self.recorder.append_spikes(
                 f"layer{layer}",
-                self.time_ms + dt * steps[order].astype(np.float64),
+                self.time_ms + outcome.dt_ms * steps[order].astype(np.float64),
                 torch.cat([b[1] for b in blocks]).numpy()[order],
                 n_nodes=self.model.layers[layer],
             )
         change = np.array(
             [float((w1 - w0).abs().sum()) for w0, w1 in zip(before, new, strict=True)]
         )
-        diagnostics = diagnostics | {"weight_change_l1": change}
-        self.recorder.write_arrays(f"sleep/{self.recorder.phase}", diagnostics, units={})
+        self.recorder.write_arrays(
+            f"sleep/{self.recorder.phase}", {"weight_change_l1": change}, units={}
+        )
         for layer, value in enumerate(change, start=1):
             self.recorder.add_scalar(f"sleep_weight_change_l1_layer{layer}", value, "1")
-        self.time_ms += dt * float(diagnostics.get("steps", 0))
+        self.time_ms += outcome.dt_ms * float(outcome.steps)
         progress(1.0)
         self._snapshot()
+
+    def _seen_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training inputs and labels of the tasks trained on so far (none before any wake)."""
+        tasks = [self.tensors[t] for t in self.seen] or [
+            {k: v[:0] for k, v in self.tensors[0].items()}
+        ]
+        return torch.cat([t["x_train"] for t in tasks]), torch.cat([t["y_train"] for t in tasks])
 
     # ------------------------------------------------------------------ test
     def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:

@@ -10,36 +10,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
 
 from neurosleep.analysis.metrics import ContinualOptions
-from neurosleep.errors import KeyPath
 from neurosleep.io.recorder import Recorder
 from neurosleep.params import Params, Progress
-from neurosleep.registry import Registry
+from neurosleep.protocol import PlannedPhase
 from neurosleep.spec import Spec
-
-PhaseKind = Literal["wake", "sleep", "test"]
-
-@dataclass(frozen=True)
-class PlannedPhase:
-    """One phase of the expanded schedule.
-
-    ``task`` is the 0-based task index (−1: none); ``params`` is the validated schema of the
-    phase kind (or of the sleep algorithm); ``source`` is its key path in the protocol file.
-    """
-
-    index: int
-    kind: PhaseKind
-    name: str
-    task: int
-    params: BaseModel
-    source: KeyPath
-    algorithm: str | None = None  # sleep phases: the registered sleep algorithm's name
-    engine: str | None = None  # phase-level engine override (sleep on another engine)
 
 
 @dataclass(frozen=True)
@@ -131,6 +110,3 @@ class Experiment(ABC):
     ) -> str:
         """One or two lines summing up a finished run (from what the run file holds)."""
         return ""
-
-
-EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment (model kind)")

@@ -1,9 +1,10 @@
 """Hopfield experiment: store ±1 patterns with the Hebb rule, sleep, test retrieval.
 
 - wake: ``J += ξᵀξ/N`` for the patterns of the phase's task (all tasks when the phase has none).
-- sleep: a registered algorithm for ``hopfield`` models (``dreaming``, ``unlearning``) maps
-  ``J`` to new couplings; the free network's states during sleep go to the run file as the
-  report ``/reports/sleep_state/hopfield``.
+- sleep: a registered algorithm for ``hopfield`` models maps ``J`` to new couplings (called
+  with a :class:`~neurosleep.sleep.HopfieldContext`; the retrieval dynamics are in
+  :mod:`neurosleep.engines.hopfield`); the free network's states during sleep go to the run
+  file as the report ``/reports/sleep_state/hopfield``.
 - test: every stored pattern, with a fraction ``cue_noise`` of its bits flipped, is the start of
   synchronous retrieval; metrics per task: mean final overlap m = σ·ξ/N and the fraction of
   patterns that are fixed points of the dynamics.
@@ -23,17 +24,16 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from neurosleep.catalogue import EXPERIMENTS
+from neurosleep.engines.hopfield import relax, retrieval_couplings, sign_update
 from neurosleep.experiments.base import (
-    EXPERIMENTS,
     Evaluation,
     Experiment,
     Params,
     PlannedPhase,
     Progress,
 )
-from neurosleep.sleep import SLEEP
-from neurosleep.sleep.hopfield_dreaming import sign_update
-from neurosleep.sleep.hopfield_unlearning import relax
+from neurosleep.sleep import SLEEP, HopfieldContext, SleepRecord
 from neurosleep.spec.hopfield import HopfieldSpec
 
 POPULATION = "hopfield"
@@ -102,8 +102,8 @@ class HopfieldExperiment(Experiment):
         return data.tasks
 
     def retrieval_couplings(self, j: torch.Tensor) -> torch.Tensor:
-        """The couplings the dynamics use: diagonal zeroed unless the spec keeps it."""
-        return j - torch.diag(torch.diagonal(j)) if self.model.diagonal == "zero" else j
+        """The couplings the dynamics use (the spec's diagonal convention)."""
+        return retrieval_couplings(j, self.model.diagonal)
 
     # ------------------------------------------------------------------ phases
     def wake(self, phase: PlannedPhase, progress: Progress) -> None:
@@ -138,9 +138,15 @@ class HopfieldExperiment(Experiment):
             recorded += states.shape[0]
             progress(done)
 
-        self.couplings = algorithm.run(
-            self.couplings, phase.params, self.generator, self.retrieval_couplings, on_states
+        context = HopfieldContext(
+            couplings=self.couplings,
+            diagonal=self.model.diagonal,
+            generator=self.generator,
+            on_states=on_states,
+            record=SleepRecord(self.recorder),
+            progress=progress,
         )
+        self.couplings = algorithm(phase.params, context).couplings
         self.time_ms += self.model.update_interval * recorded
         change = self.retrieval_couplings(self.couplings - before)  # the couplings in use
         self.recorder.write_arrays(

@@ -3,8 +3,10 @@
 - wake: the network runs for ``duration`` with plasticity on, under the spec's ``wake`` state
   (if it defines one); pattern sources present the phase's task patterns one after another.
   Each population's mean rate and CV of inter-spike intervals go to ``/metrics/scalars``.
-- sleep: a registered sleep algorithm for ``snn`` models (``spontaneous``: activity without
-  task input under the ``sleep`` state; ``downscaling``: multiplicative weight downscaling).
+- sleep: a registered sleep algorithm for ``snn`` models, called with an
+  :class:`~neurosleep.sleep.SNNContext` (the engine, a ``simulate`` under a brain state
+  defaulting to the spec's ``sleep`` state, the recorder's sleep group, progress). With
+  ``data.memories``, replay events of the sleep are detected and matched to the memories.
 - test: plasticity off, under the ``test`` state; for each task its patterns are presented (or,
   without pattern sources, the network runs once) and each population's mean rate and CV of
   inter-spike intervals are measured.
@@ -24,16 +26,18 @@ import numpy as np
 from pydantic import Field
 
 from neurosleep.analysis.spikes import SpikeAccumulator, SpikeStats
+from neurosleep.catalogue import EXPERIMENTS
 from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
 from neurosleep.experiments.base import (
-    EXPERIMENTS,
     Evaluation,
     Experiment,
     Params,
     PlannedPhase,
     Progress,
 )
+from neurosleep.sleep import SLEEP, SleepRecord, SNNContext
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
+from neurosleep.spec.states import PhaseState
 from neurosleep.units import Rate, Time
 
 
@@ -112,14 +116,6 @@ class SNNRecord(Params):
     weights: Literal["plastic", "none", "all"] = "plastic"
 
 
-class PhaseState(Params):
-    """Keys shared by every phase: brain state, extra modulation, source rates."""
-
-    state: str | None = Field(None, description="a modulation state of the model spec")
-    modulation: Modulation | None = Field(None, description="extra scale factors / gains")
-    rates: dict[str, Rate | list[Rate]] = Field(default_factory=dict, description="source rates")
-
-
 class SNNWake(PhaseState):
     duration: Time = Field(gt=0)
     plasticity: float = Field(1.0, ge=0, description="multiplies every learning rate")
@@ -127,13 +123,6 @@ class SNNWake(PhaseState):
 
 class SNNTest(PhaseState):
     duration: Time = Field("1000 ms", gt=0, description="per task")
-
-
-class SNNSleep(PhaseState):
-    """Base of the sleep algorithms' parameters for snn models."""
-
-    duration: Time = Field(gt=0)
-    plasticity: float = Field(1.0, ge=0)
 
 
 def compose(spec: SNNSpec, default: str, phase: PhaseState, plasticity: float) -> Modulation:
@@ -278,6 +267,21 @@ class SNNExperiment(Experiment):
                 raise ValueError(f"rates: unknown source {name!r}")
             self.sim.set_rates(name, np.asarray(rates, dtype=float))
 
+    def run_state(
+        self,
+        default: str,
+        state: PhaseState,
+        plasticity: float,
+        duration_ms: float,
+        progress: Progress,
+    ) -> dict[str, SpikeStats]:
+        """Run ``duration_ms`` without task input under ``state`` (named state ``default`` if
+        it names none), learning rates × ``plasticity``; each population's spike statistics."""
+        self.enter(default, state, plasticity)
+        stats = self._measure(lambda: self.simulate(duration_ms, progress), duration_ms)
+        self.leave(state)
+        return stats
+
     def leave(self, phase: PhaseState) -> None:
         self.sim.set_modulation(None)
         for name in phase.rates:
@@ -306,16 +310,23 @@ class SNNExperiment(Experiment):
         self._snapshot()
 
     def sleep(self, phase: PlannedPhase, progress: Progress) -> None:
-        from neurosleep.sleep import SLEEP
-
         if phase.engine not in (None, self.engine):
             raise ValueError("snn runs keep one engine for the whole run (phase engine override)")
         memories = self.data.memories
         if memories:
             self.sink.keep = {memories.population: []}
         start = self.sim.t_ms
+        context = SNNContext(
+            model=self.model,
+            engine=self.sim,
+            simulate=lambda duration, state, plasticity: self.run_state(
+                "sleep", state, plasticity, duration, progress
+            ),
+            record=SleepRecord(self.recorder),
+            progress=progress,
+        )
         try:
-            SLEEP.get(phase.algorithm).run(self, phase.params, progress)
+            SLEEP.get(phase.algorithm)(phase.params, context)
         finally:
             kept, self.sink.keep = self.sink.keep, {}
         if memories and self.sim.t_ms > start:

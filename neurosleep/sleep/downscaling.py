@@ -10,9 +10,8 @@ import numpy as np
 from pydantic import Field
 
 from neurosleep.engines.base import rule_bounds
-from neurosleep.experiments.snn import SNNExperiment
-from neurosleep.params import Params, Progress
-from neurosleep.sleep import SleepAlgorithm, register
+from neurosleep.params import Params
+from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
 from neurosleep.sleep.spontaneous import plastic_weights, write_change
 
 
@@ -23,31 +22,33 @@ class DownscalingParams(Params):
     projections: list[str] | None = Field(None, description="default: every plastic projection")
 
 
-def run(experiment: SNNExperiment, params: DownscalingParams, progress: Progress) -> None:
-    before = plastic_weights(experiment)
+def run(params: DownscalingParams, context: SNNContext) -> SNNOutcome:
+    before = plastic_weights(context)
     names = params.projections if params.projections is not None else list(before)
+    engine, model = context.engine, context.model
     for name in names:
-        proj = experiment.model.projections.get(name)
+        proj = model.projections.get(name)
         if proj is None:
             raise ValueError(f"downscaling: unknown projection {name!r}")
         scaled = []
-        for net, w in zip(experiment.sim.networks, experiment.sim.get_weights(name), strict=True):
+        for net, w in zip(engine.networks, engine.get_weights(name), strict=True):
             initial = net.synapses[name].weight  # bounds: relative are factors of these
             low = [
-                np.broadcast_to(rule_bounds(experiment.model, name, r, initial)[0], w.shape)
+                np.broadcast_to(rule_bounds(model, name, r, initial)[0], w.shape)
                 for r in proj.plasticity
             ]
             scaled.append(np.maximum(w * params.factor, np.max(low, axis=0, initial=-np.inf)))
-        experiment.sim.set_weights(name, scaled)
-    progress(1.0)
-    write_change(experiment, before)
+        engine.set_weights(name, scaled)
+    context.progress(1.0)
+    write_change(context, before)
+    return SNNOutcome(changed=tuple(names))
 
 
 register(
     SleepAlgorithm(
         name="downscaling",
         Params=DownscalingParams,
-        model_kinds=("snn",),
+        model_kind="snn",
         run=run,
         summary="multiply plastic weights by a factor (synaptic homeostasis)",
     )

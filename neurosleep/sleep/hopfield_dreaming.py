@@ -13,15 +13,19 @@ synchronous update per integration step; its states are the sleep activity the r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from pydantic import Field
 
+from neurosleep.engines.hopfield import random_state, retrieval_couplings, sign_update
 from neurosleep.params import Params
-from neurosleep.sleep import SleepAlgorithm, register
-
-StatesSink = Callable[[torch.Tensor, float], None]  # a block of states [n × N] (±1), fraction done
+from neurosleep.sleep import (
+    HopfieldContext,
+    HopfieldOutcome,
+    SleepAlgorithm,
+    StatesSink,
+    register,
+)
 
 
 class DreamingParams(Params):
@@ -55,21 +59,6 @@ def rk4_step(j: torch.Tensor, ds: float) -> torch.Tensor:
     return j + ds / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-def sign_update(j_retrieval: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-    """Synchronous update ``σ ← sign(Jσ)``; a zero field keeps the neuron's state.
-
-    ``state`` is [..., N] (±1); ``j_retrieval`` [N × N] already has its diagonal convention.
-    """
-    field = state @ j_retrieval
-    return torch.where(field == 0, state, torch.sign(field))
-
-
-def random_state(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """A uniformly random ±1 state [n] with ``like``'s dtype and device."""
-    bits = torch.randint(0, 2, (n,), generator=generator, device=like.device)
-    return bits.to(like.dtype) * 2 - 1
-
-
 class StateBlocks:
     """Collects sleep states [N] and hands them to a sink in blocks of ``size`` rows."""
 
@@ -94,30 +83,37 @@ def dream(
     j: torch.Tensor,
     params: DreamingParams,
     generator: torch.Generator,
-    retrieval: Callable[[torch.Tensor], torch.Tensor],
+    diagonal: str,
     on_states: StatesSink,
 ) -> torch.Tensor:
     """Integrate the dreaming flow for sleep time ``params.t``; return the new couplings.
 
-    ``retrieval(J)`` applies the model's diagonal convention for the free-running network.
+    ``diagonal``: the model's convention for the free-running network (``zero``/``keep``).
     """
     ds = math.log1p(params.t) / params.steps
     state = random_state(j.shape[0], generator, j)
     blocks = StateBlocks(on_states, params.block, params.steps)
     for _ in range(params.steps):
         j = rk4_step(j, ds)
-        state = sign_update(retrieval(j), state)
+        state = sign_update(retrieval_couplings(j, diagonal), state)
         blocks.add(state)
     blocks.flush()
     return j
+
+
+def run(params: DreamingParams, context: HopfieldContext) -> HopfieldOutcome:
+    """The ``hopfield`` contract: :func:`dream` on the context's couplings."""
+    return HopfieldOutcome(
+        dream(context.couplings, params, context.generator, context.diagonal, context.on_states)
+    )
 
 
 register(
     SleepAlgorithm(
         name="dreaming",
         Params=DreamingParams,
-        model_kinds=("hopfield",),
-        run=dream,
+        model_kind="hopfield",
+        run=run,
         summary="Fachechi et al. 2019 dreaming flow dJ/dt = (J − J²)/(1+t)",
     )
 )

@@ -7,14 +7,19 @@ the diagonal. Repeated, this flattens spurious attractors more than stored ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from pydantic import Field
 
+from neurosleep.engines.hopfield import random_state, relax, retrieval_couplings
 from neurosleep.params import Params
-from neurosleep.sleep import SleepAlgorithm, register
-from neurosleep.sleep.hopfield_dreaming import StateBlocks, StatesSink, random_state, sign_update
+from neurosleep.sleep import (
+    HopfieldContext,
+    HopfieldOutcome,
+    SleepAlgorithm,
+    StatesSink,
+    register,
+)
+from neurosleep.sleep.hopfield_dreaming import StateBlocks
 
 
 class UnlearningParams(Params):
@@ -26,43 +31,40 @@ class UnlearningParams(Params):
     block: int = Field(100, ge=1, description="fixed points handed to the recorder per block")
 
 
-def relax(
-    j_retrieval: torch.Tensor, state: torch.Tensor, max_updates: int
-) -> tuple[torch.Tensor, int]:
-    """Synchronous updates until a fixed point (or ``max_updates``); returns (state, updates)."""
-    for update in range(1, max_updates + 1):
-        new = sign_update(j_retrieval, state)
-        if torch.equal(new, state):
-            return new, update
-        state = new
-    return state, max_updates
-
-
 def unlearn(
     j: torch.Tensor,
     params: UnlearningParams,
     generator: torch.Generator,
-    retrieval: Callable[[torch.Tensor], torch.Tensor],
+    diagonal: str,
     on_states: StatesSink,
 ) -> torch.Tensor:
-    """Run ``params.dreams`` unlearning dreams; return the new couplings."""
+    """Run ``params.dreams`` unlearning dreams; return the new couplings (``diagonal``: the
+    model's convention for the relaxing network, ``zero``/``keep``)."""
     n = j.shape[0]
     off_diagonal = 1.0 - torch.eye(n, dtype=j.dtype, device=j.device)
     blocks = StateBlocks(on_states, params.block, params.dreams)
     for _ in range(params.dreams):
-        sigma, _ = relax(retrieval(j), random_state(n, generator, j), params.max_updates)
+        start = random_state(n, generator, j)
+        sigma, _ = relax(retrieval_couplings(j, diagonal), start, params.max_updates)
         j = j - (params.epsilon / n) * torch.outer(sigma, sigma) * off_diagonal
         blocks.add(sigma)
     blocks.flush()
     return j
 
 
+def run(params: UnlearningParams, context: HopfieldContext) -> HopfieldOutcome:
+    """The ``hopfield`` contract: :func:`unlearn` on the context's couplings."""
+    return HopfieldOutcome(
+        unlearn(context.couplings, params, context.generator, context.diagonal, context.on_states)
+    )
+
+
 register(
     SleepAlgorithm(
         name="unlearning",
         Params=UnlearningParams,
-        model_kinds=("hopfield",),
-        run=unlearn,
+        model_kind="hopfield",
+        run=run,
         summary="Hopfield et al. 1983 unlearning: relax from noise, ΔJ = −ε σσᵀ/N",
     )
 )

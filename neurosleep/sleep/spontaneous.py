@@ -10,58 +10,59 @@ change of every plastic projection's weights, in ``/sleep/<phase>/``.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
-from neurosleep.experiments.snn import SNNExperiment, SNNSleep
-from neurosleep.params import Progress
-from neurosleep.sleep import SleepAlgorithm, register
+from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
+from neurosleep.spec.states import PhaseState
+from neurosleep.units import Time
 
 
-class SpontaneousParams(SNNSleep):
+class SpontaneousParams(PhaseState):
     """``sleep: {kind: spontaneous, duration: 2000 ms, state: sleep, plasticity: 0.75}``."""
 
+    duration: Time = Field(gt=0)
+    plasticity: float = Field(1.0, ge=0)
 
-def plastic_weights(experiment: SNNExperiment) -> dict[str, np.ndarray]:
+
+def plastic_weights(context: SNNContext) -> dict[str, np.ndarray]:
     """Weights of network 0 of every plastic projection."""
     return {
-        name: experiment.sim.get_weights(name)[0]
-        for name, proj in experiment.model.projections.items()
+        name: context.engine.get_weights(name)[0]
+        for name, proj in context.model.projections.items()
         if proj.plasticity
     }
 
 
-def write_change(experiment: SNNExperiment, before: dict[str, np.ndarray], extra=None) -> None:
+def write_change(context: SNNContext, before: dict[str, np.ndarray], extra=None) -> None:
     """Per projection: RMS and mean weight change of the phase, in ``/sleep/<phase>/``."""
     arrays, units = dict(extra or {}), {}
     for name, old in before.items():
-        new = experiment.sim.get_weights(name)[0]
-        unit = experiment.model.weight_unit(name)
+        new = context.engine.get_weights(name)[0]
+        unit = context.model.weight_unit(name)
         arrays[f"{name}_change_rms"] = (
             float(np.sqrt(np.mean((new - old) ** 2))) if len(old) else 0.0
         )
         arrays[f"{name}_mean_after"] = float(new.mean()) if len(new) else 0.0
         units[f"{name}_change_rms"] = units[f"{name}_mean_after"] = unit
-        experiment.recorder.add_scalar(f"{name}_change_rms", arrays[f"{name}_change_rms"], unit)
-    experiment.recorder.write_arrays(f"sleep/{experiment.recorder.phase}", arrays, units)
+        context.record.scalar(f"{name}_change_rms", arrays[f"{name}_change_rms"], unit)
+    context.record.arrays(arrays, units)
 
 
-def run(experiment: SNNExperiment, params: SpontaneousParams, progress: Progress) -> None:
-    before = plastic_weights(experiment)
-    experiment.enter("sleep", params, params.plasticity)
-    stats = experiment._measure(
-        lambda: experiment.simulate(params.duration, progress), params.duration
-    )
-    experiment.leave(params)
+def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
+    before = plastic_weights(context)
+    stats = context.simulate(params.duration, params, params.plasticity)
     rates = {f"rate_{p}": s.rate_mean for p, s in stats.items()}
     for name, value in rates.items():
-        experiment.recorder.add_scalar(name, value, "Hz")
-    write_change(experiment, before, rates)
+        context.record.scalar(name, value, "Hz")
+    write_change(context, before, rates)
+    return SNNOutcome(changed=tuple(before))
 
 
 register(
     SleepAlgorithm(
         name="spontaneous",
         Params=SpontaneousParams,
-        model_kinds=("snn",),
+        model_kind="snn",
         run=run,
         summary="spiking network runs without task input under the sleep state, plasticity on",
     )

@@ -16,11 +16,14 @@ layers with the same weights:
   ``W_ji += inc·f(W_ji)`` if pre neuron i spiked this step, else ``W_ji −= dec·f(W_ji)``, with
   ``f(w) = 2·(1 − 1/(1 + exp(−w/0.001)))``; plasticity comes before the reset ``v_j ← 0``.
 
-:func:`sra_sleep` is event-driven — it touches only the columns of pre neurons that spiked (input
-to a layer) and the rows of post neurons that spiked (plasticity); :func:`sra_sleep_dense` is the
-literal translation (full matrix products and outer-product updates every step), kept as the
-reference both are tested and benchmarked against. With the same input spikes both give the
-same weights up to summation order (≈1e−17 in float64).
+The network itself is simulated by an engine loop from :data:`~neurosleep.engines.sra.CORES`
+(:mod:`neurosleep.engines.sra`: event-driven torch, and its dense reference;
+:mod:`neurosleep.engines.sra_brian2`), picked by the phase's engine; the input spikes are drawn
+here, so every engine gets the same ones.
+
+Requirements this algorithm checks itself (the experiment knows nothing of them): a model
+without biases, and one threshold in ``beta`` per layer; it computes the activation maxima of
+the normalisation from the seen tasks' training inputs.
 
 Nightmares: ``corrupt`` degrades the replayed content — ``noise`` adds uniform noise of
 amplitude ``corrupt_level`` to the mean image, ``shuffle`` permutes its pixels.
@@ -28,21 +31,29 @@ amplitude ``corrupt_level`` to the mean image, ``shuffle`` permutes its pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 
+import neurosleep.engines.sra_brian2  # noqa: F401  (registers the brian2 loop in CORES)
+from neurosleep.engines.sra import CORES, SpikeSink, sra_sleep, sra_sleep_dense, weight_factor
 from neurosleep.params import Params
-from neurosleep.registry import Registry
-from neurosleep.sleep import SleepAlgorithm, register
+from neurosleep.sleep import MLPContext, MLPOutcome, SleepAlgorithm, register
 from neurosleep.units import Rate, Time
 
-SpikeSink = Callable[[int, torch.Tensor, torch.Tensor], None]  # layer (1-based), steps, neurons
-Core = Callable[..., tuple[list[torch.Tensor], torch.Tensor]]
-CORES: Registry[Core] = Registry("SRA engine")  # engine name → sleep loop (same signature)
+__all__ = [
+    "SRAParams",
+    "input_spikes",
+    "normalisation_factors",
+    "run",
+    "sleep_image",
+    "sra",
+    "sra_sleep",
+    "sra_sleep_dense",
+    "weight_factor",
+]
 
 
 class SRAParams(Params):
@@ -83,11 +94,6 @@ def normalisation_factors(weights: list[torch.Tensor], activation_max: list[floa
     return factors
 
 
-def weight_factor(w: torch.Tensor) -> torch.Tensor:
-    """``f(w) = 2·(1 − 1/(1 + exp(−w/0.001)))``, the code's ``sigmoid`` (≈2 below 0, ≈0 above)."""
-    return 2 * (1.0 - 1.0 / (1 + torch.exp(-w / 0.001)))
-
-
 def sleep_image(
     inputs: torch.Tensor, params: SRAParams, generator: torch.Generator
 ) -> torch.Tensor:
@@ -126,142 +132,7 @@ def input_spikes(
         yield draw * rescale / 2 <= x
 
 
-def sra_sleep(
-    weights: list[torch.Tensor],
-    alphas: list[float],
-    thresholds: list[float],
-    spikes_in: Iterator[torch.Tensor],
-    *,
-    inc: float,
-    dec: float,
-    decay: float,
-    on_spikes: SpikeSink | None = None,
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Event-driven SRA sleep; returns new weights and spike counts per non-input layer.
-
-    Each layer keeps its weights ``W`` [out × in], whose rows (spiking post neurons) plasticity
-    rewrites, and the impulses ``alpha·W`` transposed [in × out], so that a layer's input is a
-    sum of contiguous rows (one per spiking pre neuron); plasticity refreshes the impulse columns
-    it changed. A layer is searched for spiking neurons only when its largest potential reaches
-    the threshold. The float operations on every value are those of the literal translation,
-    in its order, except the order of summation of a step's input.
-    """
-    ws = [x.contiguous().clone() for x in weights]
-    scaled = [(w * a).T.contiguous() for w, a in zip(ws, alphas, strict=True)]
-    sizes = [x.shape[0] for x in ws]
-    device, dtype = ws[0].device, ws[0].dtype
-    membrane = torch.zeros(sum(sizes), dtype=dtype, device=device)
-    mems = list(torch.split(membrane, sizes))
-    impulses = [torch.empty(n, dtype=dtype, device=device) for n in sizes]
-    rows: dict[tuple[int, int], torch.Tensor] = {}  # gather buffers by (layer, rows)
-    decay_ = torch.tensor(decay, dtype=dtype, device=device)
-    counts = torch.zeros(len(ws), dtype=torch.long)
-    layers = list(zip(ws, scaled, mems, impulses, alphas, thresholds, strict=True))
-    step0 = 0
-    with _single_thread(device):
-        for block in spikes_in:
-            steps, cols = block.nonzero(as_tuple=True)
-            per_step = torch.bincount(steps, minlength=block.shape[0]).tolist()
-            fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in ws]
-            start = 0
-            for t, n_pre in enumerate(per_step):
-                membrane.mul_(decay_)
-                if not n_pre:
-                    continue
-                pre = cols.narrow(0, start, n_pre)
-                start += n_pre
-                for layer, (w, w_alpha, v, impulse, alpha, threshold) in enumerate(layers):
-                    key = (layer, pre.shape[0])
-                    if key not in rows:
-                        rows[key] = torch.empty(key[1], w.shape[0], dtype=dtype, device=device)
-                    torch.sum(torch.index_select(w_alpha, 0, pre, out=rows[key]), 0, out=impulse)
-                    v.add_(impulse)
-                    if v.max().item() < threshold:
-                        break
-                    post = (v >= threshold).nonzero().squeeze(1)
-                    new = _plasticity(w, pre, post, inc, dec)
-                    w_alpha.index_copy_(1, post, (new * alpha).T)
-                    v.index_fill_(0, post, 0.0)
-                    fired[layer].append((step0 + t, post))
-                    pre = post
-            _report(fired, counts, on_spikes, device)
-            step0 += block.shape[0]
-    return ws, counts
-
-
-def _plasticity(
-    w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, inc: float, dec: float
-) -> torch.Tensor:
-    """Rewrite the rows ``post`` of ``w`` [out × in] in place (inc where pre spiked, else dec);
-    returns the new rows."""
-    old = w.index_select(0, post)
-    f = weight_factor(old)
-    was_pre = torch.zeros((1, w.shape[1]), dtype=torch.bool, device=w.device)
-    was_pre[0, pre] = True
-    new = torch.where(was_pre, old + inc * f, old - dec * f)
-    w.index_copy_(0, post, new)
-    return new
-
-
-def _report(fired, counts: torch.Tensor, on_spikes: SpikeSink | None, device) -> None:
-    for layer, events in enumerate(fired):
-        if events:
-            ids = torch.cat([p for _, p in events])
-            counts[layer] += ids.numel()
-            if on_spikes is not None:
-                when = torch.cat([torch.full((p.numel(),), s, device=device) for s, p in events])
-                on_spikes(layer + 1, when, ids)
-
-
-@contextmanager
-def _single_thread(device: torch.device):
-    """Run the step loop's small CPU ops on one thread (a loaded thread pool costs ms per op)."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def sra_sleep_dense(
-    weights: list[torch.Tensor],
-    alphas: list[float],
-    thresholds: list[float],
-    spikes_in: Iterator[torch.Tensor],
-    *,
-    inc: float,
-    dec: float,
-    decay: float,
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The literal translation of ``sleepnn_old.m`` (every matrix, every step): the reference.
-
-    Runs on one CPU thread, as :func:`sra_sleep` does, so that benchmarks compare like with like.
-    """
-    w = [x.clone() for x in weights]
-    mems = [torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) for x in w]
-    counts = torch.zeros(len(w), dtype=torch.long)
-    with _single_thread(w[0].device):
-        for block in spikes_in:
-            for s_in in block:
-                s = s_in.to(w[0].dtype)
-                for layer, wl in enumerate(w):
-                    impulse = (alphas[layer] * s) @ wl.T
-                    mems[layer] = decay * mems[layer] + impulse
-                    post = (mems[layer] >= thresholds[layer]).to(wl.dtype)
-                    f = weight_factor(wl)
-                    pre = s[None, :]
-                    wl += post[:, None] * (pre * inc * f - (1 - pre) * dec * f)
-                    mems[layer] = mems[layer] * (1 - post)
-                    counts[layer] += int(post.sum())
-                    s = post
-    return w, counts
-
-
-def run(
+def sra(
     weights: list[torch.Tensor],
     inputs: torch.Tensor,
     activation_max: list[float],
@@ -271,11 +142,11 @@ def run(
     on_spikes: SpikeSink | None = None,
     engine: str = "torch",
 ) -> tuple[list[torch.Tensor], dict]:
-    """SRA sleep of an MLP (the ``mlp`` experiment's sleep signature); see the module doc.
+    """SRA sleep of MLP ``weights`` [out × in]; returns the new weights and diagnostics.
 
-    ``engine`` picks the loop from :data:`CORES` (``torch``; ``brian2`` once
-    :mod:`neurosleep.engines.sra_brian2` is imported); the input spikes are drawn here, so every
-    engine gets the same ones for the same generator state.
+    ``inputs`` [sample × feature]: the training inputs the mean image is taken of;
+    ``activation_max``: the largest activation of each non-input layer on them; ``shape``: one
+    sample's shape; ``engine`` picks the loop from :data:`CORES` (``torch``, ``brian2``).
     """
     if len(params.beta) != len(weights):
         raise ValueError(f"beta has {len(params.beta)} thresholds for {len(weights)} layers")
@@ -303,13 +174,35 @@ def run(
     }
 
 
-CORES.register("torch")(sra_sleep)
+def run(params: SRAParams, context: MLPContext) -> MLPOutcome:
+    """The ``mlp`` contract: SRA on the context's weights; diagnostics to ``/sleep/<phase>/``
+    (``steps``, ``alpha``, ``spike_count`` and ``mean_rate_hz`` per layer)."""
+    if context.biases:
+        raise ValueError("sleep 'sra' needs a model without biases (bias: false)")
+    if not len(context.inputs):
+        raise ValueError("sleep 'sra' replays the seen tasks' mean input: no wake phase before it")
+    with torch.no_grad():
+        maxima = [float(a.max().clamp(min=0)) for a in context.activations(context.inputs)]
+    new, diagnostics = sra(
+        list(context.weights),
+        context.inputs,
+        maxima,
+        context.shape,
+        params,
+        context.generator,
+        context.on_spikes,
+        engine=context.engine,
+    )
+    context.record.arrays(diagnostics, units={})
+    context.progress(1.0)
+    return MLPOutcome(weights=new, steps=params.steps, dt_ms=params.dt)
+
 
 register(
     SleepAlgorithm(
         name="sra",
         Params=SRAParams,
-        model_kinds=("mlp",),
+        model_kind="mlp",
         run=run,
         summary="Sleep Replay Consolidation (Tadros et al. 2022), event-driven, faithful port",
     )

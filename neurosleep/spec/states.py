@@ -1,0 +1,21 @@
+"""The brain state a phase of a spiking run asks for: the keys every ``snn`` phase shares.
+
+A named modulation state of the model spec (``state``), extra inline modulation, and source
+rates; wake, test and the sleep algorithms' parameters extend it.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from neurosleep.params import Params
+from neurosleep.spec.snn import Modulation
+from neurosleep.units import Rate
+
+
+class PhaseState(Params):
+    """Keys shared by every phase: brain state, extra modulation, source rates."""
+
+    state: str | None = Field(None, description="a modulation state of the model spec")
+    modulation: Modulation | None = Field(None, description="extra scale factors / gains")
+    rates: dict[str, Rate | list[Rate]] = Field(default_factory=dict, description="source rates")
