@@ -9,7 +9,8 @@ Exit code 0 when every pair is equal, 1 otherwise. Numeric arrays must be equal 
 (NaN equal to NaN) unless ``--rtol`` is given. What legitimately differs between two runs of
 the same protocol is ignored: the root attributes ``created`` / ``finished`` and the like,
 ``/provenance/environment`` and ``/provenance/command_line`` (paths, versions, hosts), and wall
-times (``/phases`` column ``wall_seconds``, any dataset or attribute whose name says ``wall``).
+times (``/phases`` column ``wall_seconds``, any dataset or attribute whose name says ``wall``),
+and the run file's own path (``output`` in ``/provenance/protocol``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import yaml
 
 IGNORED_PATHS = ("/provenance/environment", "/provenance/command_line")
-IGNORED_ATTRS = ("created", "finished", "modified", "updated", "neurosleep_version")
+IGNORED_ATTRS = ("created", "closed", "finished", "modified", "updated", "neurosleep_version")
+LOCATION_KEYS = ("output",)  # keys of /provenance/protocol that name where the file was written
 
 
 def _ignored(name: str) -> bool:
@@ -30,8 +33,11 @@ def _ignored(name: str) -> bool:
     return "wall" in leaf or leaf in IGNORED_ATTRS
 
 
-def _values(obj) -> np.ndarray | bytes | str:
+def _values(obj) -> np.ndarray | bytes | str | dict:
     data = obj[()]
+    if obj.name == "/provenance/protocol":
+        resolved = yaml.safe_load(data)
+        return {k: v for k, v in resolved.items() if k not in LOCATION_KEYS}
     if isinstance(data, np.ndarray) and data.dtype.names:  # compound table: drop wall columns
         keep = [n for n in data.dtype.names if not _ignored(n)]
         return data[keep] if keep != list(data.dtype.names) else data
