@@ -38,6 +38,7 @@ LAYERS = {
     "neurosleep.experiments": "experiments",
     "neurosleep.runner": "runner",
     "neurosleep.sweep": "runner",
+    "neurosleep.study": "runner",
     "neurosleep": "commands",  # the package itself: the Python API's names (exactly this name)
     "neurosleep.api": "commands",
     "neurosleep.cli": "commands",

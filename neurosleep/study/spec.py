@@ -253,9 +253,8 @@ def _evaluated(value: Any, variables: dict[str, int]) -> Any:
 
 
 def _tasks_of(data: dict) -> int:
-    from neurosleep.experiments import EXPERIMENTS, load_experiments
+    from neurosleep.catalogue import EXPERIMENTS
 
-    load_experiments()
     model = data.get("model")
     kind = model.get("kind") if isinstance(model, dict) else None
     if kind is None:
