@@ -130,3 +130,12 @@ def test_summarize_accepts_a_path(tmp_path):
     with open_run(path) as run:
         assert by_path == summarize(run, spikes=False)
     assert by_path["final"]["accuracy"]["ACC"] == pytest.approx(ACCURACY[3].mean())
+
+
+def test_spikes_as_neo_trains(two_task_run):
+    pytest.importorskip("neo", reason="formats extra not installed")
+    trains = two_task_run.spikes("exc", (200.0, 400.0), neo=True)
+    window = two_task_run.spikes("exc", (200.0, 400.0))
+    assert len(trains) == 80  # one per neuron of the population
+    assert sum(len(t) for t in trains) == window.times.size
+    assert str(trains[0].units.dimensionality) == "ms" and float(trains[0].t_start) == 200.0

@@ -132,3 +132,14 @@ def test_an_optional_module_missing_deep_inside_names_the_extra(monkeypatch, cap
     args.func = needs_pynwb
     assert main([]) == 2
     assert "pip install 'neurosleep[formats]'" in capsys.readouterr().err
+
+
+def test_progress_auto_follows_the_terminal(monkeypatch):
+    from neurosleep.progress import progress_shown
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert progress_shown("auto") and progress_shown("always") and not progress_shown("never")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not progress_shown("auto") and progress_shown("always")
+    with pytest.raises(ValueError, match="auto, always, never"):
+        progress_shown("sometimes")

@@ -284,7 +284,8 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             fig.savefig(args.figure, dpi=300)
             written = [args.figure]
-        print("figure: " + ", ".join(map(str, written)), file=sys.stderr)
+        if not args.quiet:
+            print("figure: " + ", ".join(map(str, written)), file=sys.stderr)
     return 0
 
 
