@@ -54,8 +54,10 @@ def test_tutorial_commands(root, tmp_path, monkeypatch, capsys):
     no_sleep = float(rows["hopfield_no_sleep"][column].split("±")[0])
     assert rows["hopfield_dreaming"][2].strip() == rows["hopfield_no_sleep"][2].strip() == "3"
     assert dreaming > no_sleep + 0.2  # even 20 integration steps of dreaming restore retrieval
-    assert (tmp_path / "figures" / "compare.png").stat().st_size > 5_000
-    assert (tmp_path / "figures" / "dreaming" / "accuracy.png").exists()
-    assert (tmp_path / "hopfield.nwb").exists() and (
-        tmp_path / "sonata" / "sleep_state.h5"
-    ).exists()
+    out = tmp_path / "outputs" / "tutorial"
+    assert (out / "figures" / "compare.png").stat().st_size > 5_000
+    assert (out / "figures" / "dreaming" / "accuracy.png").exists()
+    assert (out / "hopfield.nwb").exists() and (out / "sonata" / "sleep_state.h5").exists()
+    # the tutorial writes nothing outside outputs/tutorial/ (git ignores outputs/)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "outputs", "protocols"]
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["tutorial"]
