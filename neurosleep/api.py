@@ -65,7 +65,8 @@ def open(path: str | Path) -> Run:  # noqa: A001 - neurosleep.open mirrors built
 
 def compare(paths: Iterable[str | Path], by: Sequence[str] = ("protocol",)) -> pd.DataFrame:
     """Final metrics of many runs, grouped (``protocol``, ``engine``, ``seed``): one row per
-    group, metric and quantity (ACC, BWT, FWT, forgetting) with the mean, the SEM over runs
+    group, metric and quantity (ACC, BWT, FWT, forgetting, their before-sleep variants, the
+    final value of each task, as ``neurosleep compare`` knows them) with the mean, the SEM over runs
     (sample SD / √n; NaN for one run) and n. Quantities no run defines are left out, and so
     are runs that did not complete; a file that is not a run file raises."""
     import pandas as pd
@@ -178,7 +179,7 @@ class Run:
             (metric, quantity, float(value), values["units"])
             for metric, values in s["final"].items()
             for quantity, value in values.items()
-            if quantity not in ("units", "matrix", "matrix_evaluations") and np.isfinite(value)
+            if isinstance(value, float | int) and np.isfinite(value)
         ]
         return pd.DataFrame(rows, columns=["metric", "quantity", "value", "unit"])
 
