@@ -50,17 +50,18 @@ __all__ = [
 @dataclass(frozen=True)
 class SleepRecord:
     """The part of the run file a sleep algorithm writes: rows of ``/metrics/scalars`` and
-    arrays in ``/sleep/<phase index>/`` of the phase that runs it."""
+    arrays in ``/sleep/<phase index>/`` of the phase that runs it (the recorder itself stays
+    private: no algorithm writes elsewhere)."""
 
-    recorder: Recorder
+    _recorder: Recorder
 
     def scalar(self, name: str, value: float, units: str) -> None:
         """One per-phase scalar (``units`` as a string: ``"Hz"``, ``"1"``, ``"nS"``)."""
-        self.recorder.add_scalar(name, value, units)
+        self._recorder.add_scalar(name, value, units)
 
     def arrays(self, arrays: dict[str, Any], units: dict[str, str]) -> None:
         """Diagnostics arrays of this sleep phase (units per name; ``"1"`` where missing)."""
-        self.recorder.write_arrays(f"sleep/{self.recorder.phase}", arrays, units)
+        self._recorder.write_arrays(f"sleep/{self._recorder.phase}", arrays, units)
 
 
 # ------------------------------------------------------------------------ snn
