@@ -226,7 +226,7 @@ def _bounds(groups: list[Group], metric: str) -> tuple[float, float] | None:
 def _final_bars(ax, groups: list[Group], metric: str) -> None:
     from neurosleep.analysis import style
 
-    tasks = list(dict.fromkeys(n for g in groups for r in g.runs for n in r.task_names))
+    tasks = names_of_tasks(groups)
     width = 0.8 / max(len(groups), 1)
     for i, g in enumerate(groups):
         stats = [g.mean_sem(metric, f"final {t}") for t in tasks]
@@ -247,6 +247,10 @@ def _final_bars(ax, groups: list[Group], metric: str) -> None:
     ax.set_xlabel("task" if not _memories(tasks) else "memory")
     ax.set_ylabel(style.metric_label(metric, groups[0].runs[0].units.get(metric, "1"), "final "))
     ax.set_ylim(*(_bounds(groups, metric) or ax.get_ylim()))
+
+
+def names_of_tasks(groups: list[Group]) -> list[str]:
+    return list(dict.fromkeys(n for g in groups for r in g.runs for n in r.task_names))
 
 
 def _memories(tasks: list[str]) -> bool:
@@ -296,7 +300,8 @@ def _curves(ax, groups: list[Group], metric: str) -> None:
     ax.set_ylabel(style.metric_label(metric, groups[0].runs[0].units.get(metric, "1")))
     ax.set_ylim(*(_bounds(groups, metric) or ax.get_ylim()))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="task")
+        title = "memory" if _memories(names_of_tasks(groups)) else "task"
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title=title)
 
 
 def split_complete(

@@ -328,6 +328,7 @@ def _matrix(fig, ax, R, metric: str, units: str, tasks: list[str], limits) -> No
     ax.set_yticks(range(n + 1), ["at start"] + [f"after {t}" for t in tasks])
     ax.set_xticks(range(n), tasks, rotation=0 if n <= 4 else 45, ha="center" if n <= 4 else "right")
     ax.set_xlabel("task")
+    ax.set_ylabel("test")
     fig.colorbar(image, ax=ax, label=style.metric_label(metric, units))
 
 
