@@ -23,7 +23,8 @@ import yaml
 
 from neurosleep.errors import UserError
 
-FOLDERS = ("protocols", "models", "studies")
+#: shipped folder → what one file in it is
+FOLDERS = {"protocols": "protocol", "models": "model", "studies": "study"}
 
 
 class ExamplesError(UserError, ValueError):
@@ -50,7 +51,8 @@ def shipped(folder: str = "protocols") -> list[Path]:
 
 
 def protocol_path(protocol: str | Path, folder: str = "protocols") -> Path:
-    """A protocol file as given, or else the shipped protocol of that name.
+    """A protocol file as given, or else the shipped protocol of that name (``folder``:
+    ``studies`` for a study).
 
     ``"protocols/x.yaml"`` is a path (relative to the current directory); a bare name such as
     ``"hopfield_dreaming"`` (or ``"hopfield_dreaming.yaml"``) that is not a file here names a
@@ -66,7 +68,7 @@ def protocol_path(protocol: str | Path, folder: str = "protocols") -> Path:
     close = difflib.get_close_matches(name, [p.stem for p in shipped(folder)], n=3)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise ExamplesError(
-        f"{protocol}: no such file, and no shipped {folder[:-1]} of that name; "
+        f"{protocol}: no such file, and no shipped {FOLDERS[folder]} of that name; "
         f"{hint}`neurosleep examples list` shows them"
     )
 

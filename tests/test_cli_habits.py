@@ -143,3 +143,14 @@ def test_progress_auto_follows_the_terminal(monkeypatch):
     assert not progress_shown("auto") and progress_shown("always")
     with pytest.raises(ValueError, match="auto, always, never"):
         progress_shown("sometimes")
+
+
+def test_shipped_study_by_name_and_in_the_copy(tmp_path, monkeypatch, capsys, root):
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "validate", "hopfield_capacity"]) == 0
+    assert "hopfield_capacity.yaml: valid" in capsys.readouterr().out
+    assert main(["examples", "copy", "mine", "-q"]) == 0
+    study = tmp_path / "mine" / "studies" / "hopfield_capacity.yaml"
+    assert study.read_text() == (root / "studies" / "hopfield_capacity.yaml").read_text()
+    # the copied study's relative protocol path resolves inside the copy
+    assert main(["study", "validate", str(study)]) == 0

@@ -72,12 +72,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=_validate)
 
 
-def protocol_argument(text: str) -> Path:
+def protocol_argument(text: str, folder: str = "protocols") -> Path:
     """A protocol file, or a shipped protocol's name (argparse reports an unknown one)."""
     try:
-        return protocol_path(text)
+        return protocol_path(text, folder)
     except ExamplesError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def study_argument(text: str) -> Path:
+    """A study file, or a shipped study's name."""
+    return protocol_argument(text, "studies")
 
 
 def _protocol_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from neurosleep.commands.run import protocol_argument
+from neurosleep.commands.run import protocol_argument, study_argument
 from neurosleep.errors import StudyError
 from neurosleep.progress import PROGRESS, progress_shown
+
+STUDY_HELP = "study file (YAML), or a shipped study's name (neurosleep examples list)"
 
 STUDY_EXAMPLES = """examples:
   neurosleep study run studies/hopfield_capacity.yaml --workers 2
@@ -47,11 +49,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         epilog=STUDY_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("study", type=Path, help="study file (YAML)")
+    run.add_argument("study", type=study_argument, help=STUDY_HELP)
     _execution_arguments(run)
     run.set_defaults(func=_run)
     validate = sub.add_parser("validate", help="check a study file and every run it plans")
-    validate.add_argument("study", type=Path, help="study file (YAML)")
+    validate.add_argument("study", type=study_argument, help=STUDY_HELP)
     validate.set_defaults(func=_validate)
     status = sub.add_parser("status", help="runs per state; running, failed and re-run runs")
     status.add_argument("folder", type=Path, help="study folder")
