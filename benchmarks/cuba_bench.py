@@ -280,11 +280,11 @@ def cpp_standalone_loop(n: int) -> float:
 
 
 def sweep(args) -> None:
-    rows = []
+    rows, plastic = [], args.model == "cuba_stdp"
     for n in args.sizes:
-        spec = cuba_spec(n)
+        spec = cuba_spec(n, args.model)
         torch_engine = make_engine("torch", spec, seeds=[1], device=args.device)
-        brian = ReferenceBrian2(n, "cython")
+        brian = ReferenceBrian2(n, "cython", plastic=plastic)
         loop_time(torch_engine, 10.0)
         brian(10.0)
         repeats = args.repeats if n <= 16000 else 1
@@ -294,13 +294,14 @@ def sweep(args) -> None:
         )
         row = [n, f"{m['brian2']:.2f}", f"{m['torch']:.2f}", f"{m['torch'] / m['brian2']:.2f}"]
         if args.cpp:
-            cpp = cpp_standalone_loop(n)
+            cpp = CppStandalone(n, plastic).first["loop"]
             row += [f"{cpp:.2f}", f"{m['torch'] / cpp:.2f}"]
         rows.append(row)
         print(row, flush=True)
         del torch_engine, brian
     header = ["N", "Brian2 cython s (its CUBA script)", f"torch {args.device} s", "torch / cython"]
     header += ["Brian2 cpp s", "torch / cpp"] if args.cpp else []
+    print(f"{args.model}, 1 s; {load()}")
     print(table(header, rows))
 
 
@@ -674,6 +675,7 @@ def main() -> None:
     parser.add_argument("--cpp", action="store_true", help="also time Brian2 cpp_standalone")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
+    parser.add_argument("--model", default="cuba", help="sweep: cuba or cuba_stdp (plastic)")
     parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
     parser.add_argument("--dtype", default="float64", help="torch dtype (batch section)")

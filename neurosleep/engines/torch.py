@@ -204,10 +204,15 @@ def deliver(
     rows: torch.Tensor, conn: Connectivity, gain: bool, buffer: torch.Tensor, step: int
 ) -> None:
     """Add the weights of the spiking ``rows``' synapses into ``buffer`` [D, M] (in place);
+    ``rows`` [S] may be padded with ``R`` (the number of rows: no row), which adds zeros;
     ``gain``: multiply by the per-synapse delivery gains (a phase's neuromodulation)."""
+    n_rows = conn.target.shape[0]
+    valid = (rows < n_rows).unsqueeze(1)
+    rows = rows.clamp(max=n_rows - 1)
     values = conn.weight_rows.index_select(0, rows)
     if gain:
         values = values * conn.gain.index_select(0, rows)
+    values = torch.where(valid, values, 0.0)
     target = conn.target.index_select(0, rows)
     if conn.max_delay > 0:
         slot = (step + conn.delay.index_select(0, rows)) % buffer.shape[0]
@@ -255,21 +260,23 @@ class TorchEngine(Engine):
         self.inputs = [  # per ring slot: views of its g_e and g_i parts, and the whole slot
             (row[:b_n].view(shape), row[b_n : 2 * b_n].view(shape), row) for row in self.buffer
         ]
-        self.base_rates = {
+        self.base_rates = {  # on the CPU, where the input is drawn
             name: torch.as_tensor(
-                np.tile(source_rates(spec, name), (self.batch, 1)),
-                dtype=torch.float64,
-                device=device,
+                np.tile(source_rates(spec, name), (self.batch, 1)), dtype=torch.float64
             )
             for name in spec.sources
         }
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        # Poisson input is drawn on the CPU on every device (the same spikes on CUDA as on
+        # the CPU), a block at a time
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.rules = [
             make_rule(self, name, k, rule)
             for name, proj in spec.projections.items()
             for k, rule in enumerate(proj.plasticity)
         ]
         self._views: tuple | None = None  # the fused loop's numpy views of the state and tables
+        # the tensor loop's spike entries per step (grows when a step has more)
+        self.spike_cap = min(self.batch * self.width, max(64, self.batch * self.width // 64))
         self.set_modulation(None)
 
     # ------------------------------------------------------------------ construction
@@ -370,9 +377,7 @@ class TorchEngine(Engine):
         }
 
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
-        rates = torch.as_tensor(
-            np.asarray(rates_hz, dtype=float), dtype=torch.float64, device=self.device
-        )
+        rates = torch.as_tensor(np.asarray(rates_hz, dtype=float), dtype=torch.float64)
         self.base_rates[source] = rates.expand(self.batch, self.spec.sources[source].size).clone()
         self.rates[source] = rates_with_modulation(self.base_rates[source], self.modulation, source)
 
@@ -407,18 +412,15 @@ class TorchEngine(Engine):
                     given = net.sources[name]
                     inside = (given.steps >= self.step) & (given.steps < self.step + steps)
                     block[given.steps[inside] - self.step, b, given.indices[inside]] = True
-                parts.append(block.to(self.device))
+                parts.append(block)
             else:
                 p = self.rates[name] * (self.spec.dt * 1e-3)
                 draws = [
-                    torch.rand(
-                        (steps, src.size), generator=g, device=self.device, dtype=torch.float64
-                    )
-                    < p[b]
+                    torch.rand((steps, src.size), generator=g, dtype=torch.float64) < p[b]
                     for b, g in enumerate(self.generators)
                 ]
                 parts.append(torch.stack(draws, dim=1))
-        return torch.cat(parts, dim=2)
+        return torch.cat(parts, dim=2).to(self.device)
 
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         sources = self._source_block(steps)
@@ -430,7 +432,31 @@ class TorchEngine(Engine):
             self._hand_over(sink, recording, rows, counts, samples, sample_steps)
 
     def _loop_tensors(self, steps, sources, every, columns):
-        """The step loop in tensor operations; returns what :meth:`_hand_over` takes."""
+        """The step loop in tensor operations; returns what :meth:`_hand_over` takes.
+
+        Nothing in a step waits for the device (GPU-fit): each step's spiking rows are a list
+        of ``spike_cap`` entries padded with ``R = B·W`` (``nonzero_static``), read back once
+        per block. When a step had more spikes than that, the block runs again from its start
+        with twice the room (state, ring buffer, weights and traces are kept for that).
+        """
+        kept = self._kept_for_rerun()
+        while True:
+            cap = self.spike_cap
+            rows, overflow, samples, sample_steps = self._tensor_steps(
+                steps, sources, every, columns, cap
+            )
+            if not overflow.item():  # the block's one wait for the device
+                break
+            self._rerun_from(kept)
+            self.spike_cap = min(2 * cap, self.batch * self.width)
+        log = rows.cpu().numpy()
+        valid = log < self.batch * self.width
+        return log[valid], valid.sum(axis=1), samples, sample_steps
+
+    def _tensor_steps(self, steps, sources, every, columns, cap):
+        """``steps`` steps with ``cap`` spike entries per step: the spiking rows [steps, cap]
+        (padded with ``R``), whether a step had more (a device bool), the sampled states
+        (numpy) and their steps."""
         index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
         spike_log: list[torch.Tensor] = []
         state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
@@ -443,6 +469,8 @@ class TorchEngine(Engine):
             self.gain_active,
         )
         depth, inputs = buffer.shape[0], self.inputs
+        n_rows, n_neurons = self.batch * self.width, self.batch * self.n
+        overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         for k in range(steps):
             step = self.step + k
             if every and step % every == 0:
@@ -453,24 +481,40 @@ class TorchEngine(Engine):
                 rule.before(step)
             spikes, state = lif_step(state, p, step)
             allspikes = spikes if sources is None else torch.cat((spikes, sources[k]), dim=1)
-            spiking = allspikes.view(-1).nonzero().view(-1)
-            if spiking.numel():
-                deliver(spiking, conn, gain, buffer, step)
+            flat = allspikes.view(-1)
+            spiking = torch.nonzero_static(flat, size=cap, fill_value=n_rows).view(-1)
+            overflow |= flat.sum() > cap
+            deliver(spiking, conn, gain, buffer, step)
             input_e, input_i, slot = inputs[step % depth]
             state = receive(state, p, input_e, input_i)
             slot.zero_()
             if self.rules:
-                post = spikes.view(-1).nonzero().squeeze(1)
+                post = torch.nonzero_static(spikes.view(-1), size=cap, fill_value=n_neurons)
                 for rule in self.rules:
-                    rule.after(step, spiking, post)
+                    rule.after(step, spiking, post.view(-1))
             spike_log.append(spiking)
         self.state = state
-        rows = torch.cat(spike_log).cpu().numpy()
-        counts = np.array([len(s) for s in spike_log], dtype=np.int64)
+        rows = torch.stack(spike_log) if spike_log else torch.zeros((0, cap), dtype=torch.int64)
         samples = {
             key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()
         }
-        return rows, counts, samples, sample_steps
+        return rows, overflow, samples, sample_steps
+
+    def _kept_for_rerun(self) -> tuple:
+        """What a block changes in place (the state tensors are replaced, not changed)."""
+        traces = [(rule.x.clone(), rule.y.clone()) for rule in self.rules]
+        weight = self.conn.weight.clone() if self.rules else None
+        return self.state, self.buffer.clone(), weight, traces
+
+    def _rerun_from(self, kept: tuple) -> None:
+        state, buffer, weight, traces = kept
+        self.state = state
+        self.buffer.copy_(buffer)
+        if weight is not None:
+            self.conn.weight.copy_(weight)
+        for rule, (x, y) in zip(self.rules, traces, strict=True):
+            rule.x.copy_(x)
+            rule.y.copy_(y)
 
     def _loop_fused(self, steps, sources, every, columns):
         """The step loop as the compiled kernel: each network runs the whole block in one call,

@@ -117,8 +117,9 @@ class RuleState:
         self.slots = torch.cat(self.conn.slots[projection])
         dev, dtype = engine.device, engine.tdtype
         self.w_min, self.w_max = self._bounds(engine, projection, rule, dtype)
-        self.x = torch.zeros(engine.batch * engine.width, dtype=dtype, device=dev)
-        self.y = torch.zeros(engine.batch * engine.n, dtype=dtype, device=dev)
+        # one more entry each: the padding row / neuron of the tensor loop's spike lists
+        self.x = torch.zeros(engine.batch * engine.width + 1, dtype=dtype, device=dev)
+        self.y = torch.zeros(engine.batch * engine.n + 1, dtype=dtype, device=dev)
         self.decay_x = math.exp(-engine.spec.dt / taus[0])
         self.decay_y = math.exp(-engine.spec.dt / taus[1])
         self.pad = self.conn.weight.shape[0] - 1
@@ -132,10 +133,11 @@ class RuleState:
         self.y_step = self._mask(self.post_columns, engine.n, engine.batch)
 
     def _mask(self, columns: tuple[int, int], width: int, batch: int) -> torch.Tensor:
-        """[batch·width]: 1 in the columns ``[lo, hi)`` of each network, else 0."""
+        """[batch·width + 1]: 1 in the columns ``[lo, hi)`` of each network, else 0 (and 0
+        for the padding entry)."""
         mask = torch.zeros((batch, width), dtype=self.x.dtype, device=self.x.device)
         mask[:, columns[0] : columns[1]] = 1.0
-        return mask.view(-1)
+        return torch.cat((mask.view(-1), mask.new_zeros(1)))
 
     def _bounds(self, engine, projection: str, rule, dtype):
         """Numbers (absolute bounds), or tensors [R·K + 1] over the weight table (relative)."""
@@ -158,8 +160,8 @@ class RuleState:
 
     def decay(self) -> None:
         batch = self.engine.batch
-        self.x.view(batch, -1)[:, slice(*self.pre_columns)].mul_(self.decay_x)
-        self.y.view(batch, -1)[:, slice(*self.post_columns)].mul_(self.decay_y)
+        self.x[:-1].view(batch, -1)[:, slice(*self.pre_columns)].mul_(self.decay_x)
+        self.y[:-1].view(batch, -1)[:, slice(*self.post_columns)].mul_(self.decay_y)
 
     def spiked(self, pre_rows: torch.Tensor, post_neurons: torch.Tensor, step: float) -> None:
         """Add ``step`` to the traces of the spiking rows and neurons (of this projection)."""
@@ -192,14 +194,14 @@ class STDPRule(RuleState):
     def after(self, step: int, pre_rows: torch.Tensor, post_neurons: torch.Tensor) -> None:
         self.decay()
         r, w = self.rule, self.conn.weight
-        if pre_rows.numel() and self.eta:
+        if self.eta:
             s = self.by_pre.index_select(0, pre_rows).view(-1)
             y = self.y[self.post_by_pre.index_select(0, pre_rows).view(-1)]
             bounds = self.bound(s)
             a_minus = self.depression * r.a_minus
             self.write(s, self.form.pre(w[s], y, *bounds, self.eta, r.a_plus, a_minus), bounds)
         self.spiked(pre_rows, post_neurons, 1.0)
-        if post_neurons.numel() and self.eta:
+        if self.eta:
             s = self.by_post.index_select(0, post_neurons).view(-1)
             x = self.x[self.pre_by_post.index_select(0, post_neurons).view(-1)]
             bounds = self.bound(s)
