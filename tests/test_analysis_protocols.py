@@ -61,7 +61,8 @@ def test_hopfield_plots(hopfield_runs, tmp_path):
     assert main(["plot", str(hopfield_runs[0]), "--out", str(tmp_path)]) == 0
     written = sorted(p.name for p in tmp_path.iterdir())
     # no spikes in a Hopfield run: raster, rates and replay are skipped
-    assert written == ["accuracy.png", "traces.png", "weight_change.png", "weights.png"]
+    kinds = ["accuracy", "traces", "weight_change", "weights"]
+    assert written == sorted(f"{k}.{ext}" for k in kinds for ext in ("pdf", "png"))
 
 
 def test_hopfield_compare(hopfield_runs, capsys):

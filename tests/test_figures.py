@@ -184,3 +184,28 @@ def test_plot_writes_pdf_and_png(demo, tmp_path):
     assert main(["plot", str(demo), "--out", str(tmp_path), "--kind", "accuracy"]) == 0
     assert (tmp_path / "accuracy.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("n_tasks", [5, 10])
+def test_accuracy_matrix_of_many_tasks_keeps_its_ticks_apart(tmp_path, n_tasks):
+    """Split MNIST's 5 class pairs and 10 tasks: tick labels of R do not collide."""
+    from neurosleep.io import Recorder
+
+    path = tmp_path / "many.h5"
+    rng = np.random.default_rng(0)
+    with Recorder.create(path, attrs={"n_tasks": n_tasks}, n_tasks=n_tasks) as rec:
+        rec.file.attrs["task_names"] = (
+            [f"{2 * k}/{2 * k + 1}" for k in range(n_tasks)] if n_tasks == 5 else None
+        ) or [f"task {k + 1}" for k in range(n_tasks)]
+        for k in range(-1, n_tasks):
+            if k >= 0:
+                rec.begin_phase(f"train{k + 1}", "wake", task=k, start_time=0.0)
+                rec.end_phase(stop_time=0.0)
+            rec.begin_phase(f"test{k + 1}", "test", task=k, start_time=0.0)
+            rec.add_evaluation({"accuracy": rng.uniform(0, 1, n_tasks)}, {"accuracy": "1"}, {})
+            rec.end_phase(stop_time=0.0)
+    with open_run(path) as r:
+        fig = plots.accuracy(r)
+    assert text_problems(fig) == []
+    matrix = next(ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>")
+    assert len(tick_texts(matrix)) == n_tasks

@@ -295,7 +295,7 @@ def _curves(ax, groups: list[Group], metric: str) -> None:
                 ax.plot(
                     [], [], color="0.3", ls=style.line_style(k), marker=style.marker(k), label=task
                 )
-    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+    ax.set_xticks(np.arange(len(names)), names, **style.slanted(len(names)))
     ax.set_xlabel("test phase")
     ax.set_ylabel(style.metric_label(metric, groups[0].runs[0].units.get(metric, "1")))
     ax.set_ylim(*(_bounds(groups, metric) or ax.get_ylim()))

@@ -296,7 +296,7 @@ def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure |
                 label=tasks[task],
             )
         ax_c.set_xticks(
-            x, [names.get(int(p), str(p)) for p in evaluations.phases], rotation=30, ha="right"
+            x, [names.get(int(p), str(p)) for p in evaluations.phases], **style.slanted(x.size)
         )
         ax_c.set_ylabel(style.metric_label(metric, units))
         ax_c.set_xlabel("test phase")
@@ -326,7 +326,7 @@ def _matrix(fig, ax, R, metric: str, units: str, tasks: list[str], limits) -> No
                     color="black" if shade > 0.6 else "white",
                 )
     ax.set_yticks(range(n + 1), ["at start"] + [f"after {t}" for t in tasks])
-    ax.set_xticks(range(n), tasks, rotation=0 if n <= 4 else 45, ha="center" if n <= 4 else "right")
+    ax.set_xticks(range(n), tasks, rotation=0 if n <= 4 else 90)
     ax.set_xlabel("task")
     ax.set_ylabel("test")
     fig.colorbar(image, ax=ax, label=style.metric_label(metric, units))

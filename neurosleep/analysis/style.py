@@ -152,6 +152,12 @@ def new_figure(width: str = "two", height_in: float = 2.5) -> Figure:
     return Figure(figsize=(widths[width], height_in), layout="constrained")
 
 
+def slanted(count: int) -> dict:
+    """Keyword arguments for ``set_xticks`` labels: 30° up to 6 labels, vertical beyond (the
+    boxes of labels slanted less would overlap)."""
+    return {"rotation": 30, "ha": "right"} if count <= 6 else {"rotation": 90, "ha": "center"}
+
+
 def legend_outside(ax, **kwargs) -> None:
     """A legend to the right of the axes, never over the data."""
     if ax.get_legend_handles_labels()[0]:
