@@ -319,12 +319,10 @@ def format_text(s: dict[str, Any]) -> str:
                 f"{_units(v['units'])}"
             )
     if s["tests"]:
-        lines += [
-            "",
-            "tests (one value per task; the rows of the accuracy / retention matrix):",
-            f"  {'':3} {'':16} {'tasks':22} "
-            + " ".join(f"{n[:6]:>6}" for n in s.get("task_names", [])),
-        ]
+        lines += ["", "tests (one value per task; the rows of the accuracy / retention matrix):"]
+        if len(s.get("task_names", [])) > 1:
+            names = " ".join(f"{n[:6]:>6}" for n in s["task_names"])
+            lines.append(f"  {'':3} {'':16} {'tasks':22} {names}")
         for t in s["tests"]:
             for metric, values in t["metrics"].items():
                 cells = " ".join(f"{_f(v, '.3f'):>6}" for v in values)
