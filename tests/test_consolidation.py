@@ -188,3 +188,33 @@ def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
         assert 2.0 < scalars[learn_a, "rate_exc"] < 40.0
         assert 0.0 < scalars[learn_a, "cv_isi_exc"] < 3.0
         assert (learn_a, "rate_inh") in scalars
+
+
+@pytest.mark.torch
+def test_info_and_summary_count_the_same_replay_events(root, write_protocol, tmp_path, capsys):
+    """One detector: the events the run counted (``info``) are those ``summary`` and the replay
+    plot find in the run file (network 0 of 2, the run's bin and threshold)."""
+    from neurosleep.analysis.plots import replay
+    from neurosleep.analysis.summary import summarize
+    from neurosleep.cli import main
+
+    content = short_protocol(root, write_protocol, tmp_path, "torch", 2)
+    content["schedule"] = [
+        {"wake": {"name": "learn_A", "task": 0, "duration": "500 ms"}},
+        {"sleep": {"name": "nap", "kind": "spontaneous", "duration": "1500 ms"}},
+    ]
+    content["data"]["memories"] |= {"replay_bin": "4 ms", "replay_threshold_sd": 2.5}
+    path = run(load_protocol(write_protocol(content)), progress=False).path
+    with open_run(path) as rf:
+        nap = rf.phases()[-1]
+        stored = int(rf.arrays(f"sleep/{nap.index}")["replay_events"])
+        assert stored >= 3  # the comparison means something
+        counted = summarize(rf, populations=["exc"], backend="numpy")["phases"][-1]
+        assert counted["populations"]["exc"]["replay_events"] == stored
+        assert replay(rf, ["exc"]).axes[0].get_title().endswith(f"replay events exc {stored}")
+    assert main(["info", str(path)]) == 0
+    info = capsys.readouterr().out
+    assert f"phase {nap.index}: {stored} replay events" in info
+    assert main(["summary", str(path), "--stats", "numpy"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert next(r for r in rows if r[1:3] == ["nap", "exc"])[-1] == str(stored)

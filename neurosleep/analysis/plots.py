@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from neurosleep.analysis import style
-from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
+from neurosleep.analysis.replay import phase_rate_and_events, population_rate, replay_settings
 from neurosleep.analysis.summary import accuracy_matrix, task_names
 from neurosleep.errors import UserError
 from neurosleep.io.blocks import population_size, run_stop, spike_blocks, window_count
@@ -138,9 +138,8 @@ def rates(run: RunFile, populations: Iterable[str] | None = None) -> Figure | No
     fig, ax = _subplots(figsize=(WIDTH_IN, 2.6))
     shade_phases(ax, run, scale)
     for pop in pops:
-        rate = population_rate(
-            run.file[f"spikes/{pop}"], population_size(run, pop), 0.0, stop, bin_ms
-        )
+        blocks = spike_blocks(run.file[f"spikes/{pop}"], 0.0, stop)
+        rate = population_rate(blocks, population_size(run, pop), 0.0, stop, bin_ms)
         centres = (np.arange(rate.size) + 0.5) * bin_ms / scale
         ax.plot(centres, rate, lw=0.8, label=pop)
     ax.set_xlabel(unit)
@@ -333,12 +332,9 @@ def _matrix(fig, ax, R, metric: str, units: str, tasks: list[str], limits) -> No
 
 
 @style.styled
-def replay(
-    run: RunFile,
-    populations: Iterable[str] | None = None,
-    bin_ms: float = 5.0,
-    threshold_sd: float = ROBUST_THRESHOLD,
-) -> Figure | None:
+def replay(run: RunFile, populations: Iterable[str] | None = None) -> Figure | None:
+    """Network 0's population rate in each sleep phase with its replay events shaded, as
+    ``info`` and ``summary`` count them (:mod:`neurosleep.analysis.replay`)."""
     sleeps = [p for p in run.phases() if p.kind == "sleep" and p.stop_time > p.start_time]
     pops = [p for p in _populations(run, populations) if run.spike_count(p)]
     pops = [
@@ -352,25 +348,14 @@ def replay(
     fig, axes = _subplots(
         len(sleeps), 1, figsize=(WIDTH_IN, 0.6 + 2.0 * len(sleeps)), squeeze=False
     )
+    settings = replay_settings(run)
+    bin_ms = settings.bin_ms
     for ax, phase in zip(axes[:, 0], sleeps, strict=True):
         counts = []
         for pop in pops:
-            rate = population_rate(
-                run.file[f"spikes/{pop}"],
-                population_size(run, pop),
-                phase.start_time,
-                phase.stop_time,
-                bin_ms,
-            )
+            rate, events = phase_rate_and_events(run, pop, phase, settings)
             t = (phase.start_time + (np.arange(rate.size) + 0.5) * bin_ms) / scale
             (line,) = ax.plot(t, rate, lw=0.8, label=pop)
-            events = detect_events(
-                rate,
-                t_start=phase.start_time,
-                bin_ms=bin_ms,
-                threshold_sd=threshold_sd,
-                robust=True,
-            )
             counts.append(f"{pop} {len(events)}")
             for e in events:
                 ax.axvspan(
@@ -381,7 +366,7 @@ def replay(
         ax.set_xlabel(unit)
         style.legend_outside(ax, title="population")
     fig.suptitle(
-        f"events: rate > median + {threshold_sd:g} robust SD in {bin_ms:g} ms bins",
+        f"events: network 0's rate > mean + {settings.threshold_sd:g} SD in {bin_ms:g} ms bins",
         x=0.99,
         ha="right",
         fontsize=style.FONT_PT,

@@ -1,11 +1,11 @@
-"""Population rates streamed from run files, and replay events: bursts of population activity.
+"""Population rates and replay events (bursts of population activity), one detector for all.
 
 An event is a run of consecutive bins whose population rate exceeds ``mean + threshold·SD`` of
-the window's rate (a common criterion for sharp-wave/ripple-like reactivation bursts), or with
-``robust=True`` ``median + threshold·σ``, σ = 1.4826 × median absolute deviation (the SD where
-that is 0, as in very sparse activity): one large burst, such as the transient at the start of
-sleep, then does not hide the smaller ones. ``summary`` and ``plot`` use the robust criterion
-with :data:`ROBUST_THRESHOLD`.
+the sleep phase's rate (a common criterion for sharp-wave/ripple-like reactivation bursts),
+the rate being that of network 0 (node ids below one network's size) in bins of ``bin_ms``.
+The spiking experiment counts events this way while it runs (``/sleep/<phase>/replay_events``,
+printed by ``info``), and ``summary`` and ``plot`` count them from the run file with the same
+function, the run's settings (:func:`replay_settings`) and the same spikes: one number.
 
 Examples
 --------
@@ -17,14 +17,16 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
-from neurosleep.io.blocks import spike_blocks
+from neurosleep.io.blocks import population_size, spike_blocks
+from neurosleep.io.runfile import Phase, RunFile
 
-ROBUST_THRESHOLD = 5.0  # robust σ above the median: summary and plot
+REPLAY_BIN_MS = 5.0  # default bin of the population rate (``data.memories.replay_bin``)
+REPLAY_THRESHOLD_SD = 3.0  # default threshold (``data.memories.replay_threshold_sd``)
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,32 @@ class ReplayEvent:
     peak_hz: float
 
 
+@dataclass(frozen=True)
+class ReplaySettings:
+    """How a run's events are detected: bin (ms), threshold (SD), networks in its batch."""
+
+    bin_ms: float = REPLAY_BIN_MS
+    threshold_sd: float = REPLAY_THRESHOLD_SD
+    networks: int = 1
+
+
 def population_rate(
-    group: h5py.Group, n_nodes: int, t_start: float, t_stop: float, bin_ms: float
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
+    size: int,
+    t_start: float,
+    t_stop: float,
+    bin_ms: float,
 ) -> np.ndarray:
-    """Mean rate per neuron (Hz) in bins of ``bin_ms`` over ``[t_start, t_stop)``, streamed in
-    blocks (the last partial bin is left out)."""
-    bins = int(np.floor((t_stop - t_start) / bin_ms + 1e-9))
+    """Mean rate per neuron (Hz) of network 0 (node ids below ``size``) in bins of ``bin_ms``
+    over ``[t_start, t_stop)`` (the last partial bin left out), from blocks of (times in ms,
+    node ids) — spikes held in memory, or streamed from a run file by :func:`spike_blocks`."""
+    bins = int((t_stop - t_start) // bin_ms)
     counts = np.zeros(bins, dtype=np.int64)
-    for times, _ in spike_blocks(group, t_start, t_start + bins * bin_ms):
-        index = ((times - t_start) // bin_ms).astype(np.int64)
+    for times, ids in blocks:
+        mine = (np.asarray(ids) < size) & (np.asarray(times) >= t_start)
+        index = ((np.asarray(times)[mine] - t_start) // bin_ms).astype(np.int64)
         counts += np.bincount(index[index < bins], minlength=bins)
-    return counts / (max(n_nodes, 1) * bin_ms / 1000.0)
+    return counts / (size * bin_ms * 1e-3)
 
 
 def detect_events(
@@ -54,19 +71,12 @@ def detect_events(
     *,
     t_start: float,
     bin_ms: float,
-    threshold_sd: float = 3.0,
-    robust: bool = False,
+    threshold_sd: float = REPLAY_THRESHOLD_SD,
 ) -> list[ReplayEvent]:
-    """Runs of bins above ``mean + threshold_sd·SD`` of ``rate_hz`` (robust: median and
-    1.4826·MAD instead)."""
+    """Runs of bins above ``mean + threshold_sd·SD`` of ``rate_hz``."""
     if rate_hz.size < 2 or rate_hz.std() == 0:
         return []
-    if robust:
-        centre = float(np.median(rate_hz))
-        scale = 1.4826 * float(np.median(np.abs(rate_hz - centre))) or float(rate_hz.std())
-    else:
-        centre, scale = float(rate_hz.mean()), float(rate_hz.std())
-    above = rate_hz > centre + threshold_sd * scale
+    above = rate_hz > float(rate_hz.mean()) + threshold_sd * float(rate_hz.std())
     edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return [
@@ -75,6 +85,42 @@ def detect_events(
         )
         for a, b in zip(starts, stops, strict=True)
     ]
+
+
+def replay_settings(run: RunFile) -> ReplaySettings:
+    """The run's detector settings, from its stored protocol: ``data.memories.replay_bin`` and
+    ``replay_threshold_sd``, ``data.networks``; the defaults where it gives none."""
+    import yaml
+
+    from neurosleep.units import to_unit
+
+    try:
+        protocol = yaml.safe_load(run.provenance("protocol") or "")
+    except yaml.YAMLError:
+        protocol = None
+    data = protocol.get("data") if isinstance(protocol, dict) else None
+    data = data if isinstance(data, dict) else {}
+    memories = data.get("memories") if isinstance(data.get("memories"), dict) else {}
+    bin_ms = memories.get("replay_bin", REPLAY_BIN_MS)
+    return ReplaySettings(
+        bin_ms=bin_ms if isinstance(bin_ms, (int, float)) else to_unit(bin_ms, "ms"),
+        threshold_sd=float(memories.get("replay_threshold_sd", REPLAY_THRESHOLD_SD)),
+        networks=int(data.get("networks", 1)),
+    )
+
+
+def phase_rate_and_events(
+    run: RunFile, population: str, phase: Phase, settings: ReplaySettings
+) -> tuple[np.ndarray, list[ReplayEvent]]:
+    """A recorded population's rate (network 0) over a phase and its events, from the file."""
+    size = population_size(run, population) // max(settings.networks, 1)
+    group = run.file[f"spikes/{population}"]
+    blocks = spike_blocks(group, phase.start_time, phase.stop_time)
+    rate = population_rate(blocks, size, phase.start_time, phase.stop_time, settings.bin_ms)
+    events = detect_events(
+        rate, t_start=phase.start_time, bin_ms=settings.bin_ms, threshold_sd=settings.threshold_sd
+    )
+    return rate, events
 
 
 # ---------------------------------------------------------------------- content and order

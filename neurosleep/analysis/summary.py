@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from neurosleep.analysis import metrics as M
-from neurosleep.analysis.replay import ROBUST_THRESHOLD, detect_events, population_rate
+from neurosleep.analysis.replay import ReplaySettings, phase_rate_and_events, replay_settings
 from neurosleep.analysis.spikes import resolve_backend, window_stats
 from neurosleep.io.blocks import population_size
 from neurosleep.io.runfile import Evaluations, Phase, RunFile, open_run
@@ -96,7 +96,12 @@ def diagnostics(run: RunFile, phase: int) -> dict[str, dict[str, Any]]:
 
 
 def phase_summary(
-    run: RunFile, phase: Phase, sizes: dict[str, int], backend: str, bin_ms: float
+    run: RunFile,
+    phase: Phase,
+    sizes: dict[str, int],
+    backend: str,
+    bin_ms: float,
+    replay: ReplaySettings,
 ) -> dict[str, Any]:
     duration = phase.stop_time - phase.start_time
     row: dict[str, Any] = {
@@ -135,16 +140,7 @@ def phase_summary(
                 "backend": s.backend,
             }
             if phase.kind == "sleep":
-                rate = population_rate(
-                    run.file[f"spikes/{pop}"], n, phase.start_time, phase.stop_time, bin_ms
-                )
-                events = detect_events(
-                    rate,
-                    t_start=phase.start_time,
-                    bin_ms=bin_ms,
-                    threshold_sd=ROBUST_THRESHOLD,
-                    robust=True,
-                )
+                _, events = phase_rate_and_events(run, pop, phase, replay)
                 row["populations"][pop]["replay_events"] = len(events)
     for projection in run.projections():
         change = weight_changes(run, projection, phase.index)
@@ -183,6 +179,7 @@ def summarize(
         run.spike_count(pop)  # raises RunFileError for an unknown population
     sizes = {pop: population_size(run, pop) for pop in chosen} if spikes else {}
     names = {p.index: p.name for p in phases}
+    replay = replay_settings(run)
     tests = [
         {
             "evaluation": row,
@@ -225,8 +222,10 @@ def summarize(
         "scenario": scenario,
         "stats_backend": backend,
         "synchrony_bin_ms": bin_ms,
+        "replay": {"bin_ms": replay.bin_ms, "threshold_sd": replay.threshold_sd},
         "phases": [
-            phase_summary(run, p, sizes, backend, bin_ms) | {"scalars": diagnostics(run, p.index)}
+            phase_summary(run, p, sizes, backend, bin_ms, replay)
+            | {"scalars": diagnostics(run, p.index)}
             for p in phases
         ],
         "tests": tests,
@@ -283,8 +282,8 @@ def format_text(s: dict[str, Any]) -> str:
             "",
             f"spiking activity (rates in Hz over neurons; CV of ISI; synchrony = mean pairwise "
             f"correlation of {s['synchrony_bin_ms']:g} ms spike counts; events = replay bursts "
-            f"in sleep, population rate > median + {ROBUST_THRESHOLD:g} robust SD; computed by "
-            f"{s['stats_backend']}):",
+            f"in sleep, network 0's population rate in {s['replay']['bin_ms']:g} ms bins > mean "
+            f"+ {s['replay']['threshold_sd']:g} SD; computed by {s['stats_backend']}):",
             f"  {'idx':>3} {'phase':16} {'population':12} {'spikes':>9} {'mean':>7} {'p5':>7} "
             f"{'median':>7} {'p95':>7} {'CV ISI':>7} {'synchrony':>9} {'events':>6}",
         ]

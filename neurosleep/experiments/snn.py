@@ -147,15 +147,16 @@ def compose(spec: SNNSpec, default: str, phase: PhaseState, plasticity: float) -
 class RecorderSink:
     """Streams engine blocks to the run file; feeds spike statistics and kept spike blocks."""
 
-    def __init__(self, recorder, spec: SNNSpec, interval: float) -> None:
+    def __init__(self, recorder, spec: SNNSpec, interval: float, networks: int) -> None:
         self.recorder, self.spec, self.interval = recorder, spec, interval
+        self.networks = networks  # node ids of network b: b * size + i
         self.stats: dict[str, SpikeAccumulator] = {}
         self.write_spikes: set[str] = set()
         self.keep: dict[str, list] = {}  # population -> (times, ids) blocks kept in memory
 
     def spikes(self, population: str, times_ms: np.ndarray, node_ids: np.ndarray) -> None:
         if population in self.write_spikes:
-            size = self.spec.populations[population].size
+            size = self.spec.populations[population].size * self.networks
             self.recorder.append_spikes(population, times_ms, node_ids, n_nodes=size)
         if population in self.stats:
             self.stats[population].add(np.asarray(times_ms), np.asarray(node_ids))
@@ -190,7 +191,9 @@ class SNNExperiment(Experiment):
         self.sim: Engine = make_engine(
             self.engine, self.model, seeds=seeds, device=self.device, **options
         )
-        self.sink = RecorderSink(self.recorder, self.model, self.record.interval)
+        self.sink = RecorderSink(
+            self.recorder, self.model, self.record.interval, self.data.networks
+        )
         self.recording = self._recording()
         self.sink.write_spikes = set(self.recording.spikes)
 
@@ -467,16 +470,19 @@ class SNNExperiment(Experiment):
     def _replay_diagnostics(self, blocks: list, start: float, stop: float) -> None:
         """Replay events of network 0 during a sleep phase, matched to the memories, in
         ``/sleep/<phase>/``: counts, rates per memory (Hz) and per-event start/memory/order."""
-        from neurosleep.analysis.replay import detect_events, match_event, replay_rates
+        from neurosleep.analysis.replay import (
+            detect_events,
+            match_event,
+            population_rate,
+            replay_rates,
+        )
 
         m = self.data.memories
         size = self.model.size(m.population)
         times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
         ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
         times, ids = times[ids < size], ids[ids < size]
-        bins = int((stop - start) // m.replay_bin)
-        counts = np.bincount(((times - start) // m.replay_bin).astype(np.int64), minlength=bins)
-        rate = counts[:bins] / (size * m.replay_bin * 1e-3)
+        rate = population_rate([(times, ids)], size, start, stop, m.replay_bin)
         events = detect_events(
             rate, t_start=start, bin_ms=m.replay_bin, threshold_sd=m.replay_threshold_sd
         )
