@@ -211,7 +211,8 @@ def test_info_and_summary_count_the_same_replay_events(root, write_protocol, tmp
         assert stored >= 3  # the comparison means something
         counted = summarize(rf, populations=["exc"], backend="numpy")["phases"][-1]
         assert counted["populations"]["exc"]["replay_events"] == stored
-        assert replay(rf, ["exc"]).axes[0].get_title().endswith(f"replay events exc {stored}")
+        title = replay(rf, ["exc"]).axes[0].get_title(loc="left")
+        assert title.endswith(f"replay events exc {stored}")
     assert main(["info", str(path)]) == 0
     info = capsys.readouterr().out
     assert f"phase {nap.index}: {stored} replay events" in info
