@@ -54,7 +54,7 @@ GROUP_KEYS: dict[str, Callable[[RunResult], Any]] = {
 
 def load(path: str | Path) -> RunResult:
     """Read one run's final metrics and per-test curves; raises :class:`RunFileError`."""
-    with open_run(path) as run:
+    with open_run(path) as run, run.reading():
         s = summarize(run, spikes=False)
     names = [t["name"] for t in s["tests"]]
     curve = {metric: [list(t["metrics"][metric]) for t in s["tests"]] for metric in s["final"]}

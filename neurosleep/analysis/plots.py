@@ -259,7 +259,7 @@ def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure |
     left out for a single task) and each task's value after every test phase; the title gives
     the final value per task. Bounded metrics keep their fixed range (style.value_range)."""
     evaluations = run.evaluations()
-    if not len(evaluations.phases):
+    if not len(evaluations.phases) or not evaluations.metrics:
         return None
     phases = run.phases()
     names = {p.index: p.name for p in phases}

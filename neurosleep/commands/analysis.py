@@ -7,9 +7,12 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from neurosleep.errors import RunFileError, UserError
+from neurosleep.io.ownership import is_locked, make_folder, staged_dir, staged_file
 from neurosleep.io.runfile import RunFile, open_run
 
 SUMMARY_EXAMPLES = """examples:
@@ -164,6 +167,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("runfile", type=Path, metavar="RUN.h5")
     export.add_argument("--nwb", type=Path, metavar="FILE", help="NWB file to write")
     export.add_argument("--sonata", type=Path, metavar="DIR", help="folder for SONATA files")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace existing export files of these names"
+    )
     _incomplete_argument(export)
     export.set_defaults(func=_export)
 
@@ -176,18 +182,18 @@ def _incomplete_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_checked(path: Path, allow_incomplete: bool) -> RunFile:
-    """Open a run file; refuse one whose run did not complete unless allowed."""
-    run = open_run(path)
-    if run.status != "complete" and not allow_incomplete:
-        status = run.status
-        run.close()
-        why = "killed, or still being written" if status == "running" else status
-        raise RunFileError(
-            f"{path}: the run did not complete (status {status!r}: {why}); "
-            "pass --allow-incomplete to analyse what it recorded"
-        )
-    return run
+@contextmanager
+def open_checked(path: Path, allow_incomplete: bool) -> Iterator[RunFile]:
+    """Open a run file for a ``with`` block in which HDF5 read failures become one-line
+    :class:`RunFileError`s; refuse a run that did not complete unless allowed."""
+    with open_run(path) as run, run.reading():
+        if run.status != "complete" and not allow_incomplete:
+            why = "killed, or still being written" if run.status == "running" else run.status
+            raise RunFileError(
+                f"{path}: the run did not complete (status {run.status!r}: {why}); "
+                "pass --allow-incomplete to analyse what it recorded"
+            )
+        yield run
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -226,6 +232,7 @@ def _finite(value: object) -> object:
 def _plot(args: argparse.Namespace) -> int:
     from neurosleep.analysis.plots import plot_run
 
+    make_folder(args.out)
     with open_checked(args.runfile, args.allow_incomplete) as run:
         written = plot_run(
             run, args.out, kinds=args.kind, populations=args.population, svg=args.svg, dpi=args.dpi
@@ -255,11 +262,12 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             paths.append(arg)
     runs, left_out = split_complete(paths, args.include_incomplete)
+    if not runs:
+        reasons = "; ".join(r if r.startswith(p) else f"{p}: {r}" for p, r in left_out)
+        raise RunFileError(f"no complete run to compare: {reasons}")
     runs = [dataclasses.replace(r, name=names.get(r.path, r.name)) for r in runs]
     for path, reason in left_out:
         print(f"left out: {path} ({reason})", file=sys.stderr)
-    if not runs:
-        raise RunFileError("no complete run to compare (see the runs left out above)")
     groups = group_runs(runs, args.by)
     quantities = args.quantity or DEFAULT_QUANTITIES
     try:
@@ -293,13 +301,22 @@ def _export(args: argparse.Namespace) -> int:
     if not args.nwb and not args.sonata:
         raise UserError("say what to export: --nwb FILE and/or --sonata DIR")
     with open_checked(args.runfile, args.allow_incomplete) as run:
+        writer = is_locked(run.path)
+        if writer is not None:
+            raise RunFileError(
+                f"{run.path} is being written by {writer}; export it once that run has ended"
+            )
         if args.nwb:
             from neurosleep.io.export_nwb import export_nwb
 
-            print(export_nwb(run, args.nwb))
+            with staged_file(args.nwb, overwrite=args.overwrite) as temporary:
+                export_nwb(run, temporary)
+            print(args.nwb)
         if args.sonata:
             from neurosleep.io.export_sonata import export_sonata
 
-            for path in export_sonata(run, args.sonata):
-                print(path)
+            with staged_dir(args.sonata, overwrite=args.overwrite) as temporary:
+                written = export_sonata(run, temporary)
+            for path in written:
+                print(args.sonata / path.name)
     return 0

@@ -25,7 +25,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    with open_run(args.runfile) as run:
+    with open_run(args.runfile) as run, run.reading():
         print(describe(run))
     return 0
 

@@ -90,17 +90,26 @@ def circuit_of(run: RunFile) -> Circuit:
     0's). A sparse projection with snapshots is exported when the model names ``pre``/``post``.
     """
     text = run.provenance("model")
-    model = json.loads(text) if text and text.lstrip().startswith("{") else {}
-    nodes: dict[str, tuple[int, str]] = {}
-    if model.get("kind") == "snn":
-        for name, body in model.get("populations", {}).items():
-            nodes[name] = (int(body["size"]), "point_neuron")
-        for name, body in model.get("sources", {}).items():
-            nodes[name] = (int(body["size"]), "virtual")
+    try:
+        model = json.loads(text) if text and text.lstrip().startswith("{") else {}
+        nodes: dict[str, tuple[int, str]] = {}
+        if model.get("kind") == "snn":
+            for name, body in model.get("populations", {}).items():
+                nodes[name] = (int(body["size"]), "point_neuron")
+            for name, body in model.get("sources", {}).items():
+                nodes[name] = (int(body["size"]), "virtual")
+        projections = {
+            name: (str(body["pre"]), str(body["post"]))
+            for name, body in model.get("projections", {}).items()
+            if model.get("kind") == "snn"
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RunFileError(
+            f"{run.path}: /provenance/model is not the JSON of a model spec (damaged)"
+        ) from None
     for population in run.populations():  # a batch records network b's neuron i as b·size + i
         size, model_type = nodes.get(population, (0, "point_neuron"))
         nodes[population] = (max(size, population_size(run, population)), model_type)
-    projections = model.get("projections", {}) if model.get("kind") == "snn" else {}
     edges = {}
     for projection in run.projections():
         group = run.file[f"weights/{projection}"]
@@ -111,7 +120,7 @@ def circuit_of(run: RunFile) -> Circuit:
                 f"{run.path}: /provenance/model does not name the populations of projection "
                 f"{projection!r}; its SONATA edges cannot be written"
             )
-        edges[projection] = (projections[projection]["pre"], projections[projection]["post"])
+        edges[projection] = projections[projection]
     return Circuit(nodes=nodes, edges=edges)
 
 

@@ -276,10 +276,86 @@ def _refuse_unowned(path: Path, content: bool = True) -> None:
         raise OutputError(f"{path} {why}; choose another --output")
 
 
-def _make_parent(path: Path) -> None:
+def make_folder(path: Path) -> None:
+    """Create an output folder (and its parents); a refusal is one :class:`OutputError`."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(
-            f"{path}: cannot create its folder {path.parent} ({exc.strerror})"
-        ) from None
+        raise OutputError(f"{path}: cannot create this folder ({exc.strerror})") from None
+
+
+def _make_parent(path: Path) -> None:
+    make_folder(path.parent)
+
+
+# ---------------------------------------------------------------------- exports: whole or nothing
+@contextmanager
+def staged_file(path: str | Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it to ``path`` when the block succeeds,
+    delete it when the block fails. An existing ``path`` is replaced only with ``overwrite``
+    and only when it is a regular file."""
+    path = Path(path)
+    _check_export_target(path, overwrite)
+    _make_parent(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}{PARTIAL_SUFFIX}{path.suffix}")
+    try:
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write there ({exc.strerror})") from None
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        _remove(temporary)
+
+
+@contextmanager
+def staged_dir(path: str | Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder beside folder ``path``; when the block succeeds move the files
+    written there into ``path`` (replacing files of the same name only with ``overwrite``);
+    when it fails, delete them."""
+    path = Path(path)
+    _check_export_target(path, overwrite=True, folder=True)
+    _make_parent(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}{PARTIAL_SUFFIX}{path.suffix}")
+    try:
+        temporary.mkdir()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write there ({exc.strerror})") from None
+    try:
+        yield temporary
+        written = sorted(temporary.iterdir())
+        for file in written:
+            _check_export_target(path / file.name, overwrite)
+        path.mkdir(exist_ok=True)
+        for file in written:
+            os.replace(file, path / file.name)
+    finally:
+        _remove(temporary)
+
+
+def _check_export_target(path: Path, overwrite: bool, folder: bool = False) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be inspected ({exc.strerror})") from None
+    if folder and stat.S_ISDIR(mode):
+        return
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{path} {refusal(path, content=False)}; choose another output")
+    if folder:
+        raise OutputError(f"{path} is a file; give a folder for the SONATA files")
+    if not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it, or choose another name")
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary file or folder of ours, if it is still there."""
+    if path.is_dir() and not path.is_symlink():
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+    elif os.path.lexists(path):
+        path.unlink()

@@ -17,6 +17,9 @@ array([[0.50583333],
 from __future__ import annotations
 
 import json
+import stat
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import h5py
 import numpy as np
 
 from neurosleep.errors import RunFileError
+from neurosleep.io.checks import check_layout
 from neurosleep.io.layout import FORMAT, FORMAT_VERSION
 
 
@@ -92,24 +96,42 @@ class RunFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise RunFileError(f"{self.path}: no such file")
+        try:
+            mode = self.path.stat().st_mode
+        except OSError as exc:
+            raise RunFileError(f"{self.path}: {exc.strerror.lower()}") from None
+        if not stat.S_ISREG(mode):  # a FIFO would block the open forever
+            raise RunFileError(f"{self.path}: not a regular file")
         try:
             # locking=False: a run still being written can be inspected while it runs
             self.file = h5py.File(self.path, "r", locking=False)
         except OSError as exc:
-            raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        fmt = self.file.attrs.get("format")
-        if fmt != FORMAT:
+            raise RunFileError(hdf5_problem(self.path, exc, "not a readable HDF5 file")) from None
+        try:
+            self._check()
+        except BaseException:
             self.file.close()
-            raise RunFileError(f"{self.path}: not a neurosleep run file (format attribute {fmt!r})")
-        version = int(self.file.attrs.get("format_version", -1))
-        if version > FORMAT_VERSION:
-            self.file.close()
-            raise RunFileError(
-                f"{self.path}: written in run-file format {version}, newer than this neurosleep "
-                f"reads ({FORMAT_VERSION}); upgrade neurosleep"
-            )
+            raise
+
+    def _check(self) -> None:
+        with read_errors(self.path):
+            fmt = self.file.attrs.get("format")
+            if fmt != FORMAT:
+                raise RunFileError(
+                    f"{self.path}: not a neurosleep run file (format attribute {fmt!r})"
+                )
+            version = self.file.attrs.get("format_version")
+            if getattr(version, "dtype", None) is None or version.dtype.kind not in "iu":
+                raise RunFileError(
+                    f"{self.path}: root attribute format_version is {version!r}, expected an "
+                    "integer (damaged, or not a neurosleep run file)"
+                )
+            if int(version) > FORMAT_VERSION:
+                raise RunFileError(
+                    f"{self.path}: written in run-file format {int(version)}, newer than this "
+                    f"neurosleep reads ({FORMAT_VERSION}); upgrade neurosleep"
+                )
+            check_layout(self.file, str(self.path))
 
     def __enter__(self) -> RunFile:
         return self
@@ -135,7 +157,11 @@ class RunFile:
         return None if ds is None else ds.asstr()[()]
 
     def environment(self) -> dict[str, Any]:
-        return json.loads(self.provenance("environment") or "{}")
+        try:
+            environment = json.loads(self.provenance("environment") or "{}")
+        except ValueError:
+            raise RunFileError(f"{self.path}: /provenance/environment is not JSON") from None
+        return environment if isinstance(environment, dict) else {}
 
     # ------------------------------------------------------------------ phases
     def phases(self) -> list[Phase]:
@@ -220,12 +246,44 @@ class RunFile:
             raise RunFileError(f"{self.path}: no group /{path}")
         return {k: v[()] for k, v in group.items() if isinstance(v, h5py.Dataset)}
 
+    def reading(self) -> AbstractContextManager[None]:
+        """``with run.reading():`` HDF5 read failures become a :class:`RunFileError` naming
+        this file (a file damaged inside its data, or caught mid-write)."""
+        return read_errors(self.path)
+
     def _group(self, kind: str, name: str, what: str) -> h5py.Group:
         group = self.file.get(f"{kind}/{name}")
         if group is None:
             known = ", ".join(sorted(self.file.get(kind, {}))) or "none"
             raise RunFileError(f"{self.path}: no {what} {name!r} in /{kind} (recorded: {known})")
         return group
+
+
+@contextmanager
+def read_errors(path: Path) -> Iterator[None]:
+    """Turn an HDF5 read failure (an ``OSError`` without ``errno``: h5py's own) or an HDF5
+    file-locking refusal into a one-line :class:`RunFileError` naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is not None and not _locking(exc):
+            raise  # a file-system error, e.g. writing an output: not this run file's
+        raise RunFileError(hdf5_problem(path, exc, "could not be read")) from None
+
+
+def hdf5_problem(path: Path, exc: OSError, what: str) -> str:
+    """One line for an h5py error on ``path``: the locking case says what to do."""
+    if _locking(exc):
+        return (
+            f"{path}: HDF5 file locking refused access: another program has this file open "
+            "(close it, or set HDF5_USE_FILE_LOCKING=FALSE if that program only reads it)"
+        )
+    message = " ".join(str(exc).split())
+    return f"{path}: {what} ({message}; damaged, truncated, or still being written)"
+
+
+def _locking(exc: OSError) -> bool:
+    return "unable to lock file" in str(exc)
 
 
 def _text(value: Any) -> str:
