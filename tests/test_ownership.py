@@ -143,7 +143,7 @@ def processes():
 
 
 def test_sigkilled_overwrite_keeps_old_file_and_leaves_readable_partial(
-    complete_run, hopfield_protocol, write_protocol, processes
+    complete_run, hopfield_protocol, write_protocol, processes, capsys
 ):
     before = complete_run.read_bytes()
     proc = long_run(hopfield_protocol, write_protocol, complete_run, "--overwrite")
@@ -160,7 +160,11 @@ def test_sigkilled_overwrite_keeps_old_file_and_leaves_readable_partial(
     with open_run(partial) as r:
         assert r.status == "running" and r.phases()[-1].status == "running"
     assert is_locked(complete_run) is None  # the lock file is stale: its process is gone
-    assert main(["info", str(complete_run)]) == 0  # info points at the replacement left behind
+    assert main(["info", str(complete_run)]) == 0
+    out = capsys.readouterr().out  # info points at the replacement left behind
+    assert f"replacement run file {partial}: left by a run that did not complete" in out
+    assert main(["info", str(partial)]) == 0
+    assert "no live writer: the run was killed" in capsys.readouterr().out
 
 
 def test_concurrent_writer_refused(
