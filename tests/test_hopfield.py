@@ -70,7 +70,7 @@ def test_unlearning_touches_only_off_diagonal_and_lowers_dream_energy():
 
 def test_retrieval_beyond_capacity_restored_by_sleep(root, tmp_path):
     """N = 400, alpha = 0.3: retrieval ≈ 0.5 after Hebbian storage, ≥ 0.99 after dreaming
-    (reference: 0.514 → 1.000, sleep_replay.md §2)."""
+    (reference: 0.514 → 1.000 with the closed-form couplings of Fachechi et al. 2019)."""
     protocol = load_protocol(
         root / "protocols" / "hopfield_dreaming.yaml",
         ["seed=1", "record.sleep_states=false", "schedule.dream.steps=150"],

@@ -6,7 +6,9 @@ training on task ``i``. In the formulas below tasks are 1-based as in the litera
 (Lopez-Paz & Ranzato 2017; Chaudhry et al. 2018), so ``R[i, j]`` is the array element
 ``R[i, j - 1]``. Accuracies are fractions or percent; the results are in the same unit.
 
-Definitions (docs/analysis.md and shared reference continual_learning.md):
+Definitions (docs/analysis.md; Lopez-Paz & Ranzato, NeurIPS 2017, for ACC, BWT, FWT; Chaudhry et
+al., ECCV 2018, for forgetting and intransigence; Rebuffi et al., CVPR 2017, for the average
+incremental accuracy):
 
 - ACC  = (1/T) Σ_{j=1..T} R[T, j]
 - BWT  = (1/(T−1)) Σ_{j=1..T−1} (R[T, j] − R[j, j])          (negative = forgetting; not GEM's 1/T)
