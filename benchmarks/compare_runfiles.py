@@ -112,9 +112,13 @@ def _difference(a, b) -> str:
         and b.dtype.kind in "fiu"
         and not a.dtype.names
     ):
-        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        bad = ~((diff == 0) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else diff == 0)
-        return f"{int(bad.sum())} of {a.size} values differ (max |diff| {np.nanmax(diff):.3g})"
+        x, y = a.astype(np.float64), b.astype(np.float64)
+        diff = np.abs(x - y)
+        bad = ~((diff == 0) | (np.isnan(x) & np.isnan(y)))
+        nan = int((np.isnan(x) != np.isnan(y)).sum())
+        finite = diff[np.isfinite(diff)]
+        largest = f"max |diff| {finite.max():.3g}" if finite.size else "no finite pair"
+        return f"{int(bad.sum())} of {a.size} values differ ({largest}; NaN in one only: {nan})"
     return f"{_describe(a)} != {_describe(b)}"
 
 
