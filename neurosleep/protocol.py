@@ -240,6 +240,9 @@ def build_protocol(
     n_tasks = experiment.n_tasks(data_params) if data_params is not None else 1
     phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
     problems.extend(_duplicate_names(phases, locate))
+    if not problems:
+        checked = experiment.check(model, data_params, record_params, phases)
+        problems.extend(locate.problem(key, message) for key, message in checked)
     if problems:
         raise SpecError(problems)
 

@@ -22,6 +22,8 @@ Time: only sleep advances the clock, by its steps × ``dt``; wake and test take 
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -39,6 +41,7 @@ from neurosleep.data import (
     permuted_stream,
     split_stream,
 )
+from neurosleep.errors import KeyPath
 from neurosleep.experiments.ann_network import LOSSES, MLP, make_optimizer, predict
 from neurosleep.experiments.base import (
     Evaluation,
@@ -46,6 +49,7 @@ from neurosleep.experiments.base import (
     Params,
     PlannedPhase,
     Progress,
+    memory_problem,
 )
 from neurosleep.replay import REPLAY, Context, ReplayStrategy, load_methods
 from neurosleep.sleep import SLEEP, MLPContext, SleepRecord
@@ -81,6 +85,17 @@ class ANNData(Params):
     def _known_dataset(self) -> ANNData:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {DATASETS.names()}")
+        needs = {"npz": ("a regular file", stat.S_ISREG), "idx": ("a folder", stat.S_ISDIR)}
+        if self.dataset in needs:
+            what, test = needs[self.dataset]
+            if self.path is None:
+                raise ValueError(f"dataset {self.dataset!r} needs a path: {what}")
+            try:
+                mode = os.stat(self.path).st_mode
+            except OSError as exc:
+                raise ValueError(f"path {self.path!r}: {exc.strerror}") from None
+            if not test(mode):
+                raise ValueError(f"path {self.path!r} is not {what} (dataset {self.dataset!r})")
         if self.stream == "split":
             n_classes = _n_classes(self)
             if n_classes % self.classes_per_task:
@@ -206,6 +221,23 @@ class ANNExperiment(Experiment):
             "y_test": put(task.y_test, torch.long),
             "units": put(task.units, torch.long),
         }
+
+    @classmethod
+    def check(
+        cls, model: MLPSpec, data: ANNData, record: Params, phases: list[PlannedPhase]
+    ) -> list[tuple[KeyPath, str]]:
+        """Weights (with gradients, optimiser state and sleep copies) and one batch's
+        activations must fit in memory."""
+        sizes = model.layers
+        weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
+        batch = max((getattr(p.params, "batch_size", 1) for p in phases), default=1)
+        estimate = 4 * (6 * weights + 4 * batch * sum(sizes))
+        what = (
+            f"{weights} weights × 4 bytes × 6 copies + batch {batch} × {sum(sizes)} units × "
+            "4 bytes × 4"
+        )
+        problem = memory_problem(estimate, what)
+        return [(("model",), problem)] if problem else []
 
     @classmethod
     def n_tasks(cls, data: ANNData) -> int:

@@ -15,10 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neurosleep.analysis.metrics import ContinualOptions
+from neurosleep.errors import KeyPath
 from neurosleep.io.recorder import Recorder
 from neurosleep.params import Params, Progress
 from neurosleep.protocol import PlannedPhase
 from neurosleep.spec import Spec
+
+MAX_MEMORY_BYTES = 16 * 2**30  # largest memory estimate a protocol may need (16 GiB)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,14 @@ class Experiment(ABC):
     def n_tasks(cls, data: Params) -> int:
         """Number of tasks the data section defines."""
 
+    @classmethod
+    def check(
+        cls, model: Spec, data: Params, record: Params, phases: list[PlannedPhase]
+    ) -> list[tuple[KeyPath, str]]:
+        """Problems seen only with model, data, record and schedule together, as (key path in
+        the protocol, message); e.g. durations off the time grid, a memory estimate too large."""
+        return []
+
     @abstractmethod
     def wake(self, phase: PlannedPhase, progress: Progress) -> None: ...
 
@@ -110,3 +121,13 @@ class Experiment(ABC):
     ) -> str:
         """One or two lines summing up a finished run (from what the run file holds)."""
         return ""
+
+
+def memory_problem(estimate: float, what: str) -> str | None:
+    """A message when ``estimate`` bytes exceed :data:`MAX_MEMORY_BYTES` (``what``: the sum)."""
+    if estimate <= MAX_MEMORY_BYTES:
+        return None
+    return (
+        f"needs about {estimate / 2**30:.3g} GiB of memory ({what}); the limit is "
+        f"{MAX_MEMORY_BYTES / 2**30:g} GiB (docs/protocols.md, Limits)"
+    )

@@ -26,12 +26,14 @@ from pydantic import Field
 
 from neurosleep.catalogue import EXPERIMENTS
 from neurosleep.engines.hopfield import relax, retrieval_couplings, sign_update
+from neurosleep.errors import KeyPath
 from neurosleep.experiments.base import (
     Evaluation,
     Experiment,
     Params,
     PlannedPhase,
     Progress,
+    memory_problem,
 )
 from neurosleep.sleep import SLEEP, HopfieldContext, SleepRecord
 from neurosleep.spec.hopfield import HopfieldSpec
@@ -100,6 +102,18 @@ class HopfieldExperiment(Experiment):
     @classmethod
     def n_tasks(cls, data: HopfieldData) -> int:
         return data.tasks
+
+    @classmethod
+    def check(
+        cls, model: HopfieldSpec, data: HopfieldData, record: Params, phases: list[PlannedPhase]
+    ) -> list[tuple[KeyPath, str]]:
+        """The couplings (float64, with the working copies of retrieval and dreaming) and the
+        patterns must fit in memory."""
+        n, patterns = model.neurons, data.patterns * data.tasks
+        estimate = 8 * (8 * n * n + patterns * n)
+        what = f"{n}² couplings × 8 bytes × 8 working copies + {patterns} patterns × {n} × 8 bytes"
+        problem = memory_problem(estimate, what)
+        return [(("model",), problem)] if problem else []
 
     def retrieval_couplings(self, j: torch.Tensor) -> torch.Tensor:
         """The couplings the dynamics use (the spec's diagonal convention)."""

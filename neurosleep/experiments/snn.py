@@ -28,17 +28,19 @@ from pydantic import Field
 from neurosleep.analysis.spikes import SpikeAccumulator, SpikeStats
 from neurosleep.catalogue import EXPERIMENTS
 from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
+from neurosleep.errors import KeyPath
 from neurosleep.experiments.base import (
     Evaluation,
     Experiment,
     Params,
     PlannedPhase,
     Progress,
+    memory_problem,
 )
 from neurosleep.sleep import SLEEP, SleepRecord, SNNContext
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.spec.states import PhaseState
-from neurosleep.units import Rate, Time
+from neurosleep.units import Rate, Time, Unit
 
 
 class Memory(Params):
@@ -201,15 +203,40 @@ class SNNExperiment(Experiment):
     def n_tasks(cls, data: SNNData) -> int:
         return len(data.memories.stored) if data.memories else data.tasks
 
+    @classmethod
+    def check(
+        cls, model: SNNSpec, data: SNNData, record: SNNRecord, phases: list[PlannedPhase]
+    ) -> list[tuple[KeyPath, str]]:
+        """Recorded populations exist, every time is on the dt grid, the memory fits."""
+        every = [*model.populations, *model.sources]
+        problems = [
+            (("record", "spikes"), f"unknown population {name!r}; the model has {every}")
+            for name in _recorded_spikes(record, every)
+            if name not in every
+        ]
+        problems += [
+            (("record", "states", i, "population"), f"unknown population {p.population!r}")
+            for i, p in enumerate(record.states)
+            if p.population not in model.populations
+        ]
+        timed = [(("record",), record)] + [(phase.source, phase.params) for phase in phases]
+        if data.memories:
+            timed.append((("data", "memories"), data.memories))
+        for key, params in timed:
+            problems += [
+                (
+                    key + (name,),
+                    f"{value:g} ms is not a multiple of the model's dt ({model.dt:g} ms)",
+                )
+                for name, value in _times(params)
+                if not _on_grid(value, model.dt)
+            ]
+        problems += _memory(model, data, record)
+        return problems
+
     def _recording(self) -> Recording:
         rec, spec = self.record, self.model
-        every = [*spec.populations, *spec.sources]
-        named = {"all": every, "none": []}
-        spikes = named[rec.spikes] if isinstance(rec.spikes, str) else rec.spikes
-        unknown = [name for name in spikes if name not in every]
-        unknown += [p.population for p in rec.states if p.population not in spec.populations]
-        if unknown:
-            raise ValueError(f"record: unknown populations {unknown}; the model has {every}")
+        spikes = _recorded_spikes(rec, [*spec.populations, *spec.sources])
         states = {
             (p.variable, p.population): np.arange(min(p.count, spec.size(p.population)))
             for p in rec.states
@@ -566,3 +593,57 @@ class SNNExperiment(Experiment):
             return "no test phase ran"
         what = "per memory" if task_names else "mean over tasks"
         return f"test phases ({what}):\n" + "\n".join(rows)
+
+
+def _recorded_spikes(record: SNNRecord, every: list[str]) -> list[str]:
+    named = {"all": every, "none": []}
+    return named[record.spikes] if isinstance(record.spikes, str) else record.spikes
+
+
+def _times(params: Params) -> list[tuple[str, float]]:
+    """(field, value) of every time (``Unit("ms")`` field) of a parameter set."""
+    return [
+        (name, getattr(params, name))
+        for name, field in type(params).model_fields.items()
+        if any(isinstance(m, Unit) and m.symbol == "ms" for m in field.metadata)
+    ]
+
+
+def _on_grid(value_ms: float, dt_ms: float) -> bool:
+    try:
+        steps_of(value_ms, dt_ms)
+    except ValueError:
+        return False
+    return True
+
+
+BYTES_PER_SYNAPSE = 48  # pre and post index, weight, delay, traces and a working copy
+BYTES_PER_NEURON = 64  # membrane, conductances, adaptation, refractory clock, spike flags
+
+
+def _memory(model: SNNSpec, data: SNNData, record: SNNRecord) -> list[tuple[KeyPath, str]]:
+    """A problem when the networks' synapses, neurons and one recorded block need too much."""
+    synapses = sum(
+        p.connect.expected(model.size(p.pre), model.size(p.post))
+        for p in model.projections.values()
+    )
+    neurons = sum(p.size for p in model.populations.values())
+    samples = (
+        record.block
+        / record.interval
+        * sum(
+            min(p.count, model.size(p.population))
+            for p in record.states
+            if p.population in model.populations
+        )
+    )
+    estimate = data.networks * (
+        synapses * BYTES_PER_SYNAPSE + neurons * BYTES_PER_NEURON + samples * 8
+    )
+    what = (
+        f"{data.networks} network(s) × ({synapses:.3g} synapses × {BYTES_PER_SYNAPSE} bytes + "
+        f"{neurons} neurons × {BYTES_PER_NEURON} bytes + {samples:.3g} recorded state samples "
+        "per block × 8 bytes)"
+    )
+    problem = memory_problem(estimate, what)
+    return [(("model",), problem)] if problem else []

@@ -233,14 +233,24 @@ class FixedProbability(Part):
     p: float = Field(ge=0, le=1)
     autapses: bool = Field(True, description="allow j -> j when pre and post are one population")
 
+    def expected(self, n_pre: int, n_post: int) -> float:
+        """Expected number of synapses (for memory estimates)."""
+        return self.p * n_pre * n_post
+
 
 class OneToOne(Part):
     rule: Literal["one_to_one"]
+
+    def expected(self, n_pre: int, n_post: int) -> float:
+        return min(n_pre, n_post)
 
 
 class AllToAll(Part):
     rule: Literal["all_to_all"]
     autapses: bool = True
+
+    def expected(self, n_pre: int, n_post: int) -> float:
+        return n_pre * n_post
 
 
 class PairList(Part):
@@ -248,6 +258,9 @@ class PairList(Part):
 
     rule: Literal["list"]
     pairs: list[tuple[int, int]]
+
+    def expected(self, n_pre: int, n_post: int) -> float:
+        return len(self.pairs)
 
 
 class Local(Part):
@@ -263,6 +276,9 @@ class Local(Part):
     p: float = Field(1.0, ge=0, le=1)
     ring: bool = Field(True, description="wrap the line around (periodic distance)")
     autapses: bool = Field(True, description="allow j -> j when pre and post are one population")
+
+    def expected(self, n_pre: int, n_post: int) -> float:
+        return self.p * n_pre * min(n_post, 2 * self.radius + 1)
 
 
 Connect = Annotated[
