@@ -15,6 +15,7 @@ import importlib
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 from neurosleep.errors import UserError
 from neurosleep.version import __version__
@@ -76,8 +77,16 @@ BUG_REPORT = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2) that names the command and points at --help;
+    subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neurosleep",
         description="Sleep-like offline replay in spiking and conventional neural networks.",
         epilog=EPILOG,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Mapping
 
 MAX_CHARS = 200
@@ -65,11 +66,13 @@ def parse(text: str) -> ast.expr:
 
 
 def is_expression_of(text: str, variables: Mapping[str, float]) -> bool:
-    """True when ``text`` parses as an expression that uses at least one of ``variables``."""
+    """True when ``text`` parses as an expression that uses at least one of ``variables`` (or
+    is too long to parse but names one, so that :func:`evaluate` says why)."""
     try:
         tree = parse(text)
     except ValueError:
-        return False
+        words = set(re.findall(r"[A-Za-z_]\w*", text[: 10 * MAX_CHARS]))
+        return len(text.strip()) > MAX_CHARS and bool(words & set(variables))
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     return bool(names & set(variables))
 

@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import os
 import re
 import string
 from collections.abc import Collection
@@ -36,7 +37,7 @@ from neurosleep.errors import (
 )
 from neurosleep.expressions import evaluate, is_expression_of
 from neurosleep.spec import Spec, load_model, validate_model
-from neurosleep.yamlfile import file_problem, load_yaml, non_finite
+from neurosleep.yamlfile import file_problem, load_yaml, load_yaml_text, non_finite
 
 PROTOCOL_FORMAT_VERSION = 1
 PHASE_KINDS = ("wake", "sleep", "test")
@@ -237,6 +238,8 @@ def build_protocol(
         problems.append(locate.problem(("device",), device))
     data_params = _validate(experiment.Data, top.data, locate, ("data",), problems)
     record_params = _validate(experiment.Record, top.record, locate, ("record",), problems)
+    if data_params is None:  # the schedule's tasks depend on the data
+        raise SpecError(problems)
     n_tasks = experiment.n_tasks(data_params) if data_params is not None else 1
     phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
     problems.extend(_duplicate_names(phases, locate))
@@ -246,9 +249,10 @@ def build_protocol(
     if problems:
         raise SpecError(problems)
 
+    output = Path(top.output.format(name=top.name, seed=top.seed))
+    raise_if([locate.problem(("output",), message)] if (message := _output_problem(output)) else [])
     resolved = top.model_dump()
     resolved["model"] = model_data
-    output = Path(top.output.format(name=top.name, seed=top.seed))
     return Protocol(
         path=path,
         resolved=resolved,
@@ -280,6 +284,18 @@ def _device_problem(device: str) -> str | None:
     index = int(device.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():
         return f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+def _output_problem(output: Path) -> str | None:
+    """Why the run file cannot be created at ``output`` (``None``: its folder can take it)."""
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot create {output}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create {output}: the folder {folder} is not writable"
     return None
 
 
@@ -394,8 +410,12 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
         problems.append(locate.problem(key, f"a {kind} phase takes a mapping of keys"))
         return None
     before = len(problems)
-    params = {k: _substitute(v, variables, locate, key + (k,), problems) for k, v in body.items()}
-    name = _phase_name(params.pop("name", f"{kind}{index}"), variables, locate, key, problems)
+    name = _phase_name(body.get("name", f"{kind}{index}"), variables, locate, key, problems)
+    params = {
+        k: _substitute(v, variables, locate, key + (k,), problems)
+        for k, v in body.items()
+        if k != "name"
+    }
     if len(problems) > before:
         return None
     task = params.pop("task", variables.get("task", -1))
@@ -509,12 +529,11 @@ def apply_override(data: dict, text: str, locate: Locator) -> None:
     parts = [p for p in key_text.strip().split(".") if p]
     if not parts:
         raise SpecError([Problem(origin, None, (), "empty key")])
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError as exc:
-        raise SpecError(
-            [Problem(origin, None, tuple(parts), f"value is not valid YAML: {exc}")]
-        ) from None
+    try:  # bounded like a file: an alias bomb in a value is refused too
+        value = load_yaml_text(value_text, origin)[0] if value_text.strip() else None
+    except SpecError as exc:
+        message = exc.problems[0].message
+        raise SpecError([Problem(origin, None, tuple(parts), f"value: {message}")]) from None
     node: Any = data
     path: KeyPath = ()
     for depth, part in enumerate(parts):

@@ -70,7 +70,8 @@ def test_every_intermediate_value_is_bounded():
 def test_is_expression_of_needs_a_variable_and_is_bounded():
     assert is_expression_of("2*k", {"k": 1})
     assert not is_expression_of("200", {"k": 1})
-    assert not is_expression_of("k" * (MAX_CHARS + 1), {"k": 1})
+    assert not is_expression_of("x" * (MAX_CHARS + 1), {"k": 1})
+    assert is_expression_of("k" + "+1" * MAX_CHARS, {"k": 1})  # evaluate() says it is too long
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
     )
@@ -102,13 +103,24 @@ def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="override the torch device (cpu, cuda, cuda:1)")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def load(args: argparse.Namespace) -> Protocol:
     overrides = list(args.overrides)
-    for key in ("seed", "engine", "device"):
-        if getattr(args, key) is not None:
-            overrides.append(f"{key}={getattr(args, key)}")
-    if getattr(args, "output", None):
-        overrides.append(f"output={args.output}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    for key in ("engine", "device", "output"):  # strings as given, never read as YAML
+        if getattr(args, key, None) is not None:
+            overrides.append(f"{key}={json.dumps(getattr(args, key))}")
     return load_protocol(args.protocol, overrides)
 
 

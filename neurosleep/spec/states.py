@@ -6,7 +6,7 @@ rates; wake, test and the sleep algorithms' parameters extend it.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from neurosleep.params import Params
 from neurosleep.spec.snn import Modulation
@@ -19,3 +19,11 @@ class PhaseState(Params):
     state: str | None = Field(None, description="a modulation state of the model spec")
     modulation: Modulation | None = Field(None, description="extra scale factors / gains")
     rates: dict[str, Rate | list[Rate]] = Field(default_factory=dict, description="source rates")
+
+    @field_validator("rates")
+    @classmethod
+    def _non_negative(cls, rates: dict[str, float | list[float]]) -> dict:
+        for name, rate in rates.items():
+            if min(rate if isinstance(rate, list) else [rate], default=0) < 0:
+                raise ValueError(f"rates of {name!r} must be >= 0 Hz")
+        return rates
