@@ -149,6 +149,16 @@ def special(kind: str, *, model: bool = False) -> Callable[[Workspace], None]:
     return mutate
 
 
+def sra_sleep(key: str, value: Any) -> Callable[[Workspace], None]:
+    """Set a key of the SRA sleep phase inside the repeat block of split_mnist_sra."""
+
+    def mutate(w: Workspace) -> None:
+        phases = w.data["schedule"][1]["repeat"]["phases"]
+        next(p["sleep"] for p in phases if "sleep" in p)[key] = value
+
+    return mutate
+
+
 def repeat(*phases: dict, count: int = 2) -> Callable[[Workspace], None]:
     """Replace the schedule by one repeat block."""
     return put("schedule", [{"repeat": {"count": count, "phases": list(phases)}}])
@@ -493,21 +503,21 @@ case("model-size-zero", H, put("neurons", 0, model=True), "neurons", "greater th
 case(
     "sra-steps-zero",
     M,
-    put("schedule.1.repeat.phases.1.sleep.steps", 0),
+    sra_sleep("steps", 0),
     "sleep.steps",
     "greater than or equal to 1",
 )
 case(
     "sra-dt-negative",
     M,
-    put("schedule.1.repeat.phases.1.sleep.dt", "-1 ms"),
+    sra_sleep("dt", "-1 ms"),
     "sleep.dt",
     "greater than 0",
 )
 case(
     "sra-max-rate-negative",
     M,
-    put("schedule.1.repeat.phases.1.sleep.max_rate", "-5 Hz"),
+    sra_sleep("max_rate", "-5 Hz"),
     "sleep.max_rate",
     "greater than or equal to 0",
 )
