@@ -17,6 +17,7 @@ from neurosleep.sleep.sra import (
     sra_sleep_dense,
     weight_factor,
 )
+from neurosleep.sleep.sra import run as sra_sleep_phase
 
 pytestmark = pytest.mark.torch
 
@@ -162,3 +163,32 @@ def test_nightmares_corrupt_the_replayed_image():
     )
     torch.testing.assert_close(shuffled.sort().values, clean.sort().values)
     assert not torch.equal(shuffled, clean)
+
+
+def test_sra_checks_its_own_requirements():
+    """Biases and a sleep before any wake phase are refused by SRA itself (the mlp context
+    carries the facts; the experiment knows nothing of SRA)."""
+    from neurosleep.sleep import MLPContext
+
+    w = [x.float() for x in small_net(sizes=(64, 30, 10))]
+
+    def context(biases: bool, n_samples: int) -> MLPContext:
+        return MLPContext(
+            weights=tuple(w),
+            biases=biases,
+            activations=lambda x: [x],
+            inputs=torch.rand(n_samples, 64),
+            labels=torch.zeros(n_samples, dtype=torch.long),
+            shape=SHAPE,
+            generator=torch.Generator(),
+            engine="torch",
+            on_spikes=lambda *a: None,
+            record=None,
+            progress=lambda f: None,
+        )
+
+    params = SRAParams(steps=10, beta=[0.5, 0.5])
+    with pytest.raises(ValueError, match=r"sleep 'sra' needs a model without biases"):
+        sra_sleep_phase(params, context(True, 5))
+    with pytest.raises(ValueError, match="no wake phase before it"):
+        sra_sleep_phase(params, context(False, 0))
