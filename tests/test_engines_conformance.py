@@ -139,7 +139,7 @@ def test_weights_round_trip_and_block_size_does_not_change_results(engine_name):
 # two rules with different upper bounds: STDP can leave a weight above the scaling bound
 LEARNING = [
     {"rule": "stdp", "form": "additive", "w_max": "15 mV", "a_plus": 0.05, "a_minus": 0.04},
-    {"rule": "scaling", "w_max": "13 mV", "target": "5 Hz", "eta": "5 /s", "interval": "2 ms"},
+    {"rule": "scaling", "w_max": "13 mV", "target": "5 Hz", "eta": "5 1/s", "interval": "2 ms"},
 ]
 
 

@@ -15,7 +15,7 @@ from tests.snn_helpers import small_network
 pytestmark = [pytest.mark.brian2, pytest.mark.torch]
 
 STDP = {"rule": "stdp", "form": "additive", "w_max": "15 mV"}
-SCALING = {"rule": "scaling", "w_max": "15 mV", "target": "5 Hz", "eta": "1 /s"}
+SCALING = {"rule": "scaling", "w_max": "15 mV", "target": "5 Hz", "eta": "1 1/s"}
 
 
 def test_every_engine_translates_exactly_the_spec_rules():
