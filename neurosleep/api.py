@@ -9,6 +9,7 @@ handle between cells. Times are in ms; every table carries its units. docs/api.m
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +22,6 @@ from neurosleep.io.runfile import RunFile, Spikes, open_run
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
-
-#: keyword arguments of :func:`run` that are not protocol keys
-RUN_OPTIONS = ("overwrite", "progress")
-
 
 def run(
     protocol: str | Path,
@@ -66,25 +63,28 @@ def open(path: str | Path) -> Run:  # noqa: A001 - neurosleep.open mirrors built
 def compare(paths: Iterable[str | Path], by: Sequence[str] = ("protocol",)) -> pd.DataFrame:
     """Final metrics of many runs, grouped (``protocol``, ``engine``, ``seed``): one row per
     group, metric and quantity (ACC, BWT, FWT, forgetting, their before-sleep variants, the
-    final value of each task, as ``neurosleep compare`` knows them) with the mean, the SEM over runs
-    (sample SD / √n; NaN for one run) and n. Quantities no run defines are left out, and so
-    are runs that did not complete; a file that is not a run file raises."""
+    final value of each task, as ``neurosleep compare`` knows them) with the mean, the SEM over
+    runs (sample SD / √n; NaN for one run) and n. Quantities no run defines are left out, and so
+    are runs that did not complete (with a warning); a file that is not a run file raises
+    :class:`~neurosleep.errors.RunFileError`."""
     import pandas as pd
 
-    from neurosleep.analysis.compare import group_runs, split_complete
+    from neurosleep.analysis.compare import group_runs, load
 
-    runs, left_out = split_complete(paths)
-    unreadable = [(path, why) for path, why in left_out if not why.startswith("status ")]
-    if unreadable:
-        raise RunFileError(unreadable[0][1])
+    runs = []
+    for result in map(load, paths):  # raises RunFileError naming an unreadable file
+        if result.status == "complete":
+            runs.append(result)
+        else:
+            warnings.warn(f"left out {result.path}: status {result.status}", stacklevel=2)
     rows = []
     for group in group_runs(runs, by):
         metrics = dict.fromkeys(m for r in group.runs for m in r.final)
         for metric in metrics:
-            for quantity in group.runs[0].final[metric]:
+            for quantity in dict.fromkeys(q for r in group.runs for q in r.final.get(metric, {})):
                 mean, sem, n = group.mean_sem(metric, quantity)
                 if n:
-                        rows.append((*group.key, metric, quantity, mean, sem, n))
+                    rows.append((*group.key, metric, quantity, mean, sem, n))
     return pd.DataFrame(rows, columns=[*by, "metric", "quantity", "mean", "sem", "n"])
 
 

@@ -139,3 +139,13 @@ def test_spikes_as_neo_trains(two_task_run):
     assert len(trains) == 80  # one per neuron of the population
     assert sum(len(t) for t in trains) == window.times.size
     assert str(trains[0].units.dimensionality) == "ms" and float(trains[0].t_start) == 200.0
+
+
+def test_compare_leaves_out_incomplete_runs_with_a_warning(tmp_path):
+    done = make_run(tmp_path / "done.h5", seed=1)
+    killed = make_run(tmp_path / "killed.h5", seed=2, status="running")
+    with pytest.warns(UserWarning, match="left out .*killed.h5: status running"):
+        table = neurosleep.compare([done, killed])
+    assert set(table["n"]) == {1}
+    with pytest.raises(RunFileError):
+        neurosleep.compare([done, tmp_path / "missing.h5"])
