@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,10 +130,9 @@ class Run:
 
         with self._open() as f:
             phases = f.phases()
-        columns = ["index", "name", "kind", "task", "start_ms", "stop_ms", "wall_s", "status"]
-        fields = ["index", "name", "kind", "task", "start_time", "stop_time", "wall_seconds"]
         return pd.DataFrame(
-            [[getattr(p, name) for name in [*fields, "status"]] for p in phases], columns=columns
+            [astuple(p) for p in phases],  # Phase's fields, in order
+            columns=["index", "name", "kind", "task", "start_ms", "stop_ms", "wall_s", "status"],
         )
 
     # ------------------------------------------------------------------ tables
@@ -160,12 +160,12 @@ class Run:
         import pandas as pd
 
         with self._open() as f:
-            phases = {p.index: p for p in f.phases()}
+            phases = {p.index: (p.name, p.task) for p in f.phases()}
             scalars = f.scalars()
-        rows = [
-            (phases[i].name, i, phases[i].task, name, value, unit)
-            for i, name, value, unit in scalars
-        ]
+        rows = []
+        for i, name, value, unit in scalars:
+            phase, task = phases.get(i, ("", -1))  # -1: recorded before the first phase
+            rows.append((phase, i, task, name, value, unit))
         return _tidy(pd.DataFrame(rows, columns=TIDY))
 
     def final(self) -> pd.DataFrame:
