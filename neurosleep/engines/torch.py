@@ -276,7 +276,7 @@ class TorchEngine(Engine):
         ]
         self._views: tuple | None = None  # the fused loop's numpy views of the state and tables
         # the tensor loop's spike entries per step (grows when a step has more)
-        self.spike_cap = min(self.batch * self.width, max(64, self.batch * self.width // 64))
+        self.spike_cap = min(self.batch * self.width, 64)
         self.set_modulation(None)
 
     # ------------------------------------------------------------------ construction
@@ -437,7 +437,8 @@ class TorchEngine(Engine):
         Nothing in a step waits for the device (GPU-fit): each step's spiking rows are a list
         of ``spike_cap`` entries padded with ``R = B·W`` (``nonzero_static``), read back once
         per block. When a step had more spikes than that, the block runs again from its start
-        with twice the room (state, ring buffer, weights and traces are kept for that).
+        with twice the room (state, ring buffer, weights and traces are kept for that); after
+        a block the room is set to about twice its busiest step.
         """
         kept = self._kept_for_rerun()
         while True:
@@ -451,7 +452,11 @@ class TorchEngine(Engine):
             self.spike_cap = min(2 * cap, self.batch * self.width)
         log = rows.cpu().numpy()
         valid = log < self.batch * self.width
-        return log[valid], valid.sum(axis=1), samples, sample_steps
+        counts = valid.sum(axis=1)
+        # room for twice the block's busiest step next time (a padded entry costs as a spike)
+        peak = int(counts.max(initial=0))
+        self.spike_cap = min(self.batch * self.width, max(16, 1 << (2 * peak).bit_length()))
+        return log[valid], counts, samples, sample_steps
 
     def _tensor_steps(self, steps, sources, every, columns, cap):
         """``steps`` steps with ``cap`` spike entries per step: the spiking rows [steps, cap]
