@@ -17,22 +17,22 @@ from neurosleep.io.runfile import RunFile, open_run
 
 SUMMARY_EXAMPLES = """examples:
   neurosleep summary outputs/hopfield_dreaming_seed1.h5
-  neurosleep summary outputs/*.h5 --csv > summary.csv
+  neurosleep summary outputs/*.h5 --csv > outputs/summary.csv
   neurosleep summary outputs/cuba_seed1.h5 --population exc --stats numpy --json
 """
 PLOT_EXAMPLES = """examples:
-  neurosleep plot outputs/hopfield_dreaming_seed1.h5 --out figures/
-  neurosleep plot outputs/cuba_seed1.h5 --out figures/ --kind raster rates --svg
+  neurosleep plot outputs/hopfield_dreaming_seed1.h5 --out outputs/figures/
+  neurosleep plot outputs/cuba_seed1.h5 --out outputs/figures/ --kind raster rates --svg
 """
 COMPARE_EXAMPLES = """examples:
   neurosleep compare outputs/hopfield_*.h5
   neurosleep compare outputs/*.h5 --by protocol engine --format latex
-  neurosleep compare outputs/*.h5 --figure figures/compare.png --format csv
+  neurosleep compare outputs/*.h5 --figure outputs/figures/compare.png --format csv
   neurosleep compare outputs/consolidation_*.h5 --metric completion --quantity ACC tasks
 """
 EXPORT_EXAMPLES = """examples:
-  neurosleep export outputs/cuba_seed1.h5 --nwb cuba.nwb
-  neurosleep export outputs/cuba_seed1.h5 --sonata cuba_sonata/
+  neurosleep export outputs/cuba_seed1.h5 --nwb outputs/cuba.nwb
+  neurosleep export outputs/cuba_seed1.h5 --sonata outputs/cuba_sonata/
 """
 
 
