@@ -136,18 +136,32 @@ def test_weights_round_trip_and_block_size_does_not_change_results(engine_name):
     assert len(runs[0][0]) > 5
 
 
-# two rules with different upper bounds: STDP can leave a weight above the scaling bound
-LEARNING = [
-    {"rule": "stdp", "form": "additive", "w_max": "15 mV", "a_plus": 0.05, "a_minus": 0.04},
-    {"rule": "scaling", "w_max": "13 mV", "target": "5 Hz", "eta": "5 1/s", "interval": "2 ms"},
-]
+# two rules with different upper bounds: one can leave a weight above the other's bound
+LEARNING = {
+    "stdp+scaling": [
+        {"rule": "stdp", "form": "additive", "w_max": "15 mV", "a_plus": 0.05, "a_minus": 0.04},
+        {"rule": "scaling", "w_max": "13 mV", "target": "5 Hz", "eta": "5 1/s", "interval": "2 ms"},
+    ],
+    "symmetric+oja": [
+        {"rule": "stdp", "form": "symmetric", "w_max": "15 mV", "a_plus": 0.05, "a_minus": 0.01},
+        {"rule": "oja", "w_max": "13 mV", "eta": "5 1/s", "interval": "1 ms"},
+    ],
+}
 
 
-def test_plasticity_off_leaves_every_plastic_weight_bit_identical(engine_name):
+# every engine, and the torch engine's tensor loop (the one CUDA runs) besides its CPU kernel
+VARIANTS = [(name, {}) for name in ENGINES.names()] + [("torch", {"fused": False})]
+
+
+@pytest.mark.parametrize("rules", LEARNING)
+@pytest.mark.parametrize(
+    "engine_name, options", VARIANTS, ids=[n + ("_unfused" if o else "") for n, o in VARIANTS]
+)
+def test_plasticity_off_leaves_every_plastic_weight_bit_identical(engine_name, options, rules):
     """A test phase (plasticity x0) changes no weight, even one outside a rule's bounds."""
-    spec = small_network(LEARNING, noise=True)
+    spec = small_network(LEARNING[rules], noise=True)
     plastic = [name for name, proj in spec.projections.items() if proj.plasticity]
-    engine = make_engine(engine_name, spec, seeds=[1])
+    engine = make_engine(engine_name, spec, seeds=[1], **options)
     start = {name: engine.get_weights(name)[0] for name in plastic}
     engine.run(30.0)  # learning
     w = engine.get_weights("in_cur")[0]
