@@ -16,18 +16,6 @@ from neurosleep.cli import EXIT_CODES, _leaf_parsers, build_parser, main
 SHORT = ["--set", "schedule.dream.steps=5", "--set", "data.patterns=10"]
 
 
-def cli(*args: str, cwd=None, **kwargs) -> subprocess.CompletedProcess:
-    env = os.environ | {"PYTHONPATH": str(examples.root())}
-    return subprocess.run(
-        [sys.executable, "-m", "neurosleep.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        **kwargs,
-    )
-
-
 def test_shipped_protocols_resolve_by_name(root):
     assert examples.protocol_path("hopfield_dreaming") == root / "protocols/hopfield_dreaming.yaml"
     assert {p.stem for p in examples.shipped("protocols")} == {
@@ -94,12 +82,12 @@ def test_help_lists_exit_codes(capsys):
         assert f"\n  {code:3d}  " in text
 
 
-def test_closed_pipe_is_silent(tmp_path):
+def test_closed_pipe_is_silent(root):
     listing = subprocess.Popen(
         [sys.executable, "-m", "neurosleep.cli", "examples", "list"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=os.environ | {"PYTHONPATH": str(examples.root())},
+        env=os.environ | {"PYTHONPATH": str(root)},
     )
     listing.stdout.close()  # the reader is gone before the first line is written
     err = listing.stderr.read().decode()
