@@ -198,6 +198,9 @@ def test_classes_and_tasks_come_from_the_data(write_protocol, tmp_path):
     bad = content | {"data": data | {"classes_per_task": 3}}
     with pytest.raises(SpecError, match=r"c3\.yaml:\d+: data: the 20 classes do not divide"):
         load_protocol(write_protocol(bad | {"name": "c3"}, name="c3.yaml"))
+    ten = content | {"data": data | {"class_order": list(range(10))}}
+    with pytest.raises(SpecError, match=r"not a permutation of the data's classes 0\.\.19"):
+        load_protocol(write_protocol(ten | {"name": "c10"}, name="c10.yaml"))
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,13 @@ class ANNData(Params):
                 raise ValueError(f"path {self.path!r} is not {what} (dataset {self.dataset!r})")
         if self.stream == "split":
             n_classes = _n_classes(self)
+            if isinstance(self.class_order, list):
+                in_data = count_classes(self.dataset, self.path)
+                if sorted(self.class_order) != list(range(in_data)):
+                    raise ValueError(
+                        f"class_order {self.class_order} is not a permutation of the data's"
+                        f" classes 0..{in_data - 1}"
+                    )
             if n_classes % self.classes_per_task:
                 raise ValueError(
                     f"the {n_classes} classes do not divide into tasks of {self.classes_per_task}"
