@@ -16,7 +16,6 @@ True
 from __future__ import annotations
 
 import difflib
-import shutil
 from pathlib import Path
 
 import yaml
@@ -99,5 +98,6 @@ def copy(destination: Path) -> list[Path]:
         )
     for path, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        with open(target, "xb") as out:  # "x": fails rather than replace a file made meanwhile
+            out.write(path.read_bytes())
     return [target for _, target in pairs]
