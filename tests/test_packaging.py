@@ -64,3 +64,13 @@ def test_metadata_uses_an_spdx_license_and_ships_the_examples(root):
     assert (root / "neurosleep" / "py.typed").exists() and (root / "CITATION.cff").exists()
     manifest = (root / "MANIFEST.in").read_text()
     assert all(f"graft {folder}" in manifest for folder in ("protocols", "models", "studies"))
+
+
+def test_docs_site_lists_every_page(root):
+    """`mkdocs build --strict` (make docs) fails on a page left out of mkdocs.yml's nav."""
+    import yaml
+
+    nav = yaml.safe_load((root / "mkdocs.yml").read_text())["nav"]
+    listed = {page for entry in nav for page in entry.values()}
+    pages = {p.name for p in (root / "docs").glob("*.md")}
+    assert pages == listed, f"add to mkdocs.yml nav: {sorted(pages - listed)}"
