@@ -395,7 +395,11 @@ def _expand_repeat(body, experiment, n_tasks, locate, problems, key, variables, 
     if block.over == "tasks" and "task" in variables:
         problems.append(locate.problem(key + ("over",), "repeat over tasks cannot be nested"))
         return
-    for i in range(n_tasks if block.over == "tasks" else block.count):
+    iterations = n_tasks if block.over == "tasks" else block.count
+    if len(out) + iterations > MAX_PHASES:  # every iteration adds at least one phase
+        message = f"the schedule expands to more than {MAX_PHASES} phases"
+        raise SpecError([*problems, locate.problem(key, message)])
+    for i in range(iterations):
         inner = dict(variables, repeat=i)
         if block.over == "tasks":
             inner.update(task=i, k=i + 1)
@@ -522,7 +526,8 @@ def apply_override(data: dict, text: str, locate: Locator) -> None:
     Path parts are mapping keys, list indices, or — inside ``schedule`` — the ``name`` of a
     phase (``schedule.dream.t=20``). The value is read as YAML (``20``, ``"20 ms"``, ``[1, 2]``).
     """
-    origin = f"--set {text}"
+    shown = text.replace("\n", "\\n")
+    origin = f"--set {shown if len(shown) <= 80 else shown[:77] + '...'}"  # one line
     if "=" not in text:
         raise SpecError([Problem(origin, None, (), "expected KEY=VALUE, e.g. seed=3")])
     key_text, value_text = text.split("=", 1)

@@ -10,7 +10,9 @@ a timeout; the rest run in-process through ``neurosleep.cli.main``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import resource
 import signal
@@ -716,6 +718,41 @@ case(
     "not a regular file",
 )
 case(
+    "npz-not-a-zip",
+    M,
+    both(put("data.dataset", "npz"), put("data.path", "p.yaml")),
+    "data",
+    "not an .npz file",
+)
+case(
+    "npz-broken-zip",
+    M,
+    both(
+        put("data.dataset", "npz"),
+        put("data.path", "z.npz"),
+        lambda w: (w.folder / "z.npz").write_bytes(b"PK\x03\x04junk"),
+    ),
+    "data",
+    "not an .npz file",
+)
+case(
+    "set-alias-bomb",
+    H,
+    flags("--set", "description={" + laughs().strip().replace("\n", ", ") + "}"),
+    "--set description=",
+    "more than 100000 values",
+    isolated=True,
+)
+case("set-self-alias", H, flags("--set", "description=&a [*a]"), "recursive alias", isolated=True)
+case(
+    "output-read-only-folder",
+    H,
+    both(put("output", "ro/{name}.h5"), lambda w: (w.folder / "ro").mkdir(mode=0o555)),
+    "output",
+    "not writable",
+    skip="root writes anywhere" if os.geteuid() == 0 else None,
+)
+case(
     "npz-path-missing",
     M,
     both(put("data.dataset", "npz"), put("data.path", "no.npz")),
@@ -771,6 +808,15 @@ def repository_state() -> dict[str, tuple[int, int]]:
             info = path.lstat()
             state[str(path.relative_to(ROOT))] = (info.st_mtime_ns, info.st_size)
     return state
+
+
+@pytest.fixture(scope="module", autouse=True)
+def imports_done():
+    """Validate each base protocol once, so that forked children inherit every import and each
+    case measures only its own validation."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        for base in (H, C, M, U):
+            assert cli.main(["validate", str(ROOT / "protocols" / f"{base}.yaml")]) == 0
 
 
 @pytest.fixture(scope="module", autouse=True)

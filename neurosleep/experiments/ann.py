@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -96,15 +97,21 @@ class ANNData(Params):
                 raise ValueError(f"path {self.path!r}: {exc.strerror}") from None
             if not test(mode):
                 raise ValueError(f"path {self.path!r} is not {what} (dataset {self.dataset!r})")
+            if self.dataset == "npz" and not zipfile.is_zipfile(self.path):
+                raise ValueError(f"path {self.path!r} is not an .npz file (not a zip archive)")
         if self.stream == "split":
-            n_classes = _n_classes(self)
-            if isinstance(self.class_order, list):
-                in_data = count_classes(self.dataset, self.path)
-                if sorted(self.class_order) != list(range(in_data)):
-                    raise ValueError(
-                        f"class_order {self.class_order} is not a permutation of the data's"
-                        f" classes 0..{in_data - 1}"
-                    )
+            try:
+                n_classes = _n_classes(self)
+                ordered = isinstance(self.class_order, list)
+                in_data = count_classes(self.dataset, self.path) if ordered else n_classes
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                message = f"path {self.path!r}: not a readable {self.dataset} file ({exc})"
+                raise ValueError(message) from None
+            if ordered and sorted(self.class_order) != list(range(in_data)):
+                raise ValueError(
+                    f"class_order {self.class_order} is not a permutation of the data's"
+                    f" classes 0..{in_data - 1}"
+                )
             if n_classes % self.classes_per_task:
                 raise ValueError(
                     f"the {n_classes} classes do not divide into tasks of {self.classes_per_task}"
