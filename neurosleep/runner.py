@@ -8,6 +8,7 @@ traceback goes to ``/provenance/traceback``) or ``interrupted`` (Ctrl-C or SIGTE
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sys
@@ -67,7 +68,7 @@ def run(
     with open_run(path) as finished:
         names = finished.attrs.get("task_names")
         headline = protocol.experiment.headline(
-            finished.phases(), finished.evaluations(), None if names is None else list(names)
+            finished.phases(), finished.evaluations(), None if names is None else json.loads(names)
         )
     return RunResult(path=path, headline=headline)
 
@@ -104,7 +105,7 @@ def _run_into(protocol: Protocol, claim: Claim, command_line: list[str], progres
                 seed=protocol.seed,
                 recorder=recorder,
             )
-            recorder.file.attrs["task_names"] = experiment.task_names()
+            recorder.file.attrs["task_names"] = json.dumps(experiment.task_names())
             if experiment.scenario is not None:
                 recorder.file.attrs["scenario"] = experiment.scenario
             _phase_loop(protocol, experiment, recorder, progress_shown(progress))

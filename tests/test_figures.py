@@ -3,6 +3,7 @@ text boxes overlapping (renderer bounding boxes), units where a quantity has the
 "(1)"), tasks by name, time in one unit per figure; saved as PDF and PNG."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -194,9 +195,9 @@ def test_accuracy_matrix_of_many_tasks_keeps_its_ticks_apart(tmp_path, n_tasks):
     path = tmp_path / "many.h5"
     rng = np.random.default_rng(0)
     with Recorder.create(path, attrs={"n_tasks": n_tasks}, n_tasks=n_tasks) as rec:
-        rec.file.attrs["task_names"] = (
-            [f"{2 * k}/{2 * k + 1}" for k in range(n_tasks)] if n_tasks == 5 else None
-        ) or [f"task {k + 1}" for k in range(n_tasks)]
+        pairs = [f"{2 * k}/{2 * k + 1}" for k in range(n_tasks)]
+        names = pairs if n_tasks == 5 else [f"task {k + 1}" for k in range(n_tasks)]
+        rec.file.attrs["task_names"] = json.dumps(names)
         for k in range(-1, n_tasks):
             if k >= 0:
                 rec.begin_phase(f"train{k + 1}", "wake", task=k, start_time=0.0)

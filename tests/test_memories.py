@@ -16,7 +16,7 @@ from tests.test_ann import TINY, WAKE, digits_protocol
 
 def test_consolidation_run_names_its_memories(consolidation_run, capsys):
     with open_run(consolidation_run) as r:
-        assert list(r.attrs["task_names"]) == ["A", "B"]
+        assert json.loads(r.attrs["task_names"]) == ["A", "B"]
         headline = SNNExperiment.headline(r.phases(), r.evaluations(), ["A", "B"])
         completion = r.evaluations().metrics["completion"]
     final = headline.splitlines()[-1]
@@ -84,7 +84,7 @@ def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write
         rows = [names[int(i)] for i in after.phases]
         plain = a.evaluations().metrics["accuracy"]
         both = after.metrics["accuracy"]
-        assert list(b.attrs["task_names"]) == ["0/1/2/3/4", "5/6/7/8/9"]
+        assert json.loads(b.attrs["task_names"]) == ["0/1/2/3/4", "5/6/7/8/9"]
         assert b.attrs["scenario"] == "class"
     # the extra test phase trains nothing: every other test row is identical, to the bit
     keep = [i for i, n in enumerate(rows) if not n.startswith("before_sleep")]

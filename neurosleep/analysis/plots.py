@@ -302,6 +302,7 @@ def accuracy(run: RunFile, populations: Iterable[str] | None = None) -> Figure |
         if limits is not None:
             ax_c.set_ylim(*limits)
         final = "  ".join(f"{t} {v:.2f}" for t, v in zip(tasks, values[-1], strict=True))
+        final = final if n_tasks > 1 else f"{values[-1, 0]:.2f}"
         ax_c.set_title(f"final: {final}" if n_tasks <= MAX_CELL_LABELS else "", loc="left")
         if n_tasks > 1:
             style.legend_outside(ax_c, title="task", ncols=1 + n_tasks // 8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -235,10 +236,11 @@ def summarize(
 
 def task_names(run: RunFile, n_tasks: int) -> list[str]:
     """Names of the tasks (memories "A", "B"; class pairs "0/1"): the run file's ``task_names``
-    attribute, else "task 1".."task T"."""
-    names = run.file.attrs.get("task_names")
-    if names is not None and len(names) == n_tasks:
-        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    attribute (a JSON list), else "task 1".."task T"."""
+    text = run.file.attrs.get("task_names")
+    names = json.loads(text) if text is not None else None
+    if isinstance(names, list) and len(names) == n_tasks:
+        return [str(n) for n in names]
     return [f"task {k + 1}" for k in range(n_tasks)]
 
 

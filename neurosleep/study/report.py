@@ -171,10 +171,9 @@ def _seeds(seeds: list[int]) -> str:
 
 def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
     """Objective against each axis (mean ± SEM) and a heatmap of the mean per pair of axes."""
-    import matplotlib
     from matplotlib.figure import Figure
 
-    from neurosleep.analysis.plots import STYLE
+    from neurosleep.analysis import style
 
     spec = study_spec(ledger)
     rows = [r for r in ledger.rows() if r.stage == "search" and r.state == "complete"]
@@ -183,7 +182,7 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
         return []
     written = []
     out.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context(STYLE):
+    with style.context():
         for axis in spec.space:
             values = sorted({_key(r.params.get(axis)) for r in rows}, key=_order)
             stats = [
