@@ -288,7 +288,10 @@ def _device_problem(device: str) -> str | None:
 
 
 def _output_problem(output: Path) -> str | None:
-    """Why the run file cannot be created at ``output`` (``None``: its folder can take it)."""
+    """Why no run may write ``output`` (``None``: its folder can take a run file there): what
+    ``run`` refuses whatever the flags, ``validate`` refuses too."""
+    from neurosleep.io.ownership import refusal
+
     folder = output.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -296,7 +299,8 @@ def _output_problem(output: Path) -> str | None:
         return f"cannot create {output}: {folder} is not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot create {output}: the folder {folder} is not writable"
-    return None
+    why = refusal(output)
+    return f"{output} {why}" if why else None
 
 
 def _duplicate_names(phases: list[PlannedPhase], locate: Locator) -> list[Problem]:

@@ -744,6 +744,31 @@ case(
     isolated=True,
 )
 case("set-self-alias", H, flags("--set", "description=&a [*a]"), "recursive alias", isolated=True)
+case("output-is-the-protocol", H, put("output", "p.yaml"), "output", "not a neurosleep run file")
+case("output-is-a-folder", H, put("output", "."), "output", "is a directory")
+case(
+    "output-is-a-fifo",
+    H,
+    both(put("output", "f.h5"), lambda w: os.mkfifo(w.folder / "f.h5")),
+    "output",
+    "FIFO",
+    isolated=True,
+)
+case(
+    "output-is-a-symlink",
+    H,
+    both(put("output", "l.h5"), lambda w: (w.folder / "l.h5").symlink_to(w.folder / "p.yaml")),
+    "output",
+    "symbolic link",
+)
+case(
+    "output-is-dev-null",
+    H,
+    flags("--output", "/dev/null"),
+    "output",
+    "character device",
+    commands=("run",),
+)
 case(
     "output-read-only-folder",
     H,
