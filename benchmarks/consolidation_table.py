@@ -3,9 +3,11 @@
 Runs every ``protocols/consolidation_*.yaml`` condition with ``--networks`` independent networks
 (seeds ``seed … seed+N−1``, one torch batch), reads the cued-recall scores of each network from
 ``/recall/<phase>/`` and prints, per condition and test phase, mean ± SEM over networks of the
-sequence recall of A and B (and pattern completion), the synaptic footprint of network 0, and
-each condition's wall time. ``--engine brian2`` runs one network per seed instead. Writes the
-figure (recall per memory across test phases, one panel per condition).
+graded sequence recall of A and B, full recall and no response (fractions of trials), pattern
+completion and discrimination, the synaptic footprint of network 0, and each condition's wall
+time; ``--baseline`` adds the same scores in windows without a cue. ``--engine brian2`` runs
+one network per seed instead. Writes the figure (recall per memory across test phases, one panel
+per condition).
 
     python benchmarks/consolidation_table.py --networks 5 --seed 11 \
         --figure docs/img/consolidation/recall.png
@@ -88,13 +90,25 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
     return paths, wall
 
 
-MEASURES = ("sequence", "completion", "discrimination")
+MEASURES = (
+    "sequence",
+    "full_recall",
+    "no_response",
+    "completion",
+    "discrimination",
+    "spontaneous_sequence",
+    "spontaneous_full_recall",
+    "spontaneous_no_response",
+)
 
 
 def recall_rows(paths: list[Path]) -> list[dict]:
-    """Per test phase: name, and [networks × memories] sequence recall, completion and
-    discrimination (completion − intrusion: the memory's neurons recruited by its cue minus the
-    other neurons recruited, a hit rate minus a false-alarm rate)."""
+    """Per test phase: name, and [networks × memories] graded sequence recall, full recall
+    (fraction of trials with every group in order), no response (fraction of trials with no
+    non-cued group firing), completion, discrimination (completion − intrusion: the memory's
+    neurons recruited by its cue minus the other neurons recruited, a hit rate minus a
+    false-alarm rate) and, from runs with ``baseline``, the same scores without a cue. A
+    measure a run file lacks (written before it existed, or without ``baseline``) is NaN."""
     rows = []
     for path in paths:
         with open_run(path) as rf:
@@ -102,6 +116,8 @@ def recall_rows(paths: list[Path]) -> list[dict]:
             for k, phase in enumerate(rf.evaluations().phases):
                 arrays = rf.arrays(f"recall/{int(phase)}")
                 arrays["discrimination"] = arrays["completion"] - arrays["intrusion"]
+                missing = np.full_like(arrays["sequence"], np.nan)
+                arrays = {m: arrays.get(m, missing) for m in MEASURES}
                 if len(rows) <= k:
                     rows.append({"phase": names[int(phase)]} | {m: [] for m in MEASURES})
                 for m in MEASURES:
@@ -134,6 +150,8 @@ def mean_sem(values: np.ndarray) -> tuple[float, float]:
 
 
 def cell(values: np.ndarray) -> str:
+    if np.isnan(values).all():
+        return "–"
     m, s = mean_sem(values)
     return f"{m:.2f} ± {s:.2f}"
 
@@ -219,7 +237,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
     parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
     parser.add_argument("--model", help="model file to run every condition on (default: each's)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="tests also score as many windows without a cue (data.memories.baseline=true)",
+    )
     args = parser.parse_args()
+    if args.baseline:
+        args.set.append("data.memories.baseline=true")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results, walls, files = {}, {}, {}
     for label, name in CONDITIONS:
@@ -228,11 +253,20 @@ def main() -> None:
         paths, wall = run_condition(name, args)
         results[label], walls[label] = recall_rows(paths), wall
         files[label] = paths[0]
-    print(f"sequence recall, mean ± SEM over {args.networks} networks ({args.engine})\n")
+    over = f"mean ± SEM over {args.networks} networks"
+    print(f"graded sequence recall, {over} ({args.engine})\n")
     print(table(results, "sequence"))
-    print(f"\npattern completion, mean ± SEM over {args.networks} networks\n")
+    print(f"\nfull recall (fraction of trials: every group fired, in stored order), {over}\n")
+    print(table(results, "full_recall"))
+    print(f"\nno response (fraction of trials: no group beyond the cue fired), {over}\n")
+    print(table(results, "no_response"))
+    if args.baseline:
+        for key in ("sequence", "full_recall", "no_response"):
+            print(f"\nspontaneous baseline (the same windows, no cue): {key}, {over}\n")
+            print(table(results, f"spontaneous_{key}"))
+    print(f"\npattern completion, {over}\n")
     print(table(results, "completion"))
-    print(f"\ndiscrimination (completion − intrusion), mean ± SEM over {args.networks} networks\n")
+    print(f"\ndiscrimination (completion − intrusion), {over}\n")
     print(table(results, "discrimination"))
     print("\nfinal test, paired by network\n")
     print(paired(results))

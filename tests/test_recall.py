@@ -9,9 +9,11 @@ from neurosleep.analysis.recall import (
     completion,
     first_spikes,
     footprint,
+    full_recall,
     group_latencies,
     memory_synapses,
     rankdata,
+    responded,
     sequence_order,
     sequence_recall,
 )
@@ -63,6 +65,31 @@ def test_sequence_order_forward_reverse_partial():
     swapped = sequence_order(group_latencies(*sweep([0, 2, 1, 3, 4]), GROUPS, 0, 100))
     assert swapped == pytest.approx(0.9)
     assert sequence_order(np.full(5, np.nan)) == 0.0
+
+
+def test_order_score_is_pearson_of_positions_against_latency_ranks():
+    """Not Spearman's ρ: with a silent group between active ones an in-order sweep scores
+    below 1 (positions 1, 3, 4 against ranks 1, 2, 3)."""
+    lat = group_latencies(*sweep([0, 1, 3, 4]), GROUPS, 0, 100)
+    assert sequence_order(lat[1:]) == pytest.approx(np.corrcoef([0, 2, 3], [1, 2, 3])[0, 1])
+    assert sequence_order(lat[1:]) == pytest.approx(0.982, abs=1e-3)
+
+
+def test_no_response_is_told_apart_from_partial_recall():
+    """The graded score gives 0 both to "nothing beyond the cue fired" and to "the cue and the
+    next group fired"; ``responded`` tells them apart, ``full_recall`` needs every group in
+    order."""
+    nothing = group_latencies(*sweep([0]), GROUPS, 0, 100)
+    next_one = group_latencies(*sweep([0, 1]), GROUPS, 0, 100)
+    assert sequence_recall(nothing, cued=1) == sequence_recall(next_one, cued=1) == 0.0
+    assert responded(nothing, cued=1) == 0.0 and responded(next_one, cued=1) == 1.0
+    forward = group_latencies(*sweep([0, 1, 2, 3, 4]), GROUPS, 0, 100)
+    assert full_recall(forward, cued=1) == 1.0
+    assert full_recall(group_latencies(*sweep([0, 1, 2, 3]), GROUPS, 0, 100), cued=1) == 0.0
+    assert full_recall(group_latencies(*sweep([0, 2, 1, 3, 4]), GROUPS, 0, 100), cued=1) == 0.0
+    # the cued group counts for the order too: the rest in order before the cue is no success
+    assert full_recall(group_latencies(*sweep([1, 2, 3, 4, 0]), GROUPS, 0, 100), cued=1) == 0.0
+    assert np.isnan(full_recall(forward[:1], cued=1)) and np.isnan(responded(forward[:1], 1))
 
 
 def test_group_latency_is_the_median_first_spike():

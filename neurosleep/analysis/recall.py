@@ -16,6 +16,10 @@ array([ 1.1 ,  6.25, 11.  ])
 1.0
 >>> round(sequence_recall(np.array([1.0, np.nan, 9.0, 5.0]), cued=1), 3)  # 2 of 3 fire, reversed
 -0.667
+>>> full_recall(np.array([1.0, 4.0, 9.0]), cued=1), full_recall(np.array([1.0, 9.0, 4.0]), cued=1)
+(1.0, 0.0)
+>>> responded(np.array([1.0, np.nan, np.nan]), cued=1)
+0.0
 >>> completion(times, ids, np.arange(6), np.array([0, 1]), 0.0, 50.0)
 0.75
 """
@@ -89,8 +93,11 @@ def group_latencies(
 
 
 def sequence_order(latencies: np.ndarray) -> float:
-    """Spearman rank correlation of the active groups' latencies with their stored order (1: in
-    order, −1: reversed); silent groups (NaN) are left out; fewer than two active give 0."""
+    """Order score of the active groups: the Pearson correlation of their stored positions
+    with the ranks of their latencies (1: in order, −1: reversed); silent groups (NaN) are left
+    out; fewer than two active give 0. Not Spearman's ρ: the positions are not re-ranked, so
+    when a silent group sits between active ones (positions 0, 2, 3) an in-order sweep scores
+    slightly below 1 (0.98); with contiguous active groups it equals Spearman's ρ."""
     lat = np.asarray(latencies, dtype=float)
     active = ~np.isnan(lat)
     if active.sum() < 2:
@@ -102,14 +109,33 @@ def sequence_order(latencies: np.ndarray) -> float:
 
 
 def sequence_recall(latencies: np.ndarray, cued: int) -> float:
-    """Recall of a sequence cued with its first ``cued`` groups: the order correlation of the
+    """Graded recall of a sequence cued with its first ``cued`` groups: the order score of the
     non-cued groups (:func:`sequence_order`) × the fraction of them that fired. 1: the whole
-    rest of the sequence fires in order; 0: nothing fires, or in random order; < 0: reversed.
-    The cued groups are left out, so that a cue alone scores 0 whatever the background."""
+    rest of the sequence fires in order; 0: nothing fires, a single non-cued group fires, or
+    they fire in random order; < 0: reversed. The cued groups are left out, so that a cue alone
+    scores 0 whatever the background. A 0 does not tell "nothing fired" from partial recall:
+    :func:`responded` does."""
     rest = np.asarray(latencies, dtype=float)[cued:]
     if rest.size == 0:
         return float("nan")
     return sequence_order(rest) * float(np.mean(~np.isnan(rest)))
+
+
+def responded(latencies: np.ndarray, cued: int) -> float:
+    """1.0 when at least one non-cued group fired, else 0.0 (NaN without non-cued groups)."""
+    rest = np.asarray(latencies, dtype=float)[cued:]
+    if rest.size == 0:
+        return float("nan")
+    return float((~np.isnan(rest)).any())
+
+
+def full_recall(latencies: np.ndarray, cued: int) -> float:
+    """Per-trial success: 1.0 when every group fired and their latencies rise strictly in
+    stored order (the cued groups included), else 0.0 (NaN without non-cued groups)."""
+    lat = np.asarray(latencies, dtype=float)
+    if lat[cued:].size == 0:
+        return float("nan")
+    return float(not np.isnan(lat).any() and bool(np.all(np.diff(lat) > 0)))
 
 
 # ---------------------------------------------------------------------- synaptic footprint

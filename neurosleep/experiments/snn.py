@@ -25,6 +25,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from neurosleep.analysis.recall import (
+    completion,
+    full_recall,
+    group_latencies,
+    responded,
+    sequence_recall,
+)
 from neurosleep.analysis.spikes import SpikeAccumulator, SpikeStats
 from neurosleep.catalogue import EXPERIMENTS
 from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
@@ -79,6 +86,9 @@ class Memories(Params):
     cue_fraction: float = Field(0.5, gt=0, le=1, description="assemblies: fraction cued")
     cue_duration: Time = Field("10 ms", gt=0)
     window: Time = Field("60 ms", gt=0, description="recall window from cue onset")
+    baseline: bool = Field(
+        False, description="tests: also score as many windows without a cue (spontaneous)"
+    )
     replay_bin: Time = Field("5 ms", gt=0, description="sleep: bin of the population rate")
     replay_threshold_sd: float = Field(3.0, gt=0, description="sleep: burst threshold (SD)")
 
@@ -425,57 +435,60 @@ class SNNExperiment(Experiment):
 
     def recall_test(self, phase: PlannedPhase, params: SNNTest, progress: Progress) -> Evaluation:
         """Cue trials per memory (``window + gap`` each, as many as fit in ``duration``):
-        pattern completion, sequence order and intrusion, averaged over trials and networks;
-        per network in ``/recall/<phase>/``."""
-        from neurosleep.analysis.recall import completion, group_latencies, sequence_recall
-
+        pattern completion, graded sequence recall, full recall, no response and intrusion,
+        averaged over trials and networks; per network in ``/recall/<phase>/``. With
+        ``baseline``, as many trials without a cue follow, scored against every memory
+        (``spontaneous_*``)."""
         m = self.data.memories
         size = self.model.size(m.population)
         n_mem, nets = len(m.stored), self.data.networks
         trials = max(1, int(params.duration // (m.window + m.gap)))
-        keys = ("completion", "sequence", "intrusion")
+        keys = RECALL_KEYS + (SPONTANEOUS_KEYS if m.baseline else ())
         values = {k: np.full((nets, n_mem), np.nan) for k in keys}
-        tasks = range(n_mem) if phase.task < 0 else [phase.task]
+        tasks = list(range(n_mem) if phase.task < 0 else [phase.task])
         self.enter("test", params, 0.0)
         self.sink.keep = {m.population: []}
 
-        def cue_trials() -> None:
-            for k, task in enumerate(tasks):
-                values_of(k, task)
-
-        def values_of(k: int, task: int) -> None:
-            memory = m.stored[task]
-            groups, cue = memory.indices(), m.cue(memory)
-            members = np.concatenate(groups)
-            others = np.setdiff1d(np.arange(size), members)
-            scores = np.full((3, nets, trials), np.nan)
-            for trial in range(trials):
-                self.sink.keep[m.population] = []
-                onset = self.sim.t_ms
+        def window(cue: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+            """Run one trial (``cue`` driven for ``cue_duration``; None: no cue); its spikes
+            of the memory population and its onset (ms)."""
+            self.sink.keep[m.population] = []
+            onset = self.sim.t_ms
+            if cue is not None:
                 self.show(cue)
-                self._run_blocks(m.cue_duration, lambda f: None, 0.0, 1.0)
-                self.show(None)
-                rest = m.window + m.gap - m.cue_duration
-                self._run_blocks(rest, lambda f: None, 0.0, 1.0)
-                blocks = self.sink.keep[m.population]
-                times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
-                ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
-                stop = onset + m.window
-                for b in range(nets):
-                    mine = ids // size == b
-                    t, i = times[mine], ids[mine] - b * size
-                    scores[0, b, trial] = completion(t, i, members, cue, onset, stop)
-                    lat = group_latencies(t, i, groups, onset, stop)
-                    cued = m.cue_groups if len(groups) > 1 else len(groups)
-                    scores[1, b, trial] = sequence_recall(lat, cued)
-                    fired = np.unique(i[(t >= onset) & (t < stop)])
-                    scores[2, b, trial] = np.isin(others, fired).mean() if others.size else 0.0
-                progress((k + (trial + 1) / trials) / len(tasks))
-            for j, key in enumerate(keys):
-                values[key][:, task] = scores[j].mean(axis=1)
+            self._run_blocks(m.cue_duration, lambda f: None, 0.0, 1.0)
+            self.show(None)
+            self._run_blocks(m.window + m.gap - m.cue_duration, lambda f: None, 0.0, 1.0)
+            blocks = self.sink.keep[m.population]
+            times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
+            ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
+            return times, ids, onset
+
+        def trials_of(cued: bool) -> None:
+            per_memory, done = (tasks, 0) if cued else ([None], len(tasks))
+            blocks = len(tasks) + m.baseline
+            scores = {k: np.full((nets, n_mem, trials), np.nan) for k in RECALL_KEYS}
+            for k, task in enumerate(per_memory):
+                for trial in range(trials):
+                    times, ids, onset = window(None if task is None else m.cue(m.stored[task]))
+                    for b in range(nets):
+                        mine = ids // size == b
+                        t, i = times[mine], ids[mine] - b * size
+                        for j in tasks if task is None else [task]:
+                            for key, v in score_trial(m, m.stored[j], size, t, i, onset).items():
+                                scores[key][b, j, trial] = v
+                    progress((done + k + (trial + 1) / trials) / blocks)
+            prefix = "" if cued else "spontaneous_"
+            for key in RECALL_KEYS if cued else SPONTANEOUS_BASE:
+                values[prefix + key][:, tasks] = scores[key][:, tasks].mean(axis=2)
+
+        def run_trials() -> None:
+            trials_of(cued=True)
+            if m.baseline:
+                trials_of(cued=False)
 
         try:
-            self._measure(cue_trials)
+            self._measure(run_trials)
         finally:
             self.sink.keep = {}
         self.leave(params)
@@ -487,11 +500,7 @@ class SNNExperiment(Experiment):
         return Evaluation(
             metrics={k: v.mean(axis=0) for k, v in values.items()},
             units=dict.fromkeys(values, "1"),
-            descriptions={
-                "completion": "fraction of a memory's non-cued neurons firing after a partial cue",
-                "sequence": "order of the non-cued groups' first spikes x fraction firing",
-                "intrusion": "fraction of neurons outside the memory firing after its cue",
-            },
+            descriptions={k: RECALL_DESCRIPTIONS[k] for k in values},
         )
 
     def _replay_diagnostics(self, blocks: list, start: float, stop: float) -> None:
@@ -615,6 +624,39 @@ def _on_grid(value_ms: float, dt_ms: float) -> bool:
     except ValueError:
         return False
     return True
+
+
+RECALL_KEYS = ("completion", "sequence", "full_recall", "no_response", "intrusion")
+SPONTANEOUS_BASE = ("sequence", "full_recall", "no_response")
+SPONTANEOUS_KEYS = tuple(f"spontaneous_{k}" for k in SPONTANEOUS_BASE)
+RECALL_DESCRIPTIONS = {
+    "completion": "fraction of a memory's non-cued neurons firing after a partial cue",
+    "sequence": "graded: order score of the non-cued groups' first spikes x fraction firing",
+    "full_recall": "fraction of trials in which every group fired, in stored order",
+    "no_response": "fraction of trials in which no non-cued group fired",
+    "intrusion": "fraction of neurons outside the memory firing after its cue",
+} | {f"spontaneous_{k}": f"{k}, scored in the same windows without a cue" for k in SPONTANEOUS_BASE}
+
+
+def score_trial(
+    m: Memories, memory: Memory, size: int, t: np.ndarray, i: np.ndarray, onset: float
+) -> dict[str, float]:
+    """One network's recall measures (:data:`RECALL_KEYS`) of ``memory`` in the trial window
+    ``[onset, onset + window)`` (``t`` ms, ``i`` neuron indices of the memory population)."""
+    groups, cue = memory.indices(), m.cue(memory)
+    members = np.concatenate(groups)
+    others = np.setdiff1d(np.arange(size), members)
+    stop = onset + m.window
+    lat = group_latencies(t, i, groups, onset, stop)
+    cued = m.cue_groups if len(groups) > 1 else len(groups)
+    fired = np.unique(i[(t >= onset) & (t < stop)])
+    return {
+        "completion": completion(t, i, members, cue, onset, stop),
+        "sequence": sequence_recall(lat, cued),
+        "full_recall": full_recall(lat, cued),
+        "no_response": 1.0 - responded(lat, cued),
+        "intrusion": float(np.isin(others, fired).mean()) if others.size else 0.0,
+    }
 
 
 BYTES_PER_SYNAPSE = 48  # pre and post index, weight, delay, traces and a working copy
