@@ -38,7 +38,7 @@ _REGISTRY = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 # one-digit power (mV, 1/s, m/s^2); everything before it is the number
 _NAME = r"[A-Za-zµμΩ°]+(?:\^-?\d)?"
 _QUANTITY = re.compile(
-    rf"^\s*(?P<number>.*?)\s*(?P<unit>(?:1/)?{_NAME}(?:\s*[/*·]\s*{_NAME})*)\s*$"
+    rf"^\s*(?P<number>.*?)\s*(?P<unit>(?:1?/\s*)?{_NAME}(?:\s*[/*·]\s*{_NAME})*)\s*$"
 )
 
 
@@ -71,6 +71,8 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
     number_text, unit_text = (match["number"], match["unit"]) if match else (value, "")
     try:
         number = evaluate(number_text, variables or {})
+        # "5 /s" and "5 1/s" are the same rate: pint reads only the second
+        unit_text = "1" + unit_text if unit_text.startswith("/") else unit_text
         written = _REGISTRY.Unit(unit_text) if unit_text else _REGISTRY.dimensionless
     except (pint.errors.PintError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(

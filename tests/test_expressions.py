@@ -84,10 +84,13 @@ def test_is_expression_of_needs_a_variable_and_is_bounded():
         ("(100 + 50*k) ms", 300.0),
         ("0.1 1/s", 0.1),
         ("-65 mV", -65.0),
+        ("5 /s", 5.0),
+        ("5/s", 5.0),
+        ("1 /ms", 1000.0),
     ],
 )
 def test_quantities_read_the_number_with_the_evaluator(text, expected):
-    unit = {"mV": "mV", "1/s": "1/s"}.get(text.split()[-1], "ms")
+    unit = "1/s" if "/" in text else {"mV": "mV"}.get(text.split()[-1], "ms")
     assert to_unit(text, unit, {"k": 4}) == pytest.approx(expected)
 
 
