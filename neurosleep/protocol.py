@@ -244,8 +244,9 @@ def build_protocol(
     phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
     problems.extend(_duplicate_names(phases, locate))
     if not problems:
-        checked = experiment.check(model, data_params, record_params, phases)
+        checked = experiment.check(model, data_params, record_params, phases, top.engine)
         problems.extend(locate.problem(key, message) for key, message in checked)
+        problems.extend(_sleep_checks(phases, model, locate))
     if problems:
         raise SpecError(problems)
 
@@ -285,6 +286,21 @@ def _device_problem(device: str) -> str | None:
     if index >= torch.cuda.device_count():
         return f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
     return None
+
+
+def _sleep_checks(phases: list[PlannedPhase], model: Spec, locate: Locator) -> list[Problem]:
+    """Each sleep algorithm's own check of its parameters against the model and the phases
+    before it (the first phase of a repeat block that fails stands for the others)."""
+    problems, seen = [], set()
+    for phase in phases:
+        entry = SLEEP.get(phase.algorithm) if phase.algorithm else None
+        if entry is None or entry.check is None:
+            continue
+        for key, message in entry.check(phase.params, model, phases[: phase.index]):
+            if (phase.source + key, message) not in seen:
+                seen.add((phase.source + key, message))
+                problems.append(locate.problem(phase.source + key, message))
+    return problems
 
 
 def _output_problem(output: Path) -> str | None:

@@ -777,6 +777,30 @@ case(
     "not writable",
     skip="root writes anywhere" if os.geteuid() == 0 else None,
 )
+case("sra-with-biases", M, put("bias", True, model=True), "sleep.kind", "bias: false")
+case("sra-beta-length", M, sra_sleep("beta", [1.0]), "sleep.beta", "thresholds for")
+case(
+    "sra-before-any-wake",
+    M,
+    put("schedule", [{"sleep": {"kind": "sra", "steps": 10}}]),
+    "sleep.kind",
+    "no wake phase before it",
+)
+case(
+    "downscaling-unknown-projection",
+    C,
+    put("schedule.5", {"sleep": {"kind": "downscaling", "factor": 0.5, "projections": ["xx"]}}),
+    "sleep.projections[0]",
+    "unknown projection 'xx'",
+)
+case(
+    "rates-unknown-source",
+    C,
+    put("schedule.5.sleep.rates", {"nope": "5 Hz"}),
+    "sleep.rates.nope",
+    "is not a source",
+)
+case("snn-phase-engine", C, put("schedule.5.sleep.engine", "brian2"), "sleep.engine", "one engine")
 case(
     "npz-path-missing",
     M,

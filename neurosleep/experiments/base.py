@@ -89,10 +89,11 @@ class Experiment(ABC):
 
     @classmethod
     def check(
-        cls, model: Spec, data: Params, record: Params, phases: list[PlannedPhase]
+        cls, model: Spec, data: Params, record: Params, phases: list[PlannedPhase], engine: str
     ) -> list[tuple[KeyPath, str]]:
-        """Problems seen only with model, data, record and schedule together, as (key path in
-        the protocol, message); e.g. durations off the time grid, a memory estimate too large."""
+        """Problems seen only with model, data, record, schedule and engine together, as (key
+        path in the protocol, message); e.g. durations off the time grid, a memory estimate too
+        large."""
         return []
 
     @abstractmethod

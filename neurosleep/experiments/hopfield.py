@@ -105,7 +105,12 @@ class HopfieldExperiment(Experiment):
 
     @classmethod
     def check(
-        cls, model: HopfieldSpec, data: HopfieldData, record: Params, phases: list[PlannedPhase]
+        cls,
+        model: HopfieldSpec,
+        data: HopfieldData,
+        record: Params,
+        phases: list[PlannedPhase],
+        engine: str,
     ) -> list[tuple[KeyPath, str]]:
         """The couplings (float64, with the working copies of retrieval and dreaming) and the
         patterns must fit in memory."""

@@ -215,9 +215,15 @@ class SNNExperiment(Experiment):
 
     @classmethod
     def check(
-        cls, model: SNNSpec, data: SNNData, record: SNNRecord, phases: list[PlannedPhase]
+        cls,
+        model: SNNSpec,
+        data: SNNData,
+        record: SNNRecord,
+        phases: list[PlannedPhase],
+        engine: str,
     ) -> list[tuple[KeyPath, str]]:
-        """Recorded populations exist, every time is on the dt grid, the memory fits."""
+        """Recorded populations exist, phases set rates of Poisson or pattern sources only and
+        keep the run's engine, every time is on the dt grid, the memory fits."""
         every = [*model.populations, *model.sources]
         problems = [
             (("record", "spikes"), f"unknown population {name!r}; the model has {every}")
@@ -229,6 +235,17 @@ class SNNExperiment(Experiment):
             for i, p in enumerate(record.states)
             if p.population not in model.populations
         ]
+        for phase in phases:
+            if phase.engine not in (None, engine):
+                message = "snn runs keep one engine for the whole run (no phase engine override)"
+                problems.append((phase.source + ("engine",), message))
+            for name in getattr(phase.params, "rates", {}):
+                source = model.sources.get(name)
+                if source is None or source.type == "array":
+                    what = "plays given spike trains" if source else "is not a source"
+                    known = ", ".join(n for n, s in model.sources.items() if s.type != "array")
+                    message = f"{name!r} {what}; rates are set for: {known or 'no source'}"
+                    problems.append((phase.source + ("rates", name), message))
         timed = [(("record",), record)] + [(phase.source, phase.params) for phase in phases]
         if data.memories:
             timed.append((("data", "memories"), data.memories))

@@ -190,6 +190,9 @@ class SleepAlgorithm(Generic[C, O_co]):
     model_kind: str
     run: SleepRun[C, O_co]
     summary: str
+    #: ``check(params, model, before) -> [(key in the phase, message)]``: what the parameters
+    #: need of the model spec and of the phases ``before`` this one, checked at validation
+    check: Callable[[Any, Any, list], list[tuple[tuple, str]]] | None = None
 
     def __post_init__(self) -> None:
         if self.model_kind not in CONTRACTS:
@@ -212,3 +215,13 @@ class SleepAlgorithm(Generic[C, O_co]):
 def register(algorithm: SleepAlgorithm) -> SleepAlgorithm:
     """Add an algorithm to :data:`SLEEP` under its name."""
     return SLEEP.register(algorithm.name)(algorithm)
+
+
+def unknown_projections(names: list[str] | None, model: SNNSpec) -> list[tuple[tuple, str]]:
+    """A check: every named projection exists in the model (``None``: every plastic one)."""
+    known = ", ".join(model.projections)
+    return [
+        (("projections", i), f"unknown projection {name!r}; the model has: {known}")
+        for i, name in enumerate(names or [])
+        if name not in model.projections
+    ]

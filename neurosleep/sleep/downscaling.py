@@ -11,7 +11,13 @@ from pydantic import Field
 
 from neurosleep.engines.base import rule_bounds
 from neurosleep.params import Params
-from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
+from neurosleep.sleep import (
+    SleepAlgorithm,
+    SNNContext,
+    SNNOutcome,
+    register,
+    unknown_projections,
+)
 from neurosleep.sleep.spontaneous import plastic_weights, write_change
 
 
@@ -50,6 +56,7 @@ register(
         Params=DownscalingParams,
         model_kind="snn",
         run=run,
+        check=lambda params, model, before: unknown_projections(params.projections, model),
         summary="multiply plastic weights by a factor (synaptic homeostasis)",
     )
 )

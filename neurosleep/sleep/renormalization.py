@@ -21,7 +21,13 @@ from pydantic import Field
 
 from neurosleep.engines.base import rule_bounds
 from neurosleep.params import Params
-from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
+from neurosleep.sleep import (
+    SleepAlgorithm,
+    SNNContext,
+    SNNOutcome,
+    register,
+    unknown_projections,
+)
 from neurosleep.sleep.spontaneous import plastic_weights, write_change
 
 
@@ -73,6 +79,7 @@ register(
         Params=RenormalizationParams,
         model_kind="snn",
         run=run,
+        check=lambda params, model, before: unknown_projections(params.projections, model),
         summary="scale each neuron's plastic input weights back to their initial sum (SHY)",
     )
 )

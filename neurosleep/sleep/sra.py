@@ -174,6 +174,21 @@ def sra(
     }
 
 
+def check(params: SRAParams, model, before: list) -> list[tuple[tuple, str]]:
+    """What SRA needs, known at validation: no biases, one threshold per layer, a wake phase
+    before it (its input is the seen tasks' mean image)."""
+    problems = []
+    if model.bias:
+        problems.append((("kind",), "sleep 'sra' needs a model without biases (bias: false)"))
+    if len(params.beta) != len(model.layers) - 1:
+        message = f"beta has {len(params.beta)} thresholds for {len(model.layers) - 1} layers"
+        problems.append((("beta",), message))
+    if not any(phase.kind == "wake" for phase in before):
+        message = "sleep 'sra' replays the seen tasks' mean input: no wake phase before it"
+        problems.append((("kind",), message))
+    return problems
+
+
 def run(params: SRAParams, context: MLPContext) -> MLPOutcome:
     """The ``mlp`` contract: SRA on the context's weights; diagnostics to ``/sleep/<phase>/``
     (``steps``, ``alpha``, ``spike_count`` and ``mean_rate_hz`` per layer)."""
@@ -204,6 +219,7 @@ register(
         Params=SRAParams,
         model_kind="mlp",
         run=run,
+        check=check,
         summary="Sleep Replay Consolidation (Tadros et al. 2022), event-driven, faithful port",
     )
 )
