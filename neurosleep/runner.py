@@ -66,10 +66,10 @@ def run(
         _run_into(protocol, claim, command_line or sys.argv, progress)
         claim.commit()
     with open_run(path) as finished:
-        names = finished.attrs.get("task_names")
-        headline = protocol.experiment.headline(
-            finished.phases(), finished.evaluations(), None if names is None else json.loads(names)
-        )
+        from neurosleep.analysis.summary import task_names
+
+        names = task_names(finished, protocol.n_tasks)
+        headline = protocol.experiment.headline(finished.phases(), finished.evaluations(), names)
     return RunResult(path=path, headline=headline)
 
 

@@ -102,3 +102,24 @@ def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write
     text = capsys.readouterr().out
     assert "against R[j, j] = the first test after training task j (before sleep)" in text
     assert "FWT '-' in class-IL" in text
+
+
+def test_task_names_read_from_either_attribute_form(tmp_path):
+    """A JSON list (written now), an array of strings (written by the first days' versions);
+    anything else falls back to numbered tasks."""
+    from neurosleep.analysis.summary import task_names
+    from tests.test_analysis_runs import make_run
+
+    path = make_run(tmp_path / "run.h5")
+    import h5py
+
+    for value, expected in (
+        (json.dumps(["A", "B"]), ["A", "B"]),
+        (["A", "B"], ["A", "B"]),
+        ("not json", ["task 1", "task 2"]),
+        (json.dumps(["A"]), ["task 1", "task 2"]),  # wrong length
+    ):
+        with h5py.File(path, "r+") as f:
+            f.attrs["task_names"] = value
+        with open_run(path) as r:
+            assert task_names(r, 2) == expected

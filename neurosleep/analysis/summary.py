@@ -237,10 +237,13 @@ def summarize(
 def task_names(run: RunFile, n_tasks: int) -> list[str]:
     """Names of the tasks (memories "A", "B"; class pairs "0/1"): the run file's ``task_names``
     attribute (a JSON list), else "task 1".."task T"."""
-    text = run.file.attrs.get("task_names")
-    names = json.loads(text) if text is not None else None
+    value = run.file.attrs.get("task_names")
+    try:  # a JSON list; files of the first days hold an array of strings instead
+        names = json.loads(value) if isinstance(value, str | bytes) else list(value)
+    except (TypeError, ValueError):  # absent or unreadable: numbered tasks
+        names = None
     if isinstance(names, list) and len(names) == n_tasks:
-        return [str(n) for n in names]
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     return [f"task {k + 1}" for k in range(n_tasks)]
 
 

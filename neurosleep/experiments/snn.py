@@ -617,7 +617,8 @@ class SNNExperiment(Experiment):
             rows.append(f"  {names.get(int(phase), phase)!s:<16} " + "  ".join(parts))
         if not rows:
             return "no test phase ran"
-        what = "per memory" if task_names else "mean over tasks"
+        numbered = all(n.startswith("task ") for n in task_names or ["task"])
+        what = "mean over tasks" if not task_names else "per task" if numbered else "per memory"
         return f"test phases ({what}):\n" + "\n".join(rows)
 
 
