@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from neurosleep.analysis import style
 from neurosleep.analysis.summary import summarize
 from neurosleep.errors import RunFileError
 from neurosleep.io.runfile import open_run
@@ -202,8 +203,6 @@ def figure(groups: list[Group], metrics: Iterable[str] | None = None) -> Figure:
     """Per metric: the final value of each task (memory) per condition (bars, mean ± SEM over
     the group's runs; no error bar for one run), and each task's value after every test phase,
     the test phases named on the x-axis. House style (:mod:`neurosleep.analysis.style`)."""
-    from neurosleep.analysis import style
-
     chosen = [m for m, _ in columns(groups, metrics, ("ACC",))] or list(metrics or [])
     with style.context():
         fig = Figure(figsize=(style.TWO_COLUMN_IN, 0.6 + 2.3 * len(chosen)), layout="constrained")
@@ -217,15 +216,11 @@ def figure(groups: list[Group], metrics: Iterable[str] | None = None) -> Figure:
 
 
 def _bounds(groups: list[Group], metric: str) -> tuple[float, float] | None:
-    from neurosleep.analysis import style
-
     values = [v for g in groups for r in g.runs for row in r.curve.get(metric, []) for v in row]
     return style.value_range(metric, np.asarray(values, dtype=float))
 
 
 def _final_bars(ax, groups: list[Group], metric: str) -> None:
-    from neurosleep.analysis import style
-
     tasks = names_of_tasks(groups)
     width = 0.8 / max(len(groups), 1)
     for i, g in enumerate(groups):
@@ -259,8 +254,6 @@ def _memories(tasks: list[str]) -> bool:
 
 def _curves(ax, groups: list[Group], metric: str) -> None:
     """Each task's value after every test phase; colour = condition, line style = task."""
-    from neurosleep.analysis import style
-
     names: list[str] = []
     for i, g in enumerate(groups):
         runs = [r for r in g.runs if metric in r.curve]
@@ -288,7 +281,7 @@ def _curves(ax, groups: list[Group], metric: str) -> None:
                 lw=1,
                 capsize=2 if err is not None else 0,
             )
-        if len(runs[0].test_names) >= length and len(runs[0].test_names[:length]) > len(names):
+        if length > len(names):
             names = runs[0].test_names[:length]
         if per_task and i == 0:
             for k, task in enumerate(tasks):
@@ -299,9 +292,7 @@ def _curves(ax, groups: list[Group], metric: str) -> None:
     ax.set_xlabel("test phase")
     ax.set_ylabel(style.metric_label(metric, groups[0].runs[0].units.get(metric, "1")))
     ax.set_ylim(*(_bounds(groups, metric) or ax.get_ylim()))
-    if ax.get_legend_handles_labels()[0]:
-        title = "memory" if _memories(names_of_tasks(groups)) else "task"
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title=title)
+    style.legend_outside(ax, title="memory" if _memories(names_of_tasks(groups)) else "task")
 
 
 def split_complete(
