@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurosleep.errors import RunFileError
 from neurosleep.io.blocks import population_size, spike_blocks
 from neurosleep.io.runfile import Phase, RunFile
 
@@ -90,23 +91,26 @@ def detect_events(
 def replay_settings(run: RunFile) -> ReplaySettings:
     """The run's detector settings, from its stored protocol: ``data.memories.replay_bin`` and
     ``replay_threshold_sd``, ``data.networks``; the defaults where it gives none."""
-    import yaml
-
     from neurosleep.units import to_unit
 
-    try:
-        protocol = yaml.safe_load(run.provenance("protocol") or "")
-    except yaml.YAMLError:
-        protocol = None
-    data = protocol.get("data") if isinstance(protocol, dict) else None
+    data = run.stored_protocol().get("data")
     data = data if isinstance(data, dict) else {}
     memories = data.get("memories") if isinstance(data.get("memories"), dict) else {}
     bin_ms = memories.get("replay_bin", REPLAY_BIN_MS)
-    return ReplaySettings(
-        bin_ms=bin_ms if isinstance(bin_ms, (int, float)) else to_unit(bin_ms, "ms"),
-        threshold_sd=float(memories.get("replay_threshold_sd", REPLAY_THRESHOLD_SD)),
-        networks=int(data.get("networks", 1)),
-    )
+    try:
+        settings = ReplaySettings(
+            bin_ms=bin_ms if isinstance(bin_ms, (int, float)) else to_unit(bin_ms, "ms"),
+            threshold_sd=float(memories.get("replay_threshold_sd", REPLAY_THRESHOLD_SD)),
+            networks=int(data.get("networks", 1)),
+        )
+    except (ValueError, TypeError):
+        settings = None
+    if settings is None or not (settings.bin_ms > 0 and settings.networks >= 1):
+        raise RunFileError(
+            f"{run.path}: /provenance/protocol: data.networks or data.memories.replay_bin / "
+            "replay_threshold_sd is not a valid value (damaged)"
+        )
+    return settings
 
 
 def phase_rate_and_events(

@@ -250,13 +250,7 @@ def task_names(run: RunFile, n_tasks: int) -> list[str]:
 def protocol_name(run: RunFile) -> str:
     """The ``name`` of the stored protocol (for files without a ``name`` attribute), else the
     file name's stem."""
-    import yaml
-
-    try:
-        protocol = yaml.safe_load(run.provenance("protocol") or "")
-    except yaml.YAMLError:
-        protocol = None
-    name = protocol.get("name") if isinstance(protocol, dict) else None
+    name = run.stored_protocol().get("name")
     return str(name) if name else run.path.stem
 
 

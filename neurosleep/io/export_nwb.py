@@ -28,12 +28,11 @@ spikes are grouped per neuron in memory.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from neurosleep.errors import RunFileError
 from neurosleep.io.blocks import BLOCK, population_size, read_window, run_stop
 from neurosleep.io.neo import require
 from neurosleep.io.runfile import RunFile
@@ -45,12 +44,40 @@ def export_nwb(run: RunFile, path: str | Path) -> Path:
     from hdmf.common import DynamicTable, VectorData
 
     attrs = run.attrs
-    protocol = yaml.safe_load(run.provenance("protocol") or "") or {}
-    model = _model(run)
+    protocol = run.stored_protocol()
+    model = run.stored_model()
     name = str(attrs.get("name", protocol.get("name", run.path.stem)))
-    created = _dt.datetime.fromisoformat(str(attrs.get("created", "1970-01-01T00:00:00+00:00")))
+    try:
+        created = _dt.datetime.fromisoformat(str(attrs.get("created", "1970-01-01T00:00:00+00:00")))
+    except ValueError:
+        raise RunFileError(f"{run.path}: root attribute created is not an ISO 8601 time") from None
     meta = protocol.get("metadata") or {}
-    nwb = pynwb.NWBFile(
+    if not isinstance(meta, dict) or not isinstance(meta.get("subject") or {}, dict):
+        raise RunFileError(f"{run.path}: /provenance/protocol: metadata is not a mapping (damaged)")
+    try:
+        nwb = _header(pynwb, run, protocol, meta, model, name, created)
+    except (TypeError, ValueError) as exc:  # pynwb's checks of the stored metadata's types
+        reason = " ".join(str(exc).split())
+        raise RunFileError(
+            f"{run.path}: /provenance/protocol: metadata does not fit NWB ({reason})"
+        ) from None
+    stop_ms = run_stop(run)
+    _units(nwb, run, stop_ms, model)
+    _reports(nwb, run, pynwb)
+    _epochs(nwb, run, stop_ms)
+    _weights(nwb, run, DynamicTable, VectorData)
+    _metrics(nwb, run, DynamicTable, VectorData)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def _header(pynwb, run: RunFile, protocol: dict, meta: dict, model: dict, name: str, created):
+    """The NWB file with its session header: provenance and the protocol's ``metadata``."""
+    attrs = run.attrs
+    return pynwb.NWBFile(
         session_description=protocol.get("description") or f"neurosleep run {name}",
         identifier=f"{run.path.stem}-{attrs.get('created', '')}",
         session_start_time=created,
@@ -67,25 +94,9 @@ def export_nwb(run: RunFile, path: str | Path) -> Path:
         related_publications=meta.get("related_publications") or None,
         subject=_subject(pynwb, meta.get("subject") or {}, name, attrs, model, created),
     )
-    stop_ms = run_stop(run)
-    _units(nwb, run, stop_ms, model)
-    _reports(nwb, run, pynwb)
-    _epochs(nwb, run, stop_ms)
-    _weights(nwb, run, DynamicTable, VectorData)
-    _metrics(nwb, run, DynamicTable, VectorData)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with pynwb.NWBHDF5IO(str(path), "w") as io:
-        io.write(nwb)
-    return path
 
 
 SYNTHETIC = "http://purl.obolibrary.org/obo/NCBITaxon_32630"  # NCBI "synthetic construct"
-
-
-def _model(run: RunFile) -> dict:
-    text = run.provenance("model") or ""
-    return json.loads(text) if text.lstrip().startswith("{") else {}
 
 
 def _subject(pynwb, given: dict, name: str, attrs: dict, model: dict, created) -> object:

@@ -89,9 +89,8 @@ def circuit_of(run: RunFile) -> Circuit:
     large (a batch of networks numbers network b's neuron i as b·size + i; edges are network
     0's). A sparse projection with snapshots is exported when the model names ``pre``/``post``.
     """
-    text = run.provenance("model")
+    model = run.stored_model()
     try:
-        model = json.loads(text) if text and text.lstrip().startswith("{") else {}
         nodes: dict[str, tuple[int, str]] = {}
         if model.get("kind") == "snn":
             for name, body in model.get("populations", {}).items():

@@ -27,9 +27,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from neurosleep.errors import RunFileError
+from neurosleep.errors import RunFileError, SpecError
 from neurosleep.io.checks import check_layout
 from neurosleep.io.layout import FORMAT, FORMAT_VERSION
+from neurosleep.yamlfile import load_yaml_text
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,33 @@ class RunFile:
         """``protocol`` / ``model`` (YAML), ``environment`` (JSON), ``traceback`` if failed."""
         ds = self.file.get(f"provenance/{key}")
         return None if ds is None else ds.asstr()[()]
+
+    def stored_protocol(self) -> dict[str, Any]:
+        """``/provenance/protocol`` parsed (with the bounded YAML loader) as a mapping; ``{}``
+        when absent. A damaged text raises :class:`RunFileError`."""
+        text = self.provenance("protocol")
+        if not text:
+            return {}
+        try:
+            data, _ = load_yaml_text(text, "/provenance/protocol")
+        except SpecError as exc:
+            reason = exc.problems[0].message if exc.problems else str(exc)
+            raise RunFileError(f"{self.path}: /provenance/protocol: {reason} (damaged)") from None
+        return data if isinstance(data, dict) else {}
+
+    def stored_model(self) -> dict[str, Any]:
+        """``/provenance/model`` (JSON) as a mapping; ``{}`` when absent or not JSON text of a
+        mapping (older files stored YAML). Damaged JSON raises :class:`RunFileError`."""
+        text = self.provenance("model") or ""
+        if not text.lstrip().startswith("{"):
+            return {}
+        try:
+            model = json.loads(text)
+        except ValueError:
+            raise RunFileError(
+                f"{self.path}: /provenance/model is not valid JSON (damaged)"
+            ) from None
+        return model if isinstance(model, dict) else {}
 
     def environment(self) -> dict[str, Any]:
         try:
