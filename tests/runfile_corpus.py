@@ -134,6 +134,9 @@ def _edits(label: str, base: Path, out: Path) -> list[Case]:
         sparse = [w for w in weights if "pre" in f[w]]
     edits: dict[str, Callable[[h5py.File], None]] = {
         "status bogus": _set_attr("", "status", "finished?"),
+        "n_tasks text": _set_attr("", "n_tasks", "two"),
+        "n_tasks huge": _set_attr("", "n_tasks", 10**12),
+        "task_names not JSON": _set_attr("", "task_names", "[A, B"),
         "format_version text": _set_attr("", "format_version", "one"),
         "format_version 99": _set_attr("", "format_version", 99),
         "phases as a group": _replace("phases", lambda f, n: f.create_group(n)),

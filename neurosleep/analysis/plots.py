@@ -11,7 +11,6 @@ a row stride; no plot loads all spikes at once.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ from matplotlib.figure import Figure
 from neurosleep.analysis import style
 from neurosleep.analysis.replay import phase_rate_and_events, population_rate, replay_settings
 from neurosleep.analysis.summary import accuracy_matrix, task_names
-from neurosleep.errors import UserError
+from neurosleep.errors import RunFileError, UserError
 from neurosleep.io.blocks import population_size, run_stop, spike_blocks, window_count
 from neurosleep.io.runfile import RunFile
 
@@ -46,8 +45,10 @@ def time_scale(run: RunFile) -> tuple[float, str]:
     """Divide ms by this to plot, and the axis label: network updates for a Hopfield run (its
     clock counts updates of ``update_interval`` ms), seconds for runs longer than 2 s, else ms."""
     if run.attrs.get("model_kind") == "hopfield":
-        model = json.loads(run.provenance("model") or "{}")
-        return float(model.get("update_interval", 1.0)), "time (network updates)"
+        interval = run.stored_model().get("update_interval", 1.0)
+        if not isinstance(interval, int | float) or not 0 < interval < math.inf:
+            raise RunFileError(f"{run.path}: /provenance/model: update_interval is {interval!r}")
+        return float(interval), "time (network updates)"
     return (1000.0, "time (s)") if run_stop(run) > 2000.0 else (1.0, "time (ms)")
 
 

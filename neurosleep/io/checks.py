@@ -8,6 +8,7 @@ path: ``run.h5: /spikes/exc/node_ids missing (damaged, or not a neurosleep run f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import h5py
@@ -16,6 +17,7 @@ from neurosleep.errors import RunFileError
 from neurosleep.io.layout import PHASE_DTYPE, SCALAR_DTYPE, STATUSES
 
 MAX_NODES = 10**8  # a population size (n_nodes) above this is taken as damage, not a network
+MAX_TASKS = 10_000  # likewise for the number of tasks (n_tasks)
 DAMAGED = "damaged, or not a neurosleep run file"
 
 
@@ -94,11 +96,12 @@ def check_layout(file: h5py.File, where: str) -> None:
     status = status.decode() if isinstance(status, bytes) else status
     if status not in STATUSES:
         raise c.fail(f"root attribute status is {status!r}, expected one of {', '.join(STATUSES)}")
+    n_tasks = _root_attrs(c)
     c.table("phases", PHASE_DTYPE)
     for _, path in c.members("provenance"):
         c.dataset(path, 0, "OSU")
     c.table("metrics/scalars", SCALAR_DTYPE)
-    _evaluations(c)
+    _evaluations(c, n_tasks)
     for _, path in c.members("metrics/continual"):
         c.dataset(f"{path}/matrix", 2, "iuf")
         c.units(f"{path}/matrix")
@@ -117,14 +120,40 @@ def check_layout(file: h5py.File, where: str) -> None:
         _sleep(c, name, path)
 
 
-def _evaluations(c: Checker) -> None:
+def _root_attrs(c: Checker) -> int | None:
+    """``n_tasks`` (an integer in 1..MAX_TASKS, when present) and ``task_names`` (a JSON list
+    of n_tasks names, when present); returns ``n_tasks``."""
+    n_tasks = c.file.attrs.get("n_tasks")
+    if n_tasks is not None:
+        if not _integer(n_tasks) or not 1 <= int(n_tasks) <= MAX_TASKS:
+            raise c.fail(f"root attribute n_tasks is {n_tasks!r}, expected 1..{MAX_TASKS}")
+        n_tasks = int(n_tasks)
+    names = c.file.attrs.get("task_names")
+    if names is not None:
+        try:
+            names = json.loads(names)
+        except (TypeError, ValueError):
+            names = None
+        if not isinstance(names, list) or (n_tasks is not None and len(names) != n_tasks):
+            raise c.fail("root attribute task_names is not a JSON list with one name per task")
+    return n_tasks
+
+
+def _integer(value: object) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and dtype.kind in "iu" and getattr(value, "ndim", 0) == 0
+
+
+def _evaluations(c: Checker, n_tasks: int | None) -> None:
     group = "metrics/evaluations"
     c.dataset(f"{group}/phase", 1, "iu")
     for name, path in c.members(group):
         if name != "phase":
-            c.dataset(path, 2, "iuf")
+            metric = c.dataset(path, 2, "iuf")
             c.units(path)
             c.same_length(group, "phase", name)
+            if n_tasks is not None and metric.shape[1] != n_tasks:
+                raise c.fail(f"/{path} has {metric.shape[1]} task columns, n_tasks is {n_tasks}")
 
 
 def _spikes(c: Checker, path: str) -> None:
@@ -133,12 +162,7 @@ def _spikes(c: Checker, path: str) -> None:
     c.dataset(f"{path}/node_ids", 1, "iu")
     c.same_length(path, "timestamps", "node_ids")
     n_nodes = c.file[path].attrs.get("n_nodes")
-    if n_nodes is not None and not (
-        getattr(n_nodes, "dtype", None) is not None
-        and n_nodes.dtype.kind in "iu"
-        and n_nodes.ndim == 0
-        and 0 <= int(n_nodes) <= MAX_NODES
-    ):
+    if n_nodes is not None and not (_integer(n_nodes) and 0 <= int(n_nodes) <= MAX_NODES):
         raise c.fail(f"/{path} attribute n_nodes is {n_nodes!r}, expected 0..{MAX_NODES}")
 
 
