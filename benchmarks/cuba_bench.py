@@ -581,45 +581,54 @@ def record(args) -> None:
     none = Recording(block=args.block)
     rows = []
 
-    def recorded_run(engine, path: Path) -> float:
+    def recorded_run(engine, path: Path) -> tuple[float, float]:
         rec = Recorder.create(path, attrs={}, n_tasks=1)
-        sink = RecorderSink(rec, spec, 1.0)
+        sink = RecorderSink(rec, spec, 1.0, networks=1)
         sink.write_spikes = {"exc", "inh"}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         engine.run(args.duration, full, sink)
         rec.flush()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         rec.close("complete")
-        return elapsed
+        return elapsed, cpu
 
-    for name in ("torch", "brian2"):
+    def plain_run(engine) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        engine.run(args.duration, none, Discard())
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    for name in args.engines:
         options = {"target": "cython"} if name == "brian2" else {"device": args.device}
         engine = make_engine(name, spec, seeds=[1], **options)  # one network runs both ways
+        times: dict[str, list[tuple[float, float]]] = {"plain": [], "recorded": []}
         with tempfile.TemporaryDirectory() as tmp:
             files = (Path(tmp) / f"run{i}.h5" for i in range(args.repeats + 1))
             loop_time(engine, 10.0, none)
             recorded_run(engine, next(files))
-            m = interleaved(
-                {
-                    "plain": lambda e=engine: loop_time(e, args.duration, none),
-                    "recorded": lambda e=engine, f=files: recorded_run(e, next(f)),
-                },
-                args.repeats,
-            )
+            for _ in range(args.repeats):  # interleaved
+                times["plain"].append(plain_run(engine))
+                times["recorded"].append(recorded_run(engine, next(files)))
+        (wall_a, cpu_a), (wall_b, cpu_b) = (np.median(times[k], axis=0) for k in times)
         rows.append(
             [
                 name,
-                f"{m['plain']:.3f}",
-                f"{m['recorded']:.3f}",
-                f"{100 * (m['recorded'] / m['plain'] - 1):+.1f} %",
+                f"{wall_a:.3f}",
+                f"{wall_b:.3f}",
+                f"{100 * (wall_b / wall_a - 1):+.1f} %",
+                f"{cpu_a:.3f}",
+                f"{cpu_b:.3f}",
+                f"{100 * (cpu_b / cpu_a - 1):+.1f} %",
             ]
         )
         print(rows[-1], flush=True)
     print(
         f"all spikes + 100 v at 1 ms to HDF5 in {args.block:g} ms blocks; CUBA 4000, "
-        f"{args.duration / 1000:g} s, every block written and flushed in the recorded time"
+        f"{args.duration / 1000:g} s, every block written and flushed in the recorded time; "
+        f"median of {args.repeats}; {load()}"
     )
-    print(table(["engine", "no recording s", "recording s", "overhead"], rows))
+    header = ["engine", "no recording s", "recording s", "overhead (wall)"]
+    header += ["no recording CPU s", "recording CPU s", "overhead (processor time)"]
+    print(table(header, rows))
 
 
 MEMORY = """
@@ -643,7 +652,7 @@ if {monitors!r}:
     engine.run({duration})
 else:
     rec = Recorder.create(Path(tempfile.mkdtemp()) / "run.h5", attrs={{}}, n_tasks=1)
-    sink = RecorderSink(rec, spec, 1.0); sink.write_spikes = {{"exc", "inh"}}
+    sink = RecorderSink(rec, spec, 1.0, 1); sink.write_spikes = {{"exc", "inh"}}
     engine.run({duration}, full, sink)
     rec.close("complete")
 print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -700,6 +709,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--model", default="cuba", help="sweep: cuba or cuba_stdp (plastic)")
+    parser.add_argument("--engines", nargs="+", default=["torch", "brian2"], help="record")
     parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
     parser.add_argument("--dtype", default="float64", help="torch dtype (batch section)")

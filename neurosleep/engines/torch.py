@@ -591,14 +591,13 @@ class TorchEngine(Engine):
     def _hand_over(self, sink, recording, rows, counts, samples, sample_steps) -> None:
         """Give the block's spikes (presynaptic rows per step) and sampled states to ``sink``."""
         if recording.spikes and len(rows):
-            steps = np.repeat(self.step + np.arange(len(counts)), counts)
-            batch, column = np.divmod(rows, self.width)
+            times = np.repeat((self.step + np.arange(len(counts))) * self.spec.dt, counts)
+            batch, column = np.divmod(rows, self.width) if self.batch > 1 else (0, rows)
             for name in recording.spikes:
                 start, size = self.offsets[name], self.spec.size(name)
                 mine = (column >= start) & (column < start + size)
-                sink.spikes(
-                    name, steps[mine] * self.spec.dt, batch[mine] * size + column[mine] - start
-                )
+                ids = column[mine] - start
+                sink.spikes(name, times[mine], ids + batch[mine] * size if self.batch > 1 else ids)
         times = np.asarray(sample_steps) * self.spec.dt
         for (var, pop), block in samples.items():
             if block is not None and len(block):
