@@ -244,7 +244,9 @@ def build_protocol(
     phases = _expand(top.schedule, experiment, n_tasks, locate, problems)
     problems.extend(_duplicate_names(phases, locate))
     if not problems:
-        checked = experiment.check(model, data_params, record_params, phases, top.engine)
+        checked = experiment.check(
+            model, data_params, record_params, phases, top.engine, top.device
+        )
         problems.extend(locate.problem(key, message) for key, message in checked)
         problems.extend(_sleep_checks(phases, model, locate))
     if problems:

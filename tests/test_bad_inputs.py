@@ -802,6 +802,13 @@ case(
 )
 case("snn-phase-engine", C, put("schedule.5.sleep.engine", "brian2"), "sleep.engine", "one engine")
 case(
+    "brian2-two-networks",
+    C,
+    both(put("engine", "brian2"), put("data.networks", 2)),
+    "data.networks",
+    "at most 1 network",
+)
+case(
     "npz-path-missing",
     M,
     both(put("data.dataset", "npz"), put("data.path", "no.npz")),

@@ -286,6 +286,7 @@ class Engine(ABC):
 
     name: ClassVar[str]
     max_batch: ClassVar[int | None] = None
+    devices: ClassVar[tuple[str, ...] | None] = None  # torch device types it runs on (None: any)
 
     def __init__(
         self, spec: SNNSpec, *, seeds: Sequence[int], device: str = "cpu", dtype: str = "float64"

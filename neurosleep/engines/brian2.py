@@ -200,6 +200,7 @@ class Brian2Engine(Engine):
 
     name = "brian2"
     max_batch = 1
+    devices = ("cpu",)
 
     def __init__(
         self,

@@ -238,7 +238,13 @@ class ANNExperiment(Experiment):
 
     @classmethod
     def check(
-        cls, model: MLPSpec, data: ANNData, record: Params, phases: list[PlannedPhase], engine: str
+        cls,
+        model: MLPSpec,
+        data: ANNData,
+        record: Params,
+        phases: list[PlannedPhase],
+        engine: str,
+        device: str,
     ) -> list[tuple[KeyPath, str]]:
         """Weights (with gradients, optimiser state and sleep copies) and one batch's
         activations must fit in memory."""

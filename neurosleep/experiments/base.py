@@ -89,11 +89,17 @@ class Experiment(ABC):
 
     @classmethod
     def check(
-        cls, model: Spec, data: Params, record: Params, phases: list[PlannedPhase], engine: str
+        cls,
+        model: Spec,
+        data: Params,
+        record: Params,
+        phases: list[PlannedPhase],
+        engine: str,
+        device: str,
     ) -> list[tuple[KeyPath, str]]:
-        """Problems seen only with model, data, record, schedule and engine together, as (key
-        path in the protocol, message); e.g. durations off the time grid, a memory estimate too
-        large."""
+        """Problems seen only with model, data, record, schedule, engine and device together, as
+        (key path in the protocol, message); e.g. durations off the time grid, a memory estimate
+        too large, more networks than the engine runs at once."""
         return []
 
     @abstractmethod

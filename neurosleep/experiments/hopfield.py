@@ -111,6 +111,7 @@ class HopfieldExperiment(Experiment):
         record: Params,
         phases: list[PlannedPhase],
         engine: str,
+        device: str,
     ) -> list[tuple[KeyPath, str]]:
         """The couplings (float64, with the working copies of retrieval and dreaming) and the
         patterns must fit in memory."""

@@ -34,7 +34,14 @@ from neurosleep.analysis.recall import (
 )
 from neurosleep.analysis.spikes import SpikeAccumulator, SpikeStats
 from neurosleep.catalogue import EXPERIMENTS
-from neurosleep.engines.base import Engine, Recording, make_engine, source_rates, steps_of
+from neurosleep.engines.base import (
+    ENGINES,
+    Engine,
+    Recording,
+    make_engine,
+    source_rates,
+    steps_of,
+)
 from neurosleep.errors import KeyPath
 from neurosleep.experiments.base import (
     Evaluation,
@@ -221,11 +228,21 @@ class SNNExperiment(Experiment):
         record: SNNRecord,
         phases: list[PlannedPhase],
         engine: str,
+        device: str,
     ) -> list[tuple[KeyPath, str]]:
-        """Recorded populations exist, phases set rates of Poisson or pattern sources only and
-        keep the run's engine, every time is on the dt grid, the memory fits."""
+        """The engine runs this many networks on this device, recorded populations exist,
+        phases set rates of Poisson or pattern sources only and keep the run's engine, every
+        time is on the dt grid, the memory fits."""
         every = [*model.populations, *model.sources]
-        problems = [
+        simulator = ENGINES.get(engine)
+        problems = []
+        if simulator.max_batch is not None and data.networks > simulator.max_batch:
+            message = f"engine {engine!r} runs at most {simulator.max_batch} network(s) at once"
+            problems.append((("data", "networks"), message))
+        if simulator.devices is not None and device.split(":")[0] not in simulator.devices:
+            message = f"engine {engine!r} runs on {', '.join(simulator.devices)} only"
+            problems.append((("device",), message))
+        problems += [
             (("record", "spikes"), f"unknown population {name!r}; the model has {every}")
             for name in _recorded_spikes(record, every)
             if name not in every
