@@ -35,7 +35,8 @@ EXIT_CODES = {
     1: "a run failed (its run file says 'failed' and holds the traceback), or some runs of a "
     "study or sweep did not complete",
     EXIT_INPUT: "refused input, one line on stderr: a bad protocol, model, run file or option, "
-    "an output the tool may not replace, a missing optional extra (the line names it)",
+    "an output the tool may not replace, a run file another process is writing, a missing "
+    "optional extra (the line names it)",
     EXIT_BUG: "internal error (a bug): traceback printed, with a request to report it",
     130: "interrupted (Ctrl-C or SIGTERM); the run file says 'interrupted'",
     EXIT_PIPE: "the reader of the output went away (e.g. piped into head); nothing printed",

@@ -46,7 +46,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing run file (after the protocol has validated)",
+        help="replace an existing neurosleep run file (never another kind of file); the old "
+        "file stays until the new run completes (written to PATH.partial until then)",
     )
     run.add_argument(
         "--progress",
