@@ -809,6 +809,25 @@ case(
     "at most 1 network",
 )
 case(
+    "unknown-state",
+    C,
+    put("schedule.5.sleep.state", "dreaming"),
+    "sleep.state",
+    "unknown state 'dreaming'",
+)
+case(
+    "spike-twice-in-a-step",
+    C,
+    put(
+        "sources.replay",
+        {"type": "array", "size": 2, "indices": [0, 0], "times": ["1 ms", "1.01 ms"]},
+        model=True,
+    ),
+    "model.yaml:",
+    "sources.replay.times",
+    "twice within one step",
+)
+case(
     "npz-path-missing",
     M,
     both(put("data.dataset", "npz"), put("data.path", "no.npz")),

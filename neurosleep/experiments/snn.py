@@ -253,6 +253,10 @@ class SNNExperiment(Experiment):
             if p.population not in model.populations
         ]
         for phase in phases:
+            state = getattr(phase.params, "state", None)
+            if state is not None and state not in model.modulation:
+                message = f"unknown state {state!r}; the model defines {list(model.modulation)}"
+                problems.append((phase.source + ("state",), message))
             if phase.engine not in (None, engine):
                 message = "snn runs keep one engine for the whole run (no phase engine override)"
                 problems.append((phase.source + ("engine",), message))

@@ -489,6 +489,13 @@ class SNNSpec(Spec):
             self._check_projection(name, proj, bad)
         for state, mod in self.modulation.items():
             self._check_modulation(state, mod, bad)
+        for name, src in self.sources.items():
+            if isinstance(src, SpikeArray):
+                steps = np.rint(np.asarray(src.times, dtype=float) / self.dt).astype(np.int64)
+                pairs = set(zip(src.indices, steps.tolist(), strict=True))
+                if len(pairs) < len(src.indices):
+                    message = f"a neuron spikes twice within one step of dt = {self.dt:g} ms"
+                    bad(("sources", name, "times"), message, None)
         for name, pop in self.populations.items():
             for var, dist in pop.initial.items():
                 _try(
