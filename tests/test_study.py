@@ -428,3 +428,33 @@ def test_sleep_every_keeps_sleep_after_every_kth_task(make_study, tmp_path):
     assert one[0] == study.run(study.base(0), 1, "test", "search").key
     with pytest.raises(SpecError, match=r"space\.sleep_every: sleep_every takes a whole number"):
         load_study(make_study({"space": {"sleep_every": {"values": [0]}}}))
+
+
+def test_conditions_and_random_search(make_study, tmp_path, hopfield_protocol):
+    other = dict(hopfield_protocol, name="hop_unlearning")
+    other["schedule"] = [
+        {"wake": {"name": "store"}},
+        {"test": {"name": "before"}},
+        {"sleep": {"name": "dream", "kind": "unlearning", "dreams": 5}},
+        {"test": {"name": "after"}},
+    ]
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(other, sort_keys=False))
+    study = {
+        "protocol": ["p.yaml", "q.yaml"],
+        "seeds": [1],
+        "space": {"data.patterns": {"low": 5, "high": 15, "integer": True}},
+        "search": {"kind": "random", "n": 3, "seed": 7},
+    }
+    path = make_study(study)
+    assert main(["study", "run", str(path)]) == 0
+    rows = ledger_rows(tmp_path / "out")
+    drawn = sorted((r["condition"], json.loads(r["params"])["data.patterns"]) for r in rows)
+    assert len(rows) == 3 and all(5 <= p <= 15 for _, p in drawn)
+    names = {r["label"].split("_patterns")[0] for r in rows}
+    assert names <= {"hop", "hop_unlearning"}
+    # the same seed draws the same configurations: a second study folder gets the same keys
+    again = make_study(dict(study, folder=str(tmp_path / "again")), name="again.yaml")
+    assert main(["study", "run", str(again)]) == 0
+    assert sorted(r["key"] for r in ledger_rows(tmp_path / "again")) == sorted(
+        r["key"] for r in rows
+    )
