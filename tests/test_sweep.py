@@ -54,3 +54,64 @@ def test_sweep_validates_every_variant_first(write_protocol, hopfield_protocol, 
     with pytest.raises(SpecError, match="value 0.9: .*less than or equal to 0.5"):
         sweep_study(path, [1], ["schedule.before.cue_noise=0.1,0.9"], [], folder)
     assert not (folder / "ledger.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_sweep_reruns_a_run_killed_mid_write(write_protocol, hopfield_protocol, tmp_path, capsys):
+    """A run killed while writing leaves a `running` file with a stale lock at its path: the
+    sweep moves it aside (kept), runs it again, counts it as re-run, and exits 0."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    slow = dict(hopfield_protocol, model={"kind": "hopfield", "name": "h300", "neurons": 300})
+    slow["schedule"] = [
+        {"wake": {"name": "store"}},
+        {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 600, "block": 10}},
+        {"test": {"name": "after"}},
+    ]
+    path = write_protocol(slow)
+    folder = tmp_path / "sweep"
+    study = sweep_study(path, [1], [], [], folder)
+    (planned,) = [study.run(study.base(0), 1, "test", "search")]
+    target = folder / "runs" / f"{planned.key}.h5"
+    root = Path(__file__).resolve().parents[1]
+    killed = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neurosleep.cli",
+            "run",
+            str(path),
+            "-q",
+            "--threads",
+            "1",
+            *(f"--set={o}" for o in planned.overrides),
+            "--output",
+            str(target),
+        ],
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
+    try:
+        end = time.monotonic() + 240
+        while not target.exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=60)
+    finally:
+        killed.kill()
+    with open_run(target) as partial:
+        assert partial.status == "running"
+    assert main(["sweep", str(path), "--seeds", "1", "--folder", str(folder)]) == 0
+    assert "1 complete, 0 failed, 1 re-run" in capsys.readouterr().out
+    db = sqlite3.connect(folder / "ledger.sqlite")
+    (aside,) = db.execute("SELECT aside FROM runs").fetchone()
+    db.close()
+    (moved,) = json.loads(aside)
+    with open_run(moved) as kept, open_run(target) as done:
+        assert (kept.status, done.status) == ("running", "complete")

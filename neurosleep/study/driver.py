@@ -57,6 +57,7 @@ class Driver:
         self.executor = None
         self.active: dict[str, Job] = {}
         self.failures: dict[str, int] = {}
+        self.seen: set[tuple] = set()  # attempts whose start is recorded
         self.bar = None
 
     def path_of(self, key: str) -> Path:
@@ -97,12 +98,23 @@ class Driver:
         if key not in self.active:  # a late start announcement of a finished attempt
             return
         if kind == "start":
-            self.ledger.started(key, value["worker"], value["pid"], value["host"], value["start"])
+            self._started(value)
         elif kind == "done":
+            if value.started:  # its announcement may not have arrived yet
+                self._started(value.started)
             self._done(key, value)
         else:  # the task was lost with its worker(s), too often for Dask to retry it
             self._done(key, Outcome(key, "failed", reason=f"worker lost: {value}"))
         self._progress()
+
+    def _started(self, info: dict) -> None:
+        """Record an attempt's start once (announcement and result both carry it)."""
+        attempt = (info["key"], info["pid"], info["host"], info["start"])
+        if attempt not in self.seen:
+            self.seen.add(attempt)
+            self.ledger.started(
+                info["key"], info["worker"], info["pid"], info["host"], info["start"]
+            )
 
     def _done(self, key: str, outcome: Outcome) -> None:
         row = self.ledger.get(key)

@@ -157,6 +157,8 @@ def _confirmation(spec: StudyFile, rows: list[Row], column: str, best: str | Non
         role = " (best)" if label == best else ""
         lines.append(f"| {label}{role} | {s} ({s.n}) |")
     others = [label for label in by_label if label != best]
+    if spec.confirm.against == "base" and best in by_label and not others:
+        lines += ["", "The best configuration makes the base protocol itself (one set of runs)."]
     if best in by_label and others:
         base = by_label[others[0]]
         pairs = [by_label[best][s] - base[s] for s in by_label[best] if s in base]
