@@ -50,7 +50,7 @@ ALLOWED = {
     "base": set(),
     "io": {"base"},
     "analysis": {"io", "base"},
-    "schema": {"base"},
+    "schema": {"io", "base"},  # validation refuses output paths the recorder would refuse
     "engines": {"schema", "base"},
     "algorithms": {"engines", "schema", "analysis", "io", "base"},
     "experiments": {"algorithms", "engines", "schema", "analysis", "io", "base"},
