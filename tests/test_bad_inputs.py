@@ -828,6 +828,30 @@ case(
     "twice within one step",
 )
 case(
+    "dreaming-block-1e9",
+    H,
+    both(put("schedule.2.sleep.steps", 10**9), put("schedule.2.sleep.block", 10**9)),
+    "sleep.block",
+    "GiB",
+)
+case(
+    "unlearning-block-1e9",
+    H,
+    put(
+        "schedule.2",
+        {"sleep": {"name": "u", "kind": "unlearning", "dreams": 10**9, "block": 10**9}},
+    ),
+    "sleep.block",
+    "GiB",
+)
+case(
+    "sra-block-1e9",
+    M,
+    both(sra_sleep("steps", 10**9), sra_sleep("block", 10**9)),
+    "sleep.block",
+    "GiB",
+)
+case(
     "npz-path-missing",
     M,
     both(put("data.dataset", "npz"), put("data.path", "no.npz")),

@@ -50,8 +50,8 @@ from neurosleep.experiments.base import (
     Params,
     PlannedPhase,
     Progress,
-    memory_problem,
 )
+from neurosleep.limits import memory_problem
 from neurosleep.replay import REPLAY, Context, ReplayStrategy, load_methods
 from neurosleep.sleep import SLEEP, MLPContext, SleepRecord
 from neurosleep.spec.mlp import MLPSpec

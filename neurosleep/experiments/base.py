@@ -21,8 +21,6 @@ from neurosleep.params import Params, Progress
 from neurosleep.protocol import PlannedPhase
 from neurosleep.spec import Spec
 
-MAX_MEMORY_BYTES = 16 * 2**30  # largest memory estimate a protocol may need (16 GiB)
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -128,13 +126,3 @@ class Experiment(ABC):
     ) -> str:
         """One or two lines summing up a finished run (from what the run file holds)."""
         return ""
-
-
-def memory_problem(estimate: float, what: str) -> str | None:
-    """A message when ``estimate`` bytes exceed :data:`MAX_MEMORY_BYTES` (``what``: the sum)."""
-    if estimate <= MAX_MEMORY_BYTES:
-        return None
-    return (
-        f"needs about {estimate / 2**30:.3g} GiB of memory ({what}); the limit is "
-        f"{MAX_MEMORY_BYTES / 2**30:g} GiB (docs/protocols.md, Limits)"
-    )

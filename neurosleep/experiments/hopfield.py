@@ -33,8 +33,8 @@ from neurosleep.experiments.base import (
     Params,
     PlannedPhase,
     Progress,
-    memory_problem,
 )
+from neurosleep.limits import memory_problem
 from neurosleep.sleep import SLEEP, HopfieldContext, SleepRecord
 from neurosleep.spec.hopfield import HopfieldSpec
 

@@ -49,8 +49,8 @@ from neurosleep.experiments.base import (
     Params,
     PlannedPhase,
     Progress,
-    memory_problem,
 )
+from neurosleep.limits import memory_problem
 from neurosleep.sleep import SLEEP, SleepRecord, SNNContext
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.spec.states import PhaseState

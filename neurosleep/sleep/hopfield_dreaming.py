@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 
 from neurosleep.engines.hopfield import random_state, retrieval_couplings, sign_update
+from neurosleep.limits import memory_problem
 from neurosleep.params import Params
 from neurosleep.sleep import (
     HopfieldContext,
@@ -57,6 +58,14 @@ def rk4_step(j: torch.Tensor, ds: float) -> torch.Tensor:
     k3 = flow(j + 0.5 * ds * k2)
     k4 = flow(j + ds * k3)
     return j + ds / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def block_memory(block: int, total: int, model) -> list[tuple[tuple, str]]:
+    """A check: one block of states [min(block, total) × N] (float64, and its stacked copy)."""
+    rows = min(block, total)
+    what = f"{rows} states per block × {model.neurons} neurons × 8 bytes × 2"
+    problem = memory_problem(16 * rows * model.neurons, what)
+    return [(("block",), problem)] if problem else []
 
 
 class StateBlocks:
@@ -114,6 +123,7 @@ register(
         Params=DreamingParams,
         model_kind="hopfield",
         run=run,
+        check=lambda params, model, before: block_memory(params.block, params.steps, model),
         summary="Fachechi et al. 2019 dreaming flow dJ/dt = (J − J²)/(1+t)",
     )
 )

@@ -19,7 +19,7 @@ from neurosleep.sleep import (
     StatesSink,
     register,
 )
-from neurosleep.sleep.hopfield_dreaming import StateBlocks
+from neurosleep.sleep.hopfield_dreaming import StateBlocks, block_memory
 
 
 class UnlearningParams(Params):
@@ -65,6 +65,7 @@ register(
         Params=UnlearningParams,
         model_kind="hopfield",
         run=run,
+        check=lambda params, model, before: block_memory(params.block, params.dreams, model),
         summary="Hopfield et al. 1983 unlearning: relax from noise, ΔJ = −ε σσᵀ/N",
     )
 )

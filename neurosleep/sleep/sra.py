@@ -39,6 +39,7 @@ from pydantic import Field
 
 import neurosleep.engines.sra_brian2  # noqa: F401  (registers the brian2 loop in CORES)
 from neurosleep.engines.sra import CORES, SpikeSink, sra_sleep, sra_sleep_dense, weight_factor
+from neurosleep.limits import memory_problem
 from neurosleep.params import Params
 from neurosleep.sleep import MLPContext, MLPOutcome, SleepAlgorithm, register
 from neurosleep.units import Rate, Time
@@ -186,6 +187,11 @@ def check(params: SRAParams, model, before: list) -> list[tuple[tuple, str]]:
     if not any(phase.kind == "wake" for phase in before):
         message = "sleep 'sra' replays the seen tasks' mean input: no wake phase before it"
         problems.append((("kind",), message))
+    rows = min(params.block, params.steps)
+    what = f"{rows} steps per block × {model.layers[0]} inputs × 16 bytes"
+    memory = memory_problem(16 * rows * model.layers[0], what)
+    if memory:
+        problems.append((("block",), memory))
     return problems
 
 
