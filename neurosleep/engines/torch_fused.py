@@ -9,6 +9,12 @@ directly on the memory of the engine's tensors (``.numpy()`` views, no copies), 
 call; compiled on first use and cached on disk by numba. ``tests/test_engine_fused.py``
 checks it against the tensor loop.
 
+Plasticity rules run inside the step too (:class:`KernelRule`, one per rule of the engine):
+the rate rules' periodic update before integration, every rule's trace decay and spike
+updates after delivery, in the tensor loop's order. Their arithmetic is the update functions
+registered in :mod:`neurosleep.engines.torch_plasticity`, compiled here for one synapse at a
+time, so the weights are the tensor loop's bit for bit (float64).
+
 Where the time goes: the networks of a batch are independent, so each runs its whole block
 alone, its state staying in the cache, and the engine spreads networks over threads (the
 kernel releases the GIL). Within a step each population is one pass over its neurons with its
