@@ -116,6 +116,40 @@ def _set_attr(owner: str, key: str, value) -> Callable[[h5py.File], None]:
     return edit
 
 
+def _grow(group: str, n: int) -> Callable[[h5py.File], None]:
+    """Spike datasets whose shape declares ``n`` entries (no data behind them)."""
+
+    def edit(f: h5py.File) -> None:
+        for name in ("timestamps", "node_ids"):
+            f[f"{group}/{name}"].resize((n,))
+
+    return edit
+
+
+def _set_last(name: str, value: float) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        f[name][-1] = value
+
+    return edit
+
+
+def _huge_id(group: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        f[f"{group}/node_ids"][-1] = 2**62
+        f[group].attrs.pop("n_nodes", None)
+
+    return edit
+
+
+def _set_phase_stop(value: float) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        row = f["phases"][-1]
+        row["stop_time"] = value
+        f["phases"][-1] = row
+
+    return edit
+
+
 def _set_text(name: str, text: str) -> Callable[[h5py.File], None]:
     def edit(f: h5py.File) -> None:
         if name in f:
@@ -134,6 +168,8 @@ def _edits(label: str, base: Path, out: Path) -> list[Case]:
         sparse = [w for w in weights if "pre" in f[w]]
     edits: dict[str, Callable[[h5py.File], None]] = {
         "status bogus": _set_attr("", "status", "finished?"),
+        "phase stop 1e300": _set_phase_stop(1e300),
+        "phase stop before start": _set_phase_stop(-1.0),
         "n_tasks text": _set_attr("", "n_tasks", "two"),
         "n_tasks huge": _set_attr("", "n_tasks", 10**12),
         "task_names not JSON": _set_attr("", "task_names", "[A, B"),
@@ -164,11 +200,14 @@ def _edits(label: str, base: Path, out: Path) -> list[Case]:
                 lambda f, n: f.create_dataset(n, data=f[n.replace("node_ids", "timestamps")][:]),
             ),
             f"{s} n_nodes huge": _set_attr(s, "n_nodes", 10**12),
+            f"{s} declared huge": _grow(s, 10**12),
+            f"{s} last time 1e300": _set_last(f"{s}/timestamps", 1e300),
             f"{s} n_nodes text": _set_attr(s, "n_nodes", "many"),
         }
     for r in reports:
         edits |= {
             f"{r} time shorter": _resize(f"{r}/time", -2),
+            f"{r} last time inf": _set_last(f"{r}/time", np.inf),
             f"{r} data 1-d": _replace(f"{r}/data", lambda f, n: f.create_dataset(n, data=[1.0])),
             f"{r} node_ids shorter": _replace(
                 f"{r}/mapping/node_ids", lambda f, n: f.create_dataset(n, data=[0])
@@ -187,7 +226,8 @@ def _edits(label: str, base: Path, out: Path) -> list[Case]:
         }
     for w in sparse:
         edits[f"{w} pre shorter"] = _replace(f"{w}/pre", lambda f, n: f.create_dataset(n, data=[0]))
-    tolerated = {  # stored text analysis reads but may do without: refused only where needed
+    tolerated = {  # what analysis reads only in places: refused there, not at open
+        **{f"{s} node id huge, no n_nodes": _huge_id(s) for s in spikes},
         "protocol not YAML": _set_text("provenance/protocol", "{{{: [ not yaml"),
         "protocol with bad replay settings": _set_text(
             "provenance/protocol",

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
+from neurosleep.errors import RunFileError
+from neurosleep.io.checks import MAX_NODES
+
 if TYPE_CHECKING:
     from neurosleep.io.runfile import RunFile
 
@@ -67,7 +70,13 @@ def population_size(run: RunFile, population: str) -> int:
             largest = max(largest, int(ids[start : start + BLOCK].max()))
     for name, pop in run.reports():
         if pop == population:
-            largest = max(largest, int(run.file[f"reports/{name}/{pop}/mapping/node_ids"][:].max()))
+            ids = run.file[f"reports/{name}/{pop}/mapping/node_ids"][:]
+            largest = max(largest, int(ids.max()) if ids.size else -1)
+    if largest >= MAX_NODES:
+        raise RunFileError(
+            f"{run.path}: /spikes/{population}: node id {largest} is beyond any network "
+            f"(at most {MAX_NODES} neurons; damaged)"
+        )
     return largest + 1
 
 

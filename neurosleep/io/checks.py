@@ -12,12 +12,15 @@ import json
 from collections.abc import Iterator
 
 import h5py
+import numpy as np
 
 from neurosleep.errors import RunFileError
 from neurosleep.io.layout import PHASE_DTYPE, SCALAR_DTYPE, STATUSES
 
 MAX_NODES = 10**8  # a population size (n_nodes) above this is taken as damage, not a network
 MAX_TASKS = 10_000  # likewise for the number of tasks (n_tasks)
+UNWRITTEN_CHUNKS = 4  # chunks a killed writer may have declared but not written
+MAX_TIME_MS = 1e10  # simulated time (115 days): later times are damage (bins are allocated by time)
 DAMAGED = "damaged, or not a neurosleep run file"
 
 
@@ -98,6 +101,7 @@ def check_layout(file: h5py.File, where: str) -> None:
         raise c.fail(f"root attribute status is {status!r}, expected one of {', '.join(STATUSES)}")
     n_tasks = _root_attrs(c)
     c.table("phases", PHASE_DTYPE)
+    _phase_times(c)
     for _, path in c.members("provenance"):
         c.dataset(path, 0, "OSU")
     c.table("metrics/scalars", SCALAR_DTYPE)
@@ -139,6 +143,46 @@ def _root_attrs(c: Checker) -> int | None:
     return n_tasks
 
 
+def _phase_times(c: Checker) -> None:
+    """Start and stop times (ms) of every phase: finite, 0 ≤ start ≤ stop ≤ MAX_TIME_MS (stop is
+    NaN while a phase runs, or after a kill)."""
+    table = c.file["phases"]
+    _stored(c, "phases")
+    start, stop = table.fields("start_time")[:], table.fields("stop_time")[:]
+    open_ = np.isnan(stop)
+    bad = ~np.isfinite(start) | (start < 0) | (start > MAX_TIME_MS)
+    bad |= ~open_ & (~np.isfinite(stop) | (stop < start) | (stop > MAX_TIME_MS))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise c.fail(
+            f"/phases row {row}: start {start[row]} ms, stop {stop[row]} ms (expected "
+            f"0 <= start <= stop <= {MAX_TIME_MS:g} ms)"
+        )
+
+
+def _time_range(c: Checker, path: str) -> None:
+    """First and last entry of a time-ordered dataset (ms): finite, within 0..MAX_TIME_MS."""
+    times = c.file[path]
+    if times.shape[0] == 0:
+        return
+    ends = np.array([times[0], times[-1]], dtype=float)
+    if not (np.all(np.isfinite(ends)) and ends[0] >= 0 and ends[1] <= MAX_TIME_MS):
+        raise c.fail(f"/{path} runs from {ends[0]} to {ends[1]} ms (expected 0..{MAX_TIME_MS:g})")
+
+
+def _stored(c: Checker, path: str) -> None:
+    """A chunked dataset holds (nearly) the bytes its shape declares: a damaged shape would
+    make a reader loop over, or allocate, data that is not there. A killed writer may leave its
+    last few chunks unwritten."""
+    ds = c.file[path]
+    if ds.chunks is None or ds.dtype.kind == "O":
+        return
+    chunk = int(np.prod(ds.chunks)) * ds.dtype.itemsize
+    missing = ds.size * ds.dtype.itemsize - ds.id.get_storage_size()
+    if missing > UNWRITTEN_CHUNKS * chunk:
+        raise c.fail(f"/{path} declares {ds.shape} entries but stores far fewer")
+
+
 def _integer(value: object) -> bool:
     dtype = getattr(value, "dtype", None)
     return dtype is not None and dtype.kind in "iu" and getattr(value, "ndim", 0) == 0
@@ -161,6 +205,9 @@ def _spikes(c: Checker, path: str) -> None:
     c.dataset(f"{path}/timestamps", 1, "f")
     c.dataset(f"{path}/node_ids", 1, "iu")
     c.same_length(path, "timestamps", "node_ids")
+    _stored(c, f"{path}/timestamps")
+    _stored(c, f"{path}/node_ids")
+    _time_range(c, f"{path}/timestamps")
     n_nodes = c.file[path].attrs.get("n_nodes")
     if n_nodes is not None and not (_integer(n_nodes) and 0 <= int(n_nodes) <= MAX_NODES):
         raise c.fail(f"/{path} attribute n_nodes is {n_nodes!r}, expected 0..{MAX_NODES}")
@@ -171,6 +218,9 @@ def _report(c: Checker, path: str) -> None:
     c.units(f"{path}/data")
     c.dataset(f"{path}/time", 1, "f")
     c.same_length(path, "data", "time")
+    _stored(c, f"{path}/data")
+    _stored(c, f"{path}/time")
+    _time_range(c, f"{path}/time")
     c.dataset(f"{path}/mapping/time", 1, "f")
     if c.file[f"{path}/mapping/time"].shape != (3,):
         raise c.fail(f"/{path}/mapping/time is not [start, stop, dt]")
@@ -192,6 +242,7 @@ def _weights(c: Checker, path: str) -> None:
     c.dataset(f"{path}/time", 1, "f")
     c.dataset(f"{path}/phase", 1, "iu")
     c.same_length(path, "values", "time", "phase")
+    _stored(c, f"{path}/values")
     sparse = [name for name in ("pre", "post") if name in c.file[path]]
     if sparse:
         if len(sparse) == 1:
