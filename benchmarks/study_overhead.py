@@ -10,7 +10,9 @@ process's run of the script:
 3. ``study run --workers 2``: the same runs on a 2-process Dask LocalCluster (its start-up
    included).
 
-Prints the wall times and the ratios (overhead of 2 over 1; speed-up of 3 over 2).
+Prints the wall times and the ratios (overhead of 2 over 1; speed-up of 3 over 2), and the mean
+wall time of one run as the ledger recorded it in 2 and in 3 (what cluster start-up and the
+workers' contention cost, apart).
 
     python benchmarks/study_overhead.py [--runs 8] [--neurons 400] [--steps 300]
 """
@@ -28,6 +30,7 @@ import yaml
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
 from neurosleep.study.driver import run_study, search_runs
+from neurosleep.study.ledger import Ledger
 from neurosleep.study.spec import load_study
 
 
@@ -63,6 +66,15 @@ def write_study(folder: Path, runs: int, neurons: int, steps: int) -> Path:
     return path
 
 
+def mean_wall(folder: Path) -> float:
+    ledger = Ledger(folder, readonly=True)
+    try:
+        walls = [row.wall_s for row in ledger.rows()]
+    finally:
+        ledger.close()
+    return sum(walls) / len(walls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="runs (even: 2 values × runs/2 seeds)")
@@ -89,11 +101,16 @@ def main() -> None:
         start = time.perf_counter()
         two = run_study(load_study(path, tmp / "s2"), workers=2)
         parallel = time.perf_counter() - start
+        per_run = [mean_wall(tmp / "s1"), mean_wall(tmp / "s2")]
     assert one.ok and two.ok, (one, two)
     print(f"{len(runs)} runs: Hopfield N = {args.neurons}, {args.steps} dreaming steps each")
     print(f"one by one (runner.run loop):   {loop:7.2f} s")
     print(f"study run --workers 1:          {serial:7.2f} s   overhead {serial / loop - 1:+.1%}")
     print(f"study run --workers 2 (Dask):   {parallel:7.2f} s   speed-up {serial / parallel:.2f}x")
+    print(
+        f"mean wall time of one run (ledger): {per_run[0]:.2f} s in-process, "
+        f"{per_run[1]:.2f} s in a Dask worker (2 at once)"
+    )
 
 
 if __name__ == "__main__":
