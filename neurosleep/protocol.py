@@ -43,6 +43,8 @@ PROTOCOL_FORMAT_VERSION = 1
 PHASE_KINDS = ("wake", "sleep", "test")
 MAX_NAME = 100  # characters of a run or phase name
 MAX_PHASES = 10_000  # phases of an expanded schedule (and the largest repeat count)
+MAX_STAGES = 16  # stages of one staged sleep phase
+MAX_CYCLES = 1000  # cycles of one staged sleep phase
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 COMMON_PHASE_KEYS = ("name", "task", "engine")
 PhaseKind = Literal["wake", "sleep", "test"]
@@ -64,6 +66,22 @@ class PlannedPhase:
     source: KeyPath
     algorithm: str | None = None  # sleep phases: the registered sleep algorithm's name
     engine: str | None = None  # phase-level engine override (sleep on another engine)
+    #: a staged sleep phase: its stages (each a sleep phase of this ``index`` whose ``name`` is
+    #: the stage's and ``source`` its key path), run in turn ``params.cycles`` times
+    stages: tuple[PlannedPhase, ...] = ()
+
+    def steps(self) -> list[tuple[int, PlannedPhase]]:
+        """(cycle, stage) in the order they run: every stage of cycle 0, then of cycle 1, …
+        (a phase without stages: itself, once)."""
+        if not self.stages:
+            return [(0, self)]
+        return [(c, stage) for c in range(self.params.cycles) for stage in self.stages]
+
+
+def flat_phases(phases: list[PlannedPhase]) -> list[PlannedPhase]:
+    """The phases with each staged sleep replaced by its stages (once each, not per cycle):
+    what the experiments' and the algorithms' checks look at."""
+    return [stage for phase in phases for stage in (phase.stages or (phase,))]
 
 
 class Subject(BaseModel):
@@ -159,6 +177,15 @@ def template_problem(text: str, fields: Collection[str]) -> str | None:
     return None
 
 
+class Stages(BaseModel):
+    """A staged sleep phase's own keys: ``sleep: {stages: [...], cycles: N}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stages: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_STAGES)
+    cycles: int = Field(1, ge=1, le=MAX_CYCLES)
+
+
 class Repeat(BaseModel):
     """``repeat:`` block: run ``phases`` once per task (``over: tasks``) or ``count`` times."""
 
@@ -245,7 +272,7 @@ def build_protocol(
     problems.extend(_duplicate_names(phases, locate))
     if not problems:
         checked = experiment.check(
-            model, data_params, record_params, phases, top.engine, top.device
+            model, data_params, record_params, flat_phases(phases), top.engine, top.device
         )
         problems.extend(locate.problem(key, message) for key, message in checked)
         problems.extend(_sleep_checks(phases, model, locate))
@@ -294,11 +321,13 @@ def _sleep_checks(phases: list[PlannedPhase], model: Spec, locate: Locator) -> l
     """Each sleep algorithm's own check of its parameters against the model and the phases
     before it (the first phase of a repeat block that fails stands for the others)."""
     problems, seen = [], set()
-    for phase in phases:
+    flat = flat_phases(phases)
+    for phase in flat:
         entry = SLEEP.get(phase.algorithm) if phase.algorithm else None
         if entry is None or entry.check is None:
             continue
-        for key, message in entry.check(phase.params, model, phases[: phase.index]):
+        before = [p for p in flat if p.index < phase.index]
+        for key, message in entry.check(phase.params, model, before):
             if (phase.source + key, message) not in seen:
                 seen.add((phase.source + key, message))
                 problems.append(locate.problem(phase.source + key, message))
@@ -449,6 +478,10 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
     if "task" in body and "task" in variables:
         problems.append(locate.problem(key + ("task",), "task is set by 'repeat: over: tasks'"))
     algorithm = None
+    if kind == "sleep" and "stages" in params:
+        return _staged(
+            name, task, engine, params, experiment, locate, key, index, variables, problems
+        )
     if kind == "sleep":
         algorithm = params.pop("kind", None)
         schema = _sleep_schema(algorithm, experiment, locate, key, problems)
@@ -460,13 +493,7 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
     validated = _validate(schema, params, locate, key, problems, context)
     if validated is None:
         return None
-    n_tasks = variables["n_tasks"]
-    if not isinstance(task, int) or not -1 <= task < n_tasks:
-        problems.append(
-            locate.problem(
-                key + ("task",), f"task must be an index 0..{n_tasks - 1} (got {task!r})"
-            )
-        )
+    if not _task_ok(task, variables["n_tasks"], locate, key, problems):
         return None
     return PlannedPhase(
         index=index,
@@ -478,6 +505,44 @@ def _phase(kind, body, experiment, locate, key, variables, index, problems) -> P
         algorithm=algorithm,
         engine=engine,
     )
+
+
+def _task_ok(task, n_tasks: int, locate, key, problems) -> bool:
+    if not isinstance(task, int) or not -1 <= task < n_tasks:
+        message = f"task must be an index 0..{n_tasks - 1} (got {task!r})"
+        problems.append(locate.problem(key + ("task",), message))
+        return False
+    return True
+
+
+def _staged(name, task, engine, params, experiment, locate, key, index, variables, problems):
+    """A staged sleep phase: its ``stages`` (each ``{name, kind, ...}``, validated like a sleep
+    phase of that kind) and ``cycles``; ``task`` and ``engine`` as a sleep phase's."""
+    staged = _validate(Stages, params, locate, key, problems)
+    if staged is None or not _task_ok(task, variables["n_tasks"], locate, key, problems):
+        return None
+    stages, names = [], set()
+    for j, body in enumerate(staged.stages):
+        where = key + ("stages", j)
+        body = dict(body)
+        stage_name = _phase_name(body.pop("name", body.get("kind")), {}, locate, where, problems)
+        if stage_name in names:
+            problems.append(
+                locate.problem(where + ("name",), f"duplicate stage name {stage_name!r}")
+            )
+        names.add(stage_name)
+        algorithm = body.pop("kind", None)
+        schema = _sleep_schema(algorithm, experiment, locate, where, problems)
+        if schema is None:
+            continue
+        validated = _validate(schema, body, locate, where, problems, {"variables": variables})
+        if validated is not None:
+            stages.append(
+                PlannedPhase(index, "sleep", stage_name, task, validated, where, algorithm, engine)
+            )
+    if len(stages) < len(staged.stages):
+        return None
+    return PlannedPhase(index, "sleep", name, task, staged, key, None, engine, tuple(stages))
 
 
 def _sleep_schema(algorithm, experiment, locate, key, problems):

@@ -140,12 +140,27 @@ def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
             def advance(fraction: float, bar=bar) -> None:
                 bar.update(fraction - bar.n)
 
-            result = getattr(experiment, phase.kind)(phase, advance)
+            if phase.stages:
+                result = _stages(phase, experiment, recorder, advance)
+            else:
+                result = getattr(experiment, phase.kind)(phase, advance)
         if phase.kind == "test":
             recorder.add_evaluation(result.metrics, result.units, result.descriptions)
             if result.continual is not None:
                 _write_continual(protocol, recorder, result.continual)
         recorder.end_phase(stop_time=experiment.time_ms)
+
+
+def _stages(phase, experiment, recorder: Recorder, progress) -> None:
+    """A staged sleep phase: each stage in turn, ``cycles`` times, each one sub-phase row of
+    ``/stages`` and one call of the experiment's ``sleep`` (the stage is a sleep phase)."""
+    steps = phase.steps()
+    for k, (cycle, stage) in enumerate(steps):
+        recorder.begin_stage(
+            stage.name, stage.algorithm, cycle=cycle, start_time=experiment.time_ms
+        )
+        experiment.sleep(stage, lambda f, k=k: progress((k + f) / len(steps)))
+        recorder.end_stage(stop_time=experiment.time_ms)
 
 
 def _write_continual(protocol: Protocol, recorder: Recorder, options) -> None:

@@ -71,10 +71,11 @@ def shade_phases(ax, run: RunFile, scale: float, label: bool = True) -> None:
                 label=f"{p.kind} phase" if label and p.kind not in seen else None,
             )
             seen.add(p.kind)
-    if not label:
-        return
     width_in = ax.figure.get_figwidth() * ax.get_position().width
     total = max(stop_all, 1e-12)
+    _mark_stages(ax, run, scale, width_in / total if label else 0.0)
+    if not label:
+        return
     for p, stop in spans:
         text_in = 0.6 * style.FONT_PT / 72 * (len(p.name) + 1)  # 8 pt text, ≈ 0.6 em a glyph
         if (stop - p.start_time) / total * width_in > text_in:
@@ -86,6 +87,29 @@ def shade_phases(ax, run: RunFile, scale: float, label: bool = True) -> None:
                 ha="center",
                 va="bottom",
                 clip_on=False,
+            )
+
+
+def _mark_stages(ax, run: RunFile, scale: float, inches_per_ms: float) -> None:
+    """The sub-phases of staged sleeps: a dotted line where each starts, and its name with its
+    cycle (``nrem1``, ``rem1``, …) inside the axes' top where it fits (``inches_per_ms`` 0:
+    lines only)."""
+    stop_all = run_stop(run)
+    for st in run.stages():
+        stop = st.stop_time if math.isfinite(st.stop_time) else stop_all
+        if stop <= st.start_time:
+            continue
+        ax.axvline(st.start_time / scale, color="0.35", ls=":", lw=0.6, zorder=0.5)
+        name = f"{st.name}{st.cycle + 1}"
+        if (stop - st.start_time) * inches_per_ms > 0.6 * style.FONT_PT / 72 * (len(name) + 1):
+            ax.text(
+                (st.start_time + stop) / 2 / scale,
+                0.98,
+                name,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                color="0.35",
             )
 
 

@@ -354,9 +354,7 @@ class ANNExperiment(Experiment):
         change = np.array(
             [float((w1 - w0).abs().sum()) for w0, w1 in zip(before, new, strict=True)]
         )
-        self.recorder.write_arrays(
-            f"sleep/{self.recorder.phase}", {"weight_change_l1": change}, units={}
-        )
+        self.recorder.write_arrays(self.recorder.sleep_path, {"weight_change_l1": change}, units={})
         for layer, value in enumerate(change, start=1):
             self.recorder.add_scalar(f"sleep_weight_change_l1_layer{layer}", value, "1")
         self.time_ms += outcome.dt_ms * float(outcome.steps)

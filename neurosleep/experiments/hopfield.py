@@ -170,7 +170,7 @@ class HopfieldExperiment(Experiment):
         self.time_ms += self.model.update_interval * recorded
         change = self.retrieval_couplings(self.couplings - before)  # the couplings in use
         self.recorder.write_arrays(
-            f"sleep/{self.recorder.phase}",
+            self.recorder.sleep_path,
             {
                 "eigenvalues_before": torch.linalg.eigvalsh(before).cpu().numpy(),
                 "eigenvalues_after": torch.linalg.eigvalsh(self.couplings).cpu().numpy(),

@@ -575,7 +575,7 @@ class SNNExperiment(Experiment):
             ),
         }
         units = {k: "Hz" for k in arrays if k.startswith("replay_rate_")} | {"event_start_ms": "ms"}
-        self.recorder.write_arrays(f"sleep/{self.recorder.phase}", arrays, units)
+        self.recorder.write_arrays(self.recorder.sleep_path, arrays, units)
 
     def _measure(self, run, duration_ms: float | None = None) -> dict[str, SpikeStats]:
         """Run with every population's spikes handed to the sink (streamed where recorded);

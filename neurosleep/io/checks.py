@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from neurosleep.errors import RunFileError
-from neurosleep.io.layout import PHASE_DTYPE, SCALAR_DTYPE, STATUSES
+from neurosleep.io.layout import PHASE_DTYPE, SCALAR_DTYPE, STAGE_DTYPE, STATUSES
 
 MAX_NODES = 10**8  # a population size (n_nodes) above this is taken as damage, not a network
 MAX_TASKS = 10_000  # likewise for the number of tasks (n_tasks)
@@ -105,6 +105,8 @@ def check_layout(file: h5py.File, where: str) -> None:
     for _, path in c.members("provenance"):
         c.dataset(path, 0, "OSU")
     c.table("metrics/scalars", SCALAR_DTYPE)
+    if "stages" in file:
+        c.table("stages", STAGE_DTYPE)
     _evaluations(c, n_tasks)
     for _, path in c.members("metrics/continual"):
         c.dataset(f"{path}/matrix", 2, "iuf")
@@ -259,8 +261,11 @@ def _sleep(c: Checker, name: str, path: str) -> None:
     if not name.isdigit():
         raise c.fail(f"/{path}: a sleep group is named by its phase index")
     group = c.group(path)
-    for _, full in c.members(path):
-        c.dataset(full)
+    for name, full in c.members(path):
+        if isinstance(group[name], h5py.Group):  # a stage's diagnostics: sleep/<phase>/<step>
+            _sleep(c, name, full)
+        else:
+            c.dataset(full)
     if "replay_events" in group:
         memories = c.dataset(f"{path}/replay_memories", 1, "OSU")
         for memory in memories.asstr()[()]:

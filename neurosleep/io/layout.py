@@ -33,6 +33,20 @@ PHASE_DTYPE = np.dtype(
         ("status", STRING),
     ]
 )
+STAGE_DTYPE = np.dtype(  # /stages: the sub-phases of staged sleep phases, one row each
+    [
+        ("index", "i8"),
+        ("phase", "i8"),  # the row of /phases this stage runs in
+        ("step", "i8"),  # 0-based position in that phase: cycle × stages + stage
+        ("cycle", "i8"),  # 0-based
+        ("name", STRING),  # the stage's name
+        ("kind", STRING),  # its sleep algorithm
+        ("start_time", "f8"),  # ms
+        ("stop_time", "f8"),  # ms
+        ("wall_seconds", "f8"),
+        ("status", STRING),
+    ]
+)
 SCALAR_DTYPE = np.dtype([("phase", "i8"), ("name", STRING), ("value", "f8"), ("units", STRING)])
 
 SPIKE_CHUNK = 65_536  # elements: 512 KiB of float64 per chunk

@@ -52,6 +52,9 @@ class Recorder:
         self.file = file
         self.n_tasks = n_tasks
         self.phase: int | None = None
+        self.stage: tuple[int, str] | None = None  # (row of /stages, scalar prefix) while open
+        self._stage_wall = 0.0
+        self._step = 0  # next step of the open phase
         self._phase_wall = 0.0
         self._n_phases = 0
         self._flushed = time.perf_counter()
@@ -113,6 +116,8 @@ class Recorder:
             raise ValueError(f"status must be one of {L.STATUSES}, not {status!r}")
         if not self.file.id.valid:
             return
+        if self.stage is not None:
+            self.end_stage(stop_time=float("nan"), status=status)
         if self.phase is not None:
             self.end_phase(stop_time=float("nan"), status=status)
         self.file.attrs["status"] = status
@@ -178,9 +183,52 @@ class Recorder:
         table.resize((index + 1,))
         table[index] = (index, name, kind, task, start_time, np.nan, np.nan, "running")
         self.phase = index
+        self._step = 0
         self._phase_wall = time.perf_counter()
         self.flush()
         return index
+
+    def begin_stage(self, name: str, kind: str, *, cycle: int, start_time: float) -> int:
+        """Open a sub-phase row of the open phase in ``/stages`` (created by the first stage);
+        until :meth:`end_stage`, scalars are named ``<name><cycle + 1>/<scalar>`` and
+        :attr:`sleep_path` is ``sleep/<phase>/<step>``. Returns the step."""
+        if self.phase is None or self.stage is not None:
+            raise RuntimeError("a stage opens inside an open phase, one at a time")
+        if "stages" not in self.file:
+            self.file.create_dataset(
+                "stages", shape=(0,), maxshape=(None,), dtype=L.STAGE_DTYPE, chunks=(256,)
+            )
+        table = self.file["stages"]
+        index, step = table.shape[0], self._step
+        table.resize((index + 1,))
+        row = (index, self.phase, step, cycle, name, kind, start_time, np.nan, np.nan, "running")
+        table[index] = row
+        self.stage = (index, f"{name}{cycle + 1}/")
+        self._step += 1
+        self._stage_wall = time.perf_counter()
+        self.flush()
+        return step
+
+    def end_stage(self, stop_time: float, status: str = "complete") -> None:
+        """Close the open stage row with its stop time (ms) and wall-clock duration."""
+        if self.stage is None:
+            raise RuntimeError("no stage is open")
+        table = self.file["stages"]
+        row = table[self.stage[0]]
+        row["stop_time"] = stop_time
+        row["wall_seconds"] = time.perf_counter() - self._stage_wall
+        row["status"] = status
+        table[self.stage[0]] = row
+        self.stage = None
+        self.flush()
+
+    @property
+    def sleep_path(self) -> str:
+        """Where the open sleep phase's diagnostics go: ``sleep/<phase>``, or
+        ``sleep/<phase>/<step>`` while a stage of it is open."""
+        if self.stage is None:
+            return f"sleep/{self.phase}"
+        return f"sleep/{self.phase}/{self._step - 1}"
 
     def end_phase(self, stop_time: float, status: str = "complete") -> None:
         """Close the open phase row with its stop time (ms) and wall-clock duration."""
@@ -382,6 +430,7 @@ class Recorder:
     def add_scalar(self, name: str, value: float, units: str) -> None:
         """A per-phase scalar (loss, mean rate, weight change) in ``/metrics/scalars``."""
         phase = -1 if self.phase is None else self.phase
+        name = name if self.stage is None else self.stage[1] + name
         row = np.array([(phase, name, float(value), units)], dtype=L.SCALAR_DTYPE)
         _append(self.file["metrics/scalars"], row)
         self.flush()

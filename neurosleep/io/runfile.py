@@ -48,6 +48,23 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One row of ``/stages``: a sub-phase of the staged sleep phase ``phase`` (its ``step``-th,
+    0-based, in ``cycle``); times in ms."""
+
+    index: int
+    phase: int
+    step: int
+    cycle: int
+    name: str
+    kind: str
+    start_time: float
+    stop_time: float
+    wall_seconds: float
+    status: str
+
+
+@dataclass(frozen=True)
 class Spikes:
     """SONATA spikes of one population: ``times`` [n] in ms, ``node_ids`` [n]."""
 
@@ -206,6 +223,20 @@ class RunFile:
                 status=_text(r["status"]),
             )
             for r in rows
+        ]
+
+    def stages(self) -> list[Stage]:
+        """Sub-phases of staged sleep phases (``[]`` for a run without them)."""
+        if "stages" not in self.file:
+            return []
+        return [
+            Stage(
+                *(int(r[n]) for n in ("index", "phase", "step", "cycle")),
+                *(_text(r[n]) for n in ("name", "kind")),
+                *(float(r[n]) for n in ("start_time", "stop_time", "wall_seconds")),
+                _text(r["status"]),
+            )
+            for r in self.file["stages"][:]
         ]
 
     # ------------------------------------------------------------------ spikes

@@ -61,7 +61,7 @@ class SleepRecord:
 
     def arrays(self, arrays: dict[str, Any], units: dict[str, str]) -> None:
         """Diagnostics arrays of this sleep phase (units per name; ``"1"`` where missing)."""
-        self._recorder.write_arrays(f"sleep/{self._recorder.phase}", arrays, units)
+        self._recorder.write_arrays(self._recorder.sleep_path, arrays, units)
 
 
 # ------------------------------------------------------------------------ snn

@@ -1,0 +1,152 @@
+"""Staged sleep phases: stages × cycles equal the explicit sequence of sleep phases, bit for bit,
+and each stage is a sub-phase row of /stages with its times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from neurosleep.analysis.plots import shade_phases
+from neurosleep.errors import SpecError
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import MAX_CYCLES, load_protocol
+from neurosleep.runner import run
+
+HEAD = """\
+format_version: 1
+name: {name}
+seed: 3
+model: {{format_version: 1, kind: hopfield, name: h, neurons: 60, diagonal: zero,
+        update_interval: "1 ms"}}
+engine: torch
+device: cpu
+data: {{kind: random_patterns, patterns: 12}}
+record: {{weights: true, sleep_states: true}}
+output: {name}.h5
+schedule:
+  - wake: {{name: store}}
+"""
+NREM = "kind: dreaming, t: 2, steps: 7"
+REM = "kind: unlearning, dreams: 5, epsilon: 0.02"
+STAGED = f"""\
+  - sleep:
+      name: night
+      cycles: 2
+      stages:
+        - {{name: nrem, {NREM}}}
+        - {{name: rem, {REM}}}
+  - test: {{name: after, cue_noise: 0.05}}
+"""
+EXPLICIT = (
+    "".join(
+        f"  - sleep: {{name: {stage}{c}, {body}}}\n"
+        for c in (1, 2)
+        for stage, body in (("nrem", NREM), ("rem", REM))
+    )
+    + "  - test: {name: after, cue_noise: 0.05}\n"
+)
+
+
+def _run(tmp_path, name, schedule):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(HEAD.format(name=name) + schedule)
+    return run(load_protocol(path), output=tmp_path / f"{name}.h5", progress=False).path
+
+
+def test_stages_equal_the_explicit_phases_and_are_recorded(tmp_path):
+    staged = _run(tmp_path, "staged", STAGED)
+    explicit = _run(tmp_path, "explicit", EXPLICIT)
+    with open_run(staged) as s, open_run(explicit) as e:
+        w_s, w_e = s.weights("J"), e.weights("J")
+        assert np.array_equal(w_s.values[-1], w_e.values[-1])  # bit-identical couplings
+        assert np.array_equal(w_s.values, w_e.values) and np.array_equal(w_s.times, w_e.times)
+        assert s.evaluations().metrics["overlap"].tolist() == (
+            e.evaluations().metrics["overlap"].tolist()
+        )
+        # one parent phase; four sub-phases with the explicit phases' names, kinds and times
+        assert [p.name for p in s.phases()] == ["store", "night", "after"]
+        night = s.phases()[1]
+        sleeps = [p for p in e.phases() if p.kind == "sleep"]
+        stages = s.stages()
+        assert [(st.phase, st.step, st.cycle) for st in stages] == [
+            (1, 0, 0),
+            (1, 1, 0),
+            (1, 2, 1),
+            (1, 3, 1),
+        ]
+        assert [f"{st.name}{st.cycle + 1}" for st in stages] == [p.name for p in sleeps]
+        assert [st.kind for st in stages] == ["dreaming", "unlearning"] * 2
+        assert [(st.start_time, st.stop_time) for st in stages] == [
+            (p.start_time, p.stop_time) for p in sleeps
+        ]
+        assert (stages[0].start_time, stages[-1].stop_time) == (night.start_time, night.stop_time)
+        assert all(st.status == "complete" for st in stages)
+        # per-stage diagnostics and scalars, as the explicit phases have them
+        for st, p in zip(stages, sleeps, strict=True):
+            ours, theirs = s.arrays(f"sleep/1/{st.step}"), e.arrays(f"sleep/{p.index}")
+            assert ours.keys() == theirs.keys()
+            assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
+        named = {name: v for _, name, v, _ in s.scalars()}
+        for p in sleeps:
+            (value,) = [v for i, _, v, _ in e.scalars() if i == p.index]
+            assert named[f"{p.name}/coupling_change_rms"] == value
+        assert e.stages() == []  # a run without stages has no /stages
+        # plots: each sub-phase starts at a dotted line and is named with its cycle
+        ax = Figure(figsize=(8, 3)).subplots()
+        shade_phases(ax, s, 1.0)
+        labels = [t.get_text() for t in ax.texts]
+        assert [t for t in labels if t[-1].isdigit()] == ["nrem1", "rem1", "nrem2", "rem2"]
+        lines = sorted(line.get_xdata()[0] for line in ax.lines)
+        assert lines == [st.start_time for st in stages]
+
+
+def _problems(tmp_path, schedule):
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD.format(name="p") + schedule)
+    with pytest.raises(SpecError) as info:
+        load_protocol(path)
+    return [(p.line, str(p).split(": ")[1], p.message) for p in info.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "message"),
+    [
+        ("cycles: 2", "cycels: 2", 15, "schedule[1].sleep.cycels", "unknown key"),
+        ("cycles: 2", "cycles: 0", 15, "schedule[1].sleep.cycles", "greater than or equal to 1"),
+        ("cycles: 2", f"cycles: {MAX_CYCLES + 1}", 15, "schedule[1].sleep.cycles", "less than"),
+        ("epsilon:", "epsilom:", 18, "schedule[1].sleep.stages[1].epsilom", "unknown key"),
+        (
+            "name: rem, kind: unlearning",
+            "name: rem, kind: nap",
+            18,
+            "schedule[1].sleep.stages[1].kind",
+            "unknown sleep kind 'nap'",
+        ),
+        (
+            "name: rem,",
+            "name: nrem,",
+            18,
+            "schedule[1].sleep.stages[1].name",
+            "duplicate stage name 'nrem'",
+        ),
+        (
+            "epsilon: 0.02",
+            "epsilon: -1",
+            18,
+            "schedule[1].sleep.stages[1].epsilon",
+            "greater than 0",
+        ),
+    ],
+)
+def test_bad_stages_name_line_and_key(tmp_path, old, new, line, key, message):
+    assert old in STAGED
+    found = _problems(tmp_path, STAGED.replace(old, new, 1))
+    assert len(found) == 1, found
+    assert found[0][:2] == (line, key), found
+    assert message in found[0][2], found
+
+
+def test_empty_stages_refused(tmp_path):
+    found = _problems(tmp_path, "  - sleep: {name: night, stages: []}\n")
+    assert found[0][1] == "schedule[1].sleep.stages" and "at least 1" in found[0][2], found
