@@ -268,7 +268,7 @@ def test_worker_killed_mid_run_is_rerun_and_listed(make_study, tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert f"{victim['key']} " in status and "re-run, moved aside" in status
+    assert f"{victim['key']} " in status and "re-run (2 attempts, moved aside: " in status
 
 
 @pytest.mark.slow

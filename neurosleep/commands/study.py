@@ -160,18 +160,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from neurosleep.study.ledger import Ledger
+    from neurosleep.study.ledger import RERUN, Ledger
 
     ledger = Ledger(args.folder, readonly=True)
     try:
         counts = ledger.counts()
         print(", ".join(f"{n} {state}" for state, n in counts.items()))
-        for row in ledger.rows("state IN ('running', 'failed') OR aside != '[]'"):
+        for row in ledger.rows(f"state IN ('running', 'failed') OR {RERUN}"):
             what = {
                 "running": f"running on {row.worker} (pid {row.pid}, {row.host})",
                 "failed": f"failed: {row.reason} (traceback {row.traceback})",
             }.get(row.state, row.state)
-            rerun = f"; re-run, moved aside: {', '.join(row.aside)}" if row.rerun else ""
+            moved = f", moved aside: {', '.join(row.aside)}" if row.aside else ""
+            rerun = f"; re-run ({row.attempts} attempts{moved})" if row.rerun else ""
             print(f"{row.key} {row.label} seed {row.seed} {row.split}: {what}{rerun}")
     finally:
         ledger.close()

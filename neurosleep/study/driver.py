@@ -119,6 +119,8 @@ class Driver:
     def _done(self, key: str, outcome: Outcome) -> None:
         row = self.ledger.get(key)
         aside = row.aside + outcome.aside
+        if outcome.reused and outcome.started:  # it found the run complete: not an execution
+            self.ledger.update(key, attempts=max(row.attempts - 1, 0))
         if outcome.state == "complete":
             wall = outcome.wall_s if not outcome.reused or row.wall_s is None else row.wall_s
             self.ledger.update(

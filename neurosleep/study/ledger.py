@@ -22,6 +22,7 @@ from neurosleep.errors import StudyError
 from neurosleep.study.spec import Run
 
 STATES = ("queued", "running", "complete", "failed")
+RERUN = "attempts > 1 OR aside != '[]'"  # SQL condition of a re-run run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     overrides TEXT NOT NULL,   -- JSON list of --set overrides that make this run
     path TEXT NOT NULL,        -- run file
     state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'complete', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,  -- executions (a start that found it complete: not one)
     aside TEXT NOT NULL DEFAULT '[]',  -- JSON list of files moved aside before a re-run
     worker TEXT, pid INTEGER, host TEXT, started REAL,
     wall_s REAL,               -- seconds of the attempt that completed
@@ -78,7 +79,8 @@ class Row:
 
     @property
     def rerun(self) -> bool:
-        return bool(self.aside)
+        """Executed more than once, or a partial file was moved aside for it."""
+        return self.attempts > 1 or bool(self.aside)
 
 
 class Ledger:
@@ -168,13 +170,12 @@ class Ledger:
         return found[0] if found else None
 
     def counts(self) -> dict[str, int]:
-        """Runs per state, plus ``rerun`` (runs that had a partial file moved aside)."""
+        """Runs per state, plus ``rerun``: runs executed more than once (a worker died, an
+        attempt failed, the driver was killed mid-run) or whose partial file was moved aside."""
         out = dict.fromkeys(STATES, 0)
         for state, n in self.db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state"):
             out[state] = n
-        out["rerun"] = self.db.execute("SELECT COUNT(*) FROM runs WHERE aside != '[]'").fetchone()[
-            0
-        ]
+        out["rerun"] = self.db.execute(f"SELECT COUNT(*) FROM runs WHERE {RERUN}").fetchone()[0]
         return out
 
 

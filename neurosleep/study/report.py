@@ -89,7 +89,7 @@ def summary(folder: Path, ledger: Ledger) -> str:
         "",
         f"{len(rows)} runs: {counts['complete']} complete, {counts['failed']} failed, "
         f"{counts['queued'] + counts['running']} not finished, {counts['rerun']} re-run "
-        "(a partial file moved aside).",
+        "(executed more than once, or a partial file moved aside).",
         (
             f"Objective: {column} ({spec.objective.goal}), selected on the {spec.select_on} split"
             if spec.objective
@@ -130,7 +130,11 @@ def summary(folder: Path, ledger: Ledger) -> str:
     rerun = [r for r in rows if r.rerun]
     if rerun:
         lines += ["", "## Re-run (partial files moved aside, not deleted)", ""]
-        lines += [f"- {r.label} seed {r.seed}: {', '.join(r.aside)}" for r in rerun]
+        lines += [
+            f"- {r.label} seed {r.seed}: {r.attempts} attempts; moved aside: "
+            f"{', '.join(r.aside) or 'nothing (no file written yet)'}"
+            for r in rerun
+        ]
     return "\n".join(lines) + "\n"
 
 
