@@ -1,0 +1,115 @@
+"""Regression tests of the headline claims, on short fixed-seed protocols: they fail if the
+effects vanish. Spiking (docs/results.md, "Spiking sleep consolidation"): sleep raises A's
+graded recall above the same networks' recall before it (no sleep: the tests run with
+plasticity off, so the test after learning B is the no-sleep control), and nightmares leave
+A's discrimination below sleep's. MLP (docs/results.md, SRA): SRA's final ACC on split MNIST
+5k is above fine-tuning's.
+
+The spiking claims use the graded score and discrimination, not the per-trial ``full_recall``:
+complete recall of A in order happens in no trial of the shipped model (0 % here as in the
+full protocol), so a success rate cannot show the effect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORKS = 8  # seeds 11-18, one torch batch
+
+
+def consolidation(root, write_protocol, tmp_path, state: str, control_test: bool) -> dict:
+    """The shipped sleep protocol shortened: learn A 3 s, learn B 3 s, (test A 2 s), 5 s of
+    spontaneous sleep in ``state``, test A 2 s (18 trials), with the spontaneous baseline;
+    per-network ``/recall/<phase>/`` arrays of A, one dict per test phase."""
+    data = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
+    data["model"] = str(root / "models" / "assemblies.yaml")
+    data |= {"seed": 11, "output": str(tmp_path / f"{state}.h5")}
+    data["data"]["networks"] = NETWORKS
+    data["data"]["memories"]["baseline"] = True
+    data["record"] = {"spikes": "none", "weights": "none"}
+    test = {"task": 0, "duration": "2000 ms"}
+    data["schedule"] = [
+        {"wake": {"name": "learn_A", "task": 0, "duration": "3000 ms"}},
+        {"wake": {"name": "learn_B", "task": 1, "duration": "3000 ms"}},
+        *([{"test": {"name": "after_B", **test}}] if control_test else []),
+        {"sleep": {"name": "sleep", "kind": "spontaneous", "duration": "5000 ms", "state": state}},
+        {"test": {"name": "final", **test}},
+    ]
+    result = run(load_protocol(write_protocol(data)), progress=False)
+    with open_run(result.path) as rf:
+        return [
+            {k: v[:, 0] for k, v in rf.arrays(f"recall/{int(p)}").items()}
+            for p in rf.evaluations().phases
+        ]
+
+
+@pytest.fixture(scope="module")
+def spiking(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("headline")
+
+    def write(data: dict):
+        path = tmp / f"{data['name']}_{len(data['schedule'])}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    sleep = consolidation(ROOT, write, tmp, "sleep", control_test=True)
+    nightmare = consolidation(ROOT, write, tmp, "nightmare", control_test=False)
+    return {"no sleep": sleep[0], "sleep": sleep[1], "nightmares": nightmare[0]}
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_sleep_raises_a_above_no_sleep(spiking):
+    """Measured (seeds 11-18): A 0.21 before sleep, 0.46 after (gain 0.25, higher in 8 of
+    8); the spontaneous baseline after sleep −0.00."""
+    gain = spiking["sleep"]["sequence"] - spiking["no sleep"]["sequence"]
+    assert gain.mean() > 0.12, gain
+    assert (gain > 0).sum() >= 6, gain
+    # the spontaneous baseline was measured beside it and sits well below the cued score
+    assert np.all(np.isfinite(spiking["sleep"]["spontaneous_sequence"]))
+    assert (
+        spiking["sleep"]["spontaneous_sequence"].mean() < spiking["sleep"]["sequence"].mean() - 0.2
+    )
+    assert np.all(spiking["sleep"]["full_recall"] == 0.0)  # the honest per-trial measure
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_nightmares_stay_below_sleep(spiking):
+    """A's discrimination (completion − intrusion) after nightmares minus after sleep, per
+    network. Measured (seeds 11-18): −0.28, lower in 8 of 8 (intrusion 0.27-0.29 after the
+    nightmares)."""
+
+    def discrimination(run: dict) -> np.ndarray:
+        return run["completion"] - run["intrusion"]
+
+    drop = discrimination(spiking["nightmares"]) - discrimination(spiking["sleep"])
+    assert drop.mean() < -0.1, drop
+    assert (drop < 0).sum() >= 7, drop
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_sra_acc_above_fine_tuning(tmp_path):
+    """Split MNIST 5k, class-incremental, the shipped protocols with 4 epochs per task instead
+    of 12 (seed 1). Measured: fine-tuning ACC 0.186 (only the last task), SRA 0.379; with the
+    shipped 12 epochs 0.191 and 0.479 (seed 1, torch's default threads)."""
+    acc = {}
+    for name in ("split_mnist_finetune", "split_mnist_sra"):
+        overrides = ["schedule.1.repeat.phases.0.wake.epochs=4"]
+        if name == "split_mnist_sra":
+            overrides.append("record.sleep_spikes=false")
+        protocol = load_protocol(ROOT / "protocols" / f"{name}.yaml", overrides)
+        result = run(protocol, output=tmp_path / f"{name}.h5", progress=False)
+        with open_run(result.path) as rf:
+            acc[name] = float(rf.evaluations().metrics["accuracy"][-1].mean())
+    assert acc["split_mnist_finetune"] < 0.25  # forgets every task but the last
+    assert acc["split_mnist_sra"] > acc["split_mnist_finetune"] + 0.1, acc
