@@ -26,6 +26,7 @@ LAYERS = {
     "neurosleep.version": "base",
     "neurosleep.progress": "base",
     "neurosleep.examples": "base",
+    "neurosleep.limits": "base",
     "neurosleep.io": "io",
     "neurosleep.analysis": "analysis",
     "neurosleep.spec": "schema",
