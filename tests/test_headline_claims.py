@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from neurosleep.io.runfile import open_run
@@ -60,8 +61,13 @@ def spiking(tmp_path_factory):
         path.write_text(yaml.safe_dump(data))
         return path
 
-    sleep = consolidation(ROOT, write, tmp, "sleep", control_test=True)
-    nightmare = consolidation(ROOT, write, tmp, "nightmare", control_test=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # small networks: one thread is faster (tests/conftest.py)
+    try:
+        sleep = consolidation(ROOT, write, tmp, "sleep", control_test=True)
+        nightmare = consolidation(ROOT, write, tmp, "nightmare", control_test=False)
+    finally:
+        torch.set_num_threads(previous)
     return {"no sleep": sleep[0], "sleep": sleep[1], "nightmares": nightmare[0]}
 
 
@@ -98,10 +104,11 @@ def test_nightmares_stay_below_sleep(spiking):
 
 @pytest.mark.slow
 @pytest.mark.torch
-def test_sra_acc_above_fine_tuning(tmp_path):
+def test_sra_acc_above_fine_tuning(tmp_path, one_torch_thread):
     """Split MNIST 5k, class-incremental, the shipped protocols with 4 epochs per task instead
-    of 12 (seed 1). Measured: fine-tuning ACC 0.186 (only the last task), SRA 0.379; with the
-    shipped 12 epochs 0.191 and 0.479 (seed 1, torch's default threads)."""
+    of 12 (seed 1, one torch thread). Measured: fine-tuning ACC 0.186 (only the last task),
+    SRA 0.379 (seed 2: 0.188, 0.356); with the shipped 12 epochs 0.191 and 0.479 (seed 1,
+    torch's default threads)."""
     acc = {}
     for name in ("split_mnist_finetune", "split_mnist_sra"):
         overrides = ["schedule.1.repeat.phases.0.wake.epochs=4"]
