@@ -65,6 +65,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "completion": (0.0, 1.0),
     "intrusion": (0.0, 1.0),
     "sequence": (-1.0, 1.0),
+    "full_recall": (0.0, 1.0),
+    "no_response": (0.0, 1.0),
+    "spontaneous_sequence": (-1.0, 1.0),
+    "spontaneous_full_recall": (0.0, 1.0),
+    "spontaneous_no_response": (0.0, 1.0),
     "overlap": (-1.0, 1.0),
     "fixed_point_fraction": (0.0, 1.0),
 }
