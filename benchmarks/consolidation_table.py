@@ -46,6 +46,8 @@ CONDITIONS = [
     ("sleep sweep", "consolidation_sleep_sweep"),
     ("balance: no sleep", "consolidation_balance_no_sleep"),
     ("balance: sleep", "consolidation_balance_sleep"),
+    ("NREM + REM", "consolidation_nrem_rem"),
+    ("REM only", "consolidation_rem_only"),
 ]
 
 
@@ -176,6 +178,9 @@ PAIRS = [
     ("nightmares", "no sleep"),
     ("nightmares", "sleep"),
     ("balance: sleep", "balance: no sleep"),
+    ("NREM + REM", "sleep"),
+    ("REM only", "sleep"),
+    ("REM only", "no sleep"),
 ]
 
 

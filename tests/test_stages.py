@@ -8,10 +8,12 @@ import pytest
 from matplotlib.figure import Figure
 
 from neurosleep.analysis.plots import shade_phases
+from neurosleep.analysis.updown import sleep_up_down
 from neurosleep.errors import SpecError
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import MAX_CYCLES, load_protocol
 from neurosleep.runner import run
+from tests.conftest import ROOT
 
 HEAD = """\
 format_version: 1
@@ -101,6 +103,11 @@ def test_stages_equal_the_explicit_phases_and_are_recorded(tmp_path):
         assert lines == [st.start_time for st in stages]
 
 
+def _same(a, b) -> bool:
+    """Equal arrays, NaN equal to NaN."""
+    return np.array_equal(a, b, equal_nan=np.asarray(a).dtype.kind == "f")
+
+
 def _problems(tmp_path, schedule):
     path = tmp_path / "p.yaml"
     path.write_text(HEAD.format(name="p") + schedule)
@@ -150,3 +157,61 @@ def test_bad_stages_name_line_and_key(tmp_path, old, new, line, key, message):
 def test_empty_stages_refused(tmp_path):
     found = _problems(tmp_path, "  - sleep: {name: night, stages: []}\n")
     assert found[0][1] == "schedule[1].sleep.stages" and "at least 1" in found[0][2], found
+
+
+SNN_SHORT = [
+    "record.spikes=[exc]",
+    "schedule.before.duration=200 ms",
+    "schedule.learn_A.duration=600 ms",
+    "schedule.after_A.duration=200 ms",
+    "schedule.learn_B.duration=600 ms",
+    "schedule.after_B.duration=200 ms",
+    "schedule.final.duration=200 ms",
+]
+
+
+def test_snn_nrem_rem_stages_equal_explicit_phases(tmp_path):
+    """The shipped NREM/REM protocol, shortened: 2 cycles of NREM (the sleep state) and REM
+    (the rem state) give the E→E weights and recall of the 4 explicit sleep phases."""
+    shipped = ROOT / "protocols" / "consolidation_nrem_rem.yaml"
+    staged = [
+        *SNN_SHORT,
+        "schedule.sleep.cycles=2",
+        "schedule.sleep.stages.0.duration=400 ms",
+        "schedule.sleep.stages.1.duration=200 ms",
+    ]
+    text = shipped.read_text().replace("../models/", f"{ROOT}/models/")
+    start = text.index("  - sleep:\n")
+    stop = text.index("  - test: {name: final")
+    explicit = (
+        text[:start]
+        + "".join(
+            f"  - sleep: {{name: {stage}{c}, kind: spontaneous, duration: {ms} ms, "
+            f"state: {state}}}\n"
+            for c in (1, 2)
+            for stage, ms, state in (("nrem", 400, "sleep"), ("rem", 200, "rem"))
+        )
+        + text[stop:]
+    )
+    (tmp_path / "explicit.yaml").write_text(explicit)
+    a = run(load_protocol(shipped, staged), output=tmp_path / "a.h5", progress=False).path
+    b = run(
+        load_protocol(tmp_path / "explicit.yaml", SNN_SHORT),
+        output=tmp_path / "b.h5",
+        progress=False,
+    ).path
+    with open_run(a) as s, open_run(b) as e:
+        assert np.array_equal(s.weights("ee").values, e.weights("ee").values)
+        final_s, final_e = s.phases()[-1].index, e.phases()[-1].index
+        for key, value in s.arrays(f"recall/{final_s}").items():
+            assert np.array_equal(value, e.arrays(f"recall/{final_e}")[key]), key
+        sleeps = [p for p in e.phases() if p.kind == "sleep"]
+        assert [(st.name, st.cycle, st.start_time, st.stop_time) for st in s.stages()] == [
+            (p.name[:-1], int(p.name[-1]) - 1, p.start_time, p.stop_time) for p in sleeps
+        ]
+        for st, p in zip(s.stages(), sleeps, strict=True):  # replay diagnostics per stage
+            ours, theirs = s.arrays(f"sleep/{st.phase}/{st.step}"), e.arrays(f"sleep/{p.index}")
+            assert ours.keys() == theirs.keys()
+            assert [k for k in ours if not _same(ours[k], theirs[k])] == [], p.name
+        windows = [name for name, _ in sleep_up_down(s, "exc")]
+        assert windows == ["sleep.nrem1", "sleep.rem1", "sleep.nrem2", "sleep.rem2"]
