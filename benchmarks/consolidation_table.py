@@ -137,9 +137,13 @@ def footprint_rows(path: Path) -> tuple[list[str], list[str]]:
         memories = {m["name"]: Memory.model_validate(m).indices() for m in stored}
         w = rf.weights("ee")
         names = {p.index: p.name for p in rf.phases()}
+        stages = {  # snapshots after each stage run of a staged sleep: "sleep.nrem1", ...
+            (st.phase, st.stop_time): f"{names[st.phase]}.{st.name}{st.cycle + 1}"
+            for st in rf.stages()
+        }
         fp = footprint(w.values, w.pre, w.post, memories)
         return [
-            f"| {names.get(int(phase), phase)} | "
+            f"| {stages.get((int(phase), w.times[i]), names.get(int(phase), phase))} | "
             + " | ".join(f"{fp[k][i]:.2f}" for k in fp)
             + " |"
             for i, phase in enumerate(w.phases)

@@ -8,7 +8,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from neurosleep.analysis.plots import shade_phases
+from neurosleep.analysis.summary import summarize
 from neurosleep.analysis.updown import sleep_up_down
+from neurosleep.commands.info import describe
 from neurosleep.errors import SpecError
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import MAX_CYCLES, load_protocol
@@ -215,3 +217,10 @@ def test_snn_nrem_rem_stages_equal_explicit_phases(tmp_path):
             assert [k for k in ours if not _same(ours[k], theirs[k])] == [], p.name
         windows = [name for name, _ in sleep_up_down(s, "exc")]
         assert windows == ["sleep.nrem1", "sleep.rem1", "sleep.nrem2", "sleep.rem2"]
+        # info and summary read a staged run: replay per stage run, scalars per stage
+        replay = [
+            line.split(":")[0].strip() for line in describe(s).splitlines() if "replay" in line
+        ]
+        assert replay == [f"phase {st.phase}/{st.step}" for st in s.stages()]
+        scalars = summarize(s, spikes=False)["phases"][st.phase]["scalars"]
+        assert {"nrem1/rate_exc", "rem2/ee_change_rms"} <= set(scalars)

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import h5py
 import numpy as np
 
 from neurosleep.analysis import metrics as M
@@ -90,8 +91,8 @@ def diagnostics(run: RunFile, phase: int) -> dict[str, dict[str, Any]]:
     (arrays are left to ``RunFile.arrays``)."""
     out = {name: {"value": v, "units": u} for p, name, v, u in run.scalars() if p == phase}
     group = run.file.get(f"sleep/{phase}")
-    for name, ds in (group or {}).items():
-        if ds.shape == () and ds.dtype.kind in "iuf":
+    for name, ds in (group or {}).items():  # a staged phase's stages: groups, left out here
+        if isinstance(ds, h5py.Dataset) and ds.shape == () and ds.dtype.kind in "iuf":
             out.setdefault(name, {"value": float(ds[()]), "units": str(ds.attrs.get("units", "1"))})
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import h5py
 import numpy as np
 
 from neurosleep.analysis.metrics import descriptions
@@ -107,7 +108,11 @@ def _continual_lines(run: RunFile) -> list[str]:
 def _replay_lines(run: RunFile) -> list[str]:
     """Replay events per sleep phase and their rate per memory (forward/reverse), if detected."""
     lines = []
+    groups = []  # each sleep phase, and each stage run of a staged one ("5/0", "5/1", ...)
     for phase in sorted(run.file["sleep"], key=int):
+        steps = [k for k, v in run.file[f"sleep/{phase}"].items() if isinstance(v, h5py.Group)]
+        groups += [f"{phase}/{k}" for k in sorted(steps, key=int)] or [phase]
+    for phase in groups:
         arrays = run.arrays(f"sleep/{phase}")
         if "replay_events" not in arrays:
             continue
