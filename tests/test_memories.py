@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from neurosleep.cli import main
+from neurosleep.errors import RunFileError
 from neurosleep.experiments.snn import SNNExperiment
 from neurosleep.io import open_run
 from neurosleep.protocol import load_protocol
@@ -106,7 +107,7 @@ def test_pre_sleep_test_changes_nothing_and_gives_both_diagonals(tmp_path, write
 
 def test_task_names_read_from_either_attribute_form(tmp_path):
     """A JSON list (written now), an array of strings (written by the first days' versions);
-    anything else falls back to numbered tasks."""
+    text that is neither is a damaged file, refused by the reader naming the attribute."""
     from neurosleep.analysis.summary import task_names
     from tests.test_analysis_runs import make_run
 
@@ -116,10 +117,13 @@ def test_task_names_read_from_either_attribute_form(tmp_path):
     for value, expected in (
         (json.dumps(["A", "B"]), ["A", "B"]),
         (["A", "B"], ["A", "B"]),
-        ("not json", ["task 1", "task 2"]),
-        (json.dumps(["A"]), ["task 1", "task 2"]),  # wrong length
+        (json.dumps(["A"]), ["task 1", "task 2"]),  # wrong length (the file has no n_tasks)
     ):
         with h5py.File(path, "r+") as f:
             f.attrs["task_names"] = value
         with open_run(path) as r:
             assert task_names(r, 2) == expected
+    with h5py.File(path, "r+") as f:
+        f.attrs["task_names"] = "not json"
+    with pytest.raises(RunFileError, match="task_names"):
+        open_run(path)

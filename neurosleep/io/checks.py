@@ -128,7 +128,8 @@ def check_layout(file: h5py.File, where: str) -> None:
 
 def _root_attrs(c: Checker) -> int | None:
     """``n_tasks`` (an integer in 1..MAX_TASKS, when present) and ``task_names`` (a JSON list
-    of n_tasks names, when present); returns ``n_tasks``."""
+    of n_tasks names, or an array of strings as the first versions wrote it, when present);
+    returns ``n_tasks``."""
     n_tasks = c.file.attrs.get("n_tasks")
     if n_tasks is not None:
         if not _integer(n_tasks) or not 1 <= int(n_tasks) <= MAX_TASKS:
@@ -137,7 +138,7 @@ def _root_attrs(c: Checker) -> int | None:
     names = c.file.attrs.get("task_names")
     if names is not None:
         try:
-            names = json.loads(names)
+            names = json.loads(names) if isinstance(names, str | bytes) else list(names)
         except (TypeError, ValueError):
             names = None
         if not isinstance(names, list) or (n_tasks is not None and len(names) != n_tasks):
