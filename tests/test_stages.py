@@ -224,3 +224,28 @@ def test_snn_nrem_rem_stages_equal_explicit_phases(tmp_path):
         assert replay == [f"phase {st.phase}/{st.step}" for st in s.stages()]
         scalars = summarize(s, spikes=False)["phases"][st.phase]["scalars"]
         assert {"nrem1/rate_exc", "rem2/ee_change_rms"} <= set(scalars)
+
+
+def test_a_run_stopped_inside_a_stage_closes_its_row(tmp_path):
+    from neurosleep.io.recorder import Recorder
+
+    recorder = Recorder.create(tmp_path / "r.h5", attrs={}, n_tasks=1)
+    recorder.begin_phase("night", "sleep", task=-1, start_time=0.0)
+    assert recorder.begin_stage("nrem", "spontaneous", cycle=0, start_time=0.0) == 0
+    recorder.add_scalar("rate_exc", 3.0, "Hz")
+    recorder.write_arrays(recorder.sleep_path, {"x": 1.0}, {"x": "Hz"})
+    recorder.end_stage(stop_time=5.0)
+    assert recorder.begin_stage("rem", "spontaneous", cycle=0, start_time=5.0) == 1
+    recorder.close("interrupted")
+    with open_run(tmp_path / "r.h5") as r:
+        assert [(s.step, s.name, s.stop_time, s.status) for s in r.stages()][0] == (
+            0,
+            "nrem",
+            5.0,
+            "complete",
+        )
+        last = r.stages()[1]
+        assert (last.step, last.status, np.isnan(last.stop_time)) == (1, "interrupted", True)
+        assert r.scalars() == [(0, "nrem1/rate_exc", 3.0, "Hz")]
+        assert r.arrays("sleep/0/0") == {"x": 1.0}
+        assert r.phases()[0].status == "interrupted"
