@@ -40,9 +40,9 @@ def write_protocol(tmp_path):
     return write
 
 
-@pytest.fixture
-def hopfield_protocol(root) -> dict:
-    """A small Hopfield protocol (N = 100) as a dict, output in the test's tmp dir."""
+def small_hopfield() -> dict:
+    """A small Hopfield protocol (N = 100, 10 patterns, 50 dreaming steps; well under a second)
+    as a fresh dict, without an output key."""
     return {
         "format_version": 1,
         "name": "hop",
@@ -58,8 +58,13 @@ def hopfield_protocol(root) -> dict:
             {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 50, "block": 10}},
             {"test": {"name": "after"}},
         ],
-        "output": "{name}_seed{seed}.h5",
     }
+
+
+@pytest.fixture
+def hopfield_protocol(root) -> dict:
+    """:func:`small_hopfield`, output in the test's tmp dir."""
+    return {**small_hopfield(), "output": "{name}_seed{seed}.h5"}
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from neurosleep.analysis.plots import PLOTS
 from neurosleep.cli import main
@@ -20,27 +21,11 @@ from neurosleep.errors import RunFileError
 from neurosleep.io import Recorder, open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
+from tests.conftest import small_hopfield
 from tests.runfile_corpus import make_corpus
 from tests.test_analysis_runs import make_run
 
 TIMEOUT_S = 60  # per command: far above what any case takes, catches a hang
-
-HOPFIELD = {
-    "format_version": 1,
-    "name": "hop",
-    "seed": 1,
-    "model": {"kind": "hopfield", "name": "h100", "neurons": 100},
-    "engine": "torch",
-    "device": "cpu",
-    "data": {"patterns": 10},
-    "record": {"weights": True, "sleep_states": True},
-    "schedule": [
-        {"wake": {"name": "store"}},
-        {"test": {"name": "before"}},
-        {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 50, "block": 10}},
-        {"test": {"name": "after"}},
-    ],
-}
 
 COMMANDS = {
     "info": lambda f, out: ["info", f],
@@ -86,7 +71,7 @@ def synthetic_base(path):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     bases = tmp_path_factory.mktemp("bases")
-    (bases / "p.yaml").write_text(str(HOPFIELD).replace("'", '"'))
+    (bases / "p.yaml").write_text(yaml.safe_dump(small_hopfield()))
     hopfield = bases / "hopfield.h5"
     run(load_protocol(bases / "p.yaml"), output=hopfield, progress=False)
     out = tmp_path_factory.mktemp("corpus")

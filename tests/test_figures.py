@@ -16,6 +16,7 @@ from neurosleep.cli import main
 from neurosleep.io import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
+from tests.conftest import small_hopfield
 from tests.test_analysis_runs import make_run
 
 
@@ -86,20 +87,7 @@ def hopfield(tmp_path_factory):
     import yaml
 
     tmp = tmp_path_factory.mktemp("hop")
-    protocol = {
-        "format_version": 1,
-        "name": "hop",
-        "seed": 1,
-        "model": {"kind": "hopfield", "name": "h100", "neurons": 100},
-        "data": {"patterns": 10},
-        "record": {"weights": True, "sleep_states": True},
-        "schedule": [
-            {"wake": {"name": "store"}},
-            {"test": {"name": "before"}},
-            {"sleep": {"name": "dream", "kind": "dreaming", "t": 5, "steps": 50, "block": 10}},
-            {"test": {"name": "after"}},
-        ],
-    }
+    protocol = small_hopfield()
     (tmp / "p.yaml").write_text(yaml.safe_dump(protocol))
     return run(load_protocol(tmp / "p.yaml"), output=tmp / "hop.h5", progress=False).path
 
