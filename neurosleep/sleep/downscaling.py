@@ -6,10 +6,8 @@ multiplied by ``factor`` and clipped to each rule's bounds; no time passes.
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import Field
 
-from neurosleep.engines.base import rule_bounds
 from neurosleep.params import Params
 from neurosleep.sleep import (
     SleepAlgorithm,
@@ -18,7 +16,7 @@ from neurosleep.sleep import (
     register,
     unknown_projections,
 )
-from neurosleep.sleep.spontaneous import plastic_weights, write_change
+from neurosleep.sleep.spontaneous import plastic_weights, rescale_plastic, write_change
 
 
 class DownscalingParams(Params):
@@ -31,20 +29,7 @@ class DownscalingParams(Params):
 def run(params: DownscalingParams, context: SNNContext) -> SNNOutcome:
     before = plastic_weights(context)
     names = params.projections if params.projections is not None else list(before)
-    engine, model = context.engine, context.model
-    for name in names:
-        proj = model.projections.get(name)
-        if proj is None:
-            raise ValueError(f"downscaling: unknown projection {name!r}")
-        scaled = []
-        for net, w in zip(engine.networks, engine.get_weights(name), strict=True):
-            initial = net.synapses[name].weight  # bounds: relative are factors of these
-            low = [
-                np.broadcast_to(rule_bounds(model, name, r, initial)[0], w.shape)
-                for r in proj.plasticity
-            ]
-            scaled.append(np.maximum(w * params.factor, np.max(low, axis=0, initial=-np.inf)))
-        engine.set_weights(name, scaled)
+    rescale_plastic(context, names, lambda w, synapses, n_post: w * params.factor)
     context.progress(1.0)
     write_change(context, before)
     return SNNOutcome(changed=tuple(names))

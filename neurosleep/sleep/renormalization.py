@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from neurosleep.engines.base import rule_bounds
 from neurosleep.params import Params
 from neurosleep.sleep import (
     SleepAlgorithm,
@@ -28,7 +27,7 @@ from neurosleep.sleep import (
     register,
     unknown_projections,
 )
-from neurosleep.sleep.spontaneous import plastic_weights, write_change
+from neurosleep.sleep.spontaneous import plastic_weights, rescale_plastic, write_change
 
 
 class RenormalizationParams(Params):
@@ -53,21 +52,13 @@ def renormalized(
 def run(params: RenormalizationParams, context: SNNContext) -> SNNOutcome:
     before = plastic_weights(context)
     names = params.projections if params.projections is not None else list(before)
-    engine, model = context.engine, context.model
-    for name in names:
-        proj = model.projections.get(name)
-        if proj is None:
-            raise ValueError(f"renormalization: unknown projection {name!r}")
-        n_post = model.size(proj.post)
-        scaled = []
-        for net, w in zip(engine.networks, engine.get_weights(name), strict=True):
-            syn = net.synapses[name]
-            new = renormalized(w, syn.weight, syn.post, n_post, params.strength)
-            for rule in proj.plasticity:
-                low, high = rule_bounds(model, name, rule, syn.weight)
-                new = np.clip(new, low, high)
-            scaled.append(new)
-        engine.set_weights(name, scaled)
+    rescale_plastic(
+        context,
+        names,
+        lambda w, synapses, n_post: renormalized(
+            w, synapses.weight, synapses.post, n_post, params.strength
+        ),
+    )
     context.progress(1.0)
     write_change(context, before)
     return SNNOutcome(changed=tuple(names))

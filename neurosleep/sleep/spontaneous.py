@@ -9,9 +9,12 @@ change of every plastic projection's weights, in ``/sleep/<phase>/``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import Field
 
+from neurosleep.engines.base import Synapses, rule_bounds
 from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
 from neurosleep.spec.states import PhaseState
 from neurosleep.units import Time
@@ -31,6 +34,29 @@ def plastic_weights(context: SNNContext) -> dict[str, np.ndarray]:
         for name, proj in context.model.projections.items()
         if proj.plasticity
     }
+
+
+def rescale_plastic(
+    context: SNNContext,
+    names: list[str],
+    transform: Callable[[np.ndarray, Synapses, int], np.ndarray],
+) -> None:
+    """Replace each named projection's weights, in every network, by ``transform(w, synapses,
+    n_post)`` (weights [S] in the projection's unit) clipped to each plasticity rule's bounds;
+    an instantaneous sleep (no time passes)."""
+    engine, model = context.engine, context.model
+    for name in names:
+        proj = model.projections[name]
+        n_post = model.size(proj.post)
+        new = []
+        for net, w in zip(engine.networks, engine.get_weights(name), strict=True):
+            syn = net.synapses[name]
+            scaled = transform(w, syn, n_post)
+            for rule in proj.plasticity:  # bounds: relative are factors of the built weights
+                low, high = rule_bounds(model, name, rule, syn.weight)
+                scaled = np.clip(scaled, low, high)
+            new.append(scaled)
+        engine.set_weights(name, new)
 
 
 def write_change(context: SNNContext, before: dict[str, np.ndarray], extra=None) -> None:
