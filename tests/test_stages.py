@@ -249,3 +249,23 @@ def test_a_run_stopped_inside_a_stage_closes_its_row(tmp_path):
         assert r.scalars() == [(0, "nrem1/rate_exc", 3.0, "Hz")]
         assert r.arrays("sleep/0/0") == {"x": 1.0}
         assert r.phases()[0].status == "interrupted"
+
+
+@pytest.mark.formats
+def test_nwb_export_keeps_the_stages(tmp_path):
+    pynwb = pytest.importorskip("pynwb", reason="formats extra (pynwb) not installed")
+    from neurosleep.cli import main
+
+    staged = _run(tmp_path, "staged", STAGED)
+    out = tmp_path / "staged.nwb"
+    assert main(["export", str(staged), "--nwb", str(out)]) == 0
+    with open_run(staged) as s:
+        stages = s.stages()
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        table = io.read().intervals["sleep_stages"].to_dataframe()
+    assert table["stage"].tolist() == [st.name for st in stages] == ["nrem", "rem"] * 2
+    assert table["cycle"].tolist() == [0, 0, 1, 1]
+    assert table["algorithm"].tolist() == ["dreaming", "unlearning"] * 2
+    assert [list(t) for t in table["tags"]] == [["nrem1"], ["rem1"], ["nrem2"], ["rem2"]]
+    np.testing.assert_allclose(table["start_time"], [st.start_time / 1000 for st in stages])
+    np.testing.assert_allclose(table["stop_time"], [st.stop_time / 1000 for st in stages])

@@ -14,6 +14,9 @@
   units; ``starting_time`` + ``rate`` when evenly sampled, else timestamps; s);
 - ``/intervals/epochs``: one epoch per phase, tagged ``<kind>:<name>``, with the columns
   ``phase_index``, ``phase_name``, ``kind`` and ``task``;
+- ``/intervals/sleep_stages`` (only for a run with staged sleep, ``/stages``): one interval per
+  stage run, tagged ``<stage><cycle + 1>`` (``nrem2``), with the columns ``phase_index``,
+  ``step``, ``cycle``, ``stage``, ``algorithm`` and ``status``;
 - processing module ``weights``: a table of snapshots per projection, one row per snapshot
   (``time`` in s, ``phase``, ``values`` [synapses] or the dense shape), not a ``TimeSeries``:
   a few snapshots of many synapses are not a signal sampled in time (and nwbinspector would flag
@@ -65,6 +68,7 @@ def export_nwb(run: RunFile, path: str | Path) -> Path:
     _units(nwb, run, stop_ms, model)
     _reports(nwb, run, pynwb)
     _epochs(nwb, run, stop_ms)
+    _sleep_stages(nwb, run, stop_ms)
     _weights(nwb, run, DynamicTable, VectorData)
     _metrics(nwb, run, DynamicTable, VectorData)
     path = Path(path)
@@ -210,6 +214,40 @@ def _epochs(nwb, run: RunFile, stop_ms: float) -> None:
             kind=p.kind,
             task=p.task,
         )
+
+
+def _sleep_stages(nwb, run: RunFile, stop_ms: float) -> None:
+    stages = run.stages()
+    if not stages:
+        return
+    from pynwb.epoch import TimeIntervals
+
+    table = TimeIntervals(
+        name="sleep_stages", description="sub-phases of staged sleep phases (/stages)"
+    )
+    for column, description in (
+        ("phase_index", "index of the staged sleep phase in the schedule"),
+        ("step", "0-based position within that phase: cycle x stages + stage"),
+        ("cycle", "0-based cycle"),
+        ("stage", "name of the stage"),
+        ("algorithm", "sleep algorithm of the stage"),
+        ("status", "running, complete, failed or interrupted"),
+    ):
+        table.add_column(column, description)
+    for st in stages:
+        stop = st.stop_time if np.isfinite(st.stop_time) else stop_ms
+        table.add_interval(
+            start_time=st.start_time / 1000.0,
+            stop_time=stop / 1000.0,
+            tags=[f"{st.name}{st.cycle + 1}"],
+            phase_index=st.phase,
+            step=st.step,
+            cycle=st.cycle,
+            stage=st.name,
+            algorithm=st.kind,
+            status=st.status,
+        )
+    nwb.add_time_intervals(table)
 
 
 def _weights(nwb, run: RunFile, DynamicTable, VectorData) -> None:
