@@ -29,8 +29,9 @@ import yaml
 
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
-from neurosleep.study.driver import run_study, search_runs
+from neurosleep.study.driver import run_study
 from neurosleep.study.ledger import Ledger
+from neurosleep.study.search import search_runs
 from neurosleep.study.spec import load_study
 
 

@@ -108,6 +108,9 @@ def test_bad_study_files_name_file_line_and_key(make_study, tmp_path):
     path = make_study({"search": {"kind": "random"}})
     with pytest.raises(SpecError, match=r"study\.yaml:\d+: search: .*needs n"):
         load_study(path)
+    path = make_study({"search": {"kind": "grid", "startup": 2}})
+    with pytest.raises(SpecError, match=r"study\.yaml:\d+: search: .*startup: only a tpe"):
+        load_study(path)
     text = (
         "format_version: 1\nname: s\nprotocol: p.yaml\nseeds: [1]\nselect_on: test\n"
         "objective: {metric: overlap}\nspace:\n"

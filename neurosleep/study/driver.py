@@ -9,21 +9,24 @@ the study goes on.
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from neurosleep.errors import MissingExtra
 from neurosleep.registry import Registry
 from neurosleep.study.execute import InProcess, Job, OnDask, Outcome, verify
 from neurosleep.study.ledger import Ledger, Row
+from neurosleep.study.search import (
+    Batches,
+    confirmation_runs,
+    grid_search,
+    random_search,
+)
 from neurosleep.study.spec import Configuration, Run, Study
+from neurosleep.study.tpe import tpe_search
 
 MAX_ATTEMPTS = 2  # a run failing this many times in one `study run` is marked failed
 
@@ -185,145 +188,8 @@ class Driver:
         )
 
 
-# ---------------------------------------------------------------------------- searches
-def objective_of(rows: Sequence[Row], column: str) -> float:
-    """Mean objective over the complete runs of one configuration (NaN if none)."""
-    values = [r.metrics.get(column, math.nan) for r in rows if r.state == "complete"]
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
-def best_configuration(study: Study, rows: Sequence[Row]) -> Configuration | None:
-    """The search configuration with the best mean objective over its complete runs."""
-    objective = study.spec.objective
-    if objective is None:
-        return None
-    by_label: dict[str, list[Row]] = {}
-    for row in rows:
-        if row.stage == "search":
-            by_label.setdefault(row.label, []).append(row)
-    best, best_value = None, math.nan
-    for group in by_label.values():
-        value = objective_of(group, objective.column)
-        if math.isfinite(value) and (math.isnan(best_value) or objective.better(value, best_value)):
-            best, best_value = group[0], value
-    if best is None:
-        return None
-    return (
-        study.configuration(best.condition, best.params)
-        if best.params
-        else study.base(best.condition)
-    )
-
-
-def search_runs(study: Study, configs: Sequence[Configuration], trial=None) -> list[Run]:
-    split = study.spec.select_on
-    return [study.run(c, s, split, "search", trial) for c in configs for s in study.spec.seeds]
-
-
-def confirmation_runs(study: Study, best: Configuration) -> list[Run]:
-    confirm = study.spec.confirm
-    configs = [best] + ([study.base(best.condition)] if confirm.against == "base" else [])
-    return [study.run(c, s, confirm.split, "confirm") for c in configs for s in confirm.seeds]
-
-
-def _grid(driver: Driver) -> Configuration | None:
-    rows = driver.run_batch(search_runs(driver.study, driver.study.grid()))
-    return best_configuration(driver.study, rows)
-
-
-def _random(driver: Driver) -> Configuration | None:
-    study = driver.study
-    rng = random.Random(study.spec.search.seed)
-    configs = []
-    for _ in range(study.spec.search.n):
-        condition = rng.randrange(len(study.protocols))
-        params = {axis: _draw(rng, spec) for axis, spec in study.spec.space.items()}
-        configs.append(study.configuration(condition, params))
-    rows = driver.run_batch(search_runs(study, configs))
-    return best_configuration(study, rows)
-
-
-def _draw(rng: random.Random, axis):
-    if axis.values is not None:
-        return axis.values[rng.randrange(len(axis.values))]
-    if axis.log:
-        value = math.exp(rng.uniform(math.log(axis.low), math.log(axis.high)))
-    else:
-        value = rng.uniform(axis.low, axis.high)
-    return round(value) if axis.integer else value
-
-
-def _tpe(driver: Driver) -> Configuration | None:
-    """Optuna TPE with its storage in the study folder (``optuna.sqlite``): a killed study
-    resumes — trials asked but never told are re-run first (their complete runs are kept)."""
-    try:
-        import optuna
-    except ImportError:
-        raise MissingExtra("tpe searches need optuna: pip install 'neurosleep[study]'") from None
-    study = driver.study
-    spec = study.spec
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{(driver.folder / 'optuna.sqlite').resolve()}"
-    direction = spec.objective.goal
-    tpe = optuna.create_study(
-        study_name=spec.name, storage=storage, direction=direction, load_if_exists=True
-    )
-    # a resumed search must not replay the draws it made before: offset the seed by the history
-    tpe.sampler = optuna.samplers.TPESampler(seed=spec.search.seed + len(tpe.trials))
-    parallel = spec.search.parallel or max(driver.workers, 1)
-    states = optuna.trial.TrialState
-    while True:
-        unfinished = [t for t in tpe.get_trials(deepcopy=False) if t.state == states.RUNNING]
-        finished = [t for t in tpe.get_trials(deepcopy=False) if t.state.is_finished()]
-        if not unfinished and len(finished) >= spec.search.n:
-            break
-        trials = [(t.number, t.params) for t in unfinished]
-        while not unfinished and len(trials) < min(parallel, spec.search.n - len(finished)):
-            trial = tpe.ask()
-            trials.append((trial.number, _suggest(trial, study)))
-        batch = {n: _trial_config(study, params) for n, params in trials}
-        rows = driver.run_batch(
-            [r for n, c in batch.items() for r in search_runs(study, [c], trial=n)]
-        )
-        for number, config in batch.items():
-            mine = [r for r in rows if r.label == config.label]
-            value = objective_of(mine, spec.objective.column)
-            if math.isfinite(value):
-                tpe.tell(number, value)
-            else:
-                tpe.tell(number, state=states.FAIL)
-    return best_configuration(study, driver.ledger.rows())
-
-
-def _suggest(trial, study: Study) -> dict:
-    params = {}
-    if len(study.protocols) > 1:
-        params["condition"] = trial.suggest_categorical(
-            "condition", list(range(len(study.protocols)))
-        )
-    for axis, spec in study.spec.space.items():
-        if spec.values is not None:
-            index = trial.suggest_categorical(axis, list(range(len(spec.values))))
-            params[axis] = index
-        elif spec.integer:
-            params[axis] = trial.suggest_int(axis, int(spec.low), int(spec.high), log=spec.log)
-        else:
-            params[axis] = trial.suggest_float(axis, spec.low, spec.high, log=spec.log)
-    return params
-
-
-def _trial_config(study: Study, params: dict) -> Configuration:
-    """Optuna parameters (listed values by index) → a configuration."""
-    values = {}
-    for axis, spec in study.spec.space.items():
-        value = params[axis]
-        values[axis] = spec.values[value] if spec.values is not None else value
-    return study.configuration(int(params.get("condition", 0)), values)
-
-
-SEARCHES: Registry[Callable[[Driver], Configuration | None]] = Registry("search kind")
-for _name, _search in (("grid", _grid), ("random", _random), ("tpe", _tpe)):
+SEARCHES: Registry[Callable[[Batches], Configuration | None]] = Registry("search kind")
+for _name, _search in (("grid", grid_search), ("random", random_search), ("tpe", tpe_search)):
     SEARCHES.register(_name)(_search)
 
 

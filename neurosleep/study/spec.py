@@ -113,6 +113,9 @@ class Search(BaseModel):
     parallel: int | None = Field(
         None, ge=1, le=1000, description="tpe: trials asked at once (default: the workers)"
     )
+    startup: int = Field(
+        10, ge=0, le=MAX_RUNS, description="tpe: trials drawn at random before TPE models"
+    )
 
     @model_validator(mode="after")
     def _n_given(self) -> Search:
@@ -120,6 +123,9 @@ class Search(BaseModel):
             raise ValueError("a grid runs every combination; n applies to random and tpe")
         if self.kind != "grid" and self.n is None:
             raise ValueError(f"a {self.kind} search needs n (how many configurations)")
+        misplaced = sorted({"parallel", "startup"} & self.model_fields_set)
+        if self.kind != "tpe" and misplaced:
+            raise ValueError(f"{' and '.join(misplaced)}: only a tpe search takes them")
         return self
 
 
