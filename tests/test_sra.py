@@ -12,6 +12,7 @@ from neurosleep.sleep.sra import (
     input_spikes,
     normalisation_factors,
     sleep_image,
+    sleep_images,
     sra,
     sra_sleep,
     sra_sleep_dense,
@@ -192,3 +193,89 @@ def test_sra_checks_its_own_requirements():
         sra_sleep_phase(params, context(True, 5))
     with pytest.raises(ValueError, match="no wake phase before it"):
         sra_sleep_phase(params, context(False, 0))
+
+
+def _seen(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """60 samples of 3 classes: class c lights pixels 20c .. 20c+19 (0.8 + noise)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(20)
+    lit = (torch.arange(64)[None, :] // 20 == labels[:, None]).double()
+    inputs = 0.8 * lit + 0.1 * torch.rand(60, 64, generator=g, dtype=torch.float64)
+    return inputs, labels
+
+
+def test_class_means_are_the_seen_classes_means_and_differ_from_the_mean_image():
+    inputs, labels = _seen()
+    params = SRAParams(steps=1, input="class_means")
+    draw = sleep_images(inputs, labels, params, torch.Generator().manual_seed(0))
+    shown = draw(200)
+    distinct = torch.unique(shown, dim=0)
+    expected = torch.stack([inputs[labels == c].mean(0) for c in range(3)])
+    assert distinct.shape == (3, 64)  # every seen class drawn, nothing else
+    torch.testing.assert_close(distinct.sort(dim=0).values, expected.sort(dim=0).values)
+    mean = sleep_images(inputs, labels, SRAParams(steps=1), torch.Generator().manual_seed(0))
+    assert (distinct - mean).abs().max(dim=1).values.min() > 0.4  # none is the mean image
+    # only the classes given (the seen tasks' data): two classes, two means
+    two = sleep_images(inputs[:40], labels[:40], params, torch.Generator().manual_seed(0))(200)
+    assert torch.unique(two, dim=0).shape == (2, 64)
+
+
+def test_buffer_keeps_buffer_size_seen_images_and_noise_matches_the_mean_drive():
+    inputs, labels = _seen()
+    buffer = SRAParams(steps=1, input="buffer", buffer_size=5)
+    shown = sleep_images(inputs, labels, buffer, torch.Generator().manual_seed(0))(500)
+    kept = torch.unique(shown, dim=0)
+    assert kept.shape == (5, 64)
+    assert all((inputs == row).all(dim=1).any() for row in kept)  # seen training images
+    noise = SRAParams(steps=1, input="noise")
+    drawn = sleep_images(inputs, labels, noise, torch.Generator().manual_seed(0))(400)
+    assert float(drawn.mean()) == pytest.approx(float(inputs.mean()), rel=0.02)
+    assert torch.unique(drawn, dim=0).shape[0] == 400  # fresh noise every draw
+
+
+def test_drawn_images_are_held_image_steps_steps_across_blocks():
+    """A fresh image every image_steps steps, whatever the block size (a segment that spans a
+    block boundary keeps its image). Image j lights pixel j only, at a rate that always
+    spikes: each step's spike is the index of the image it shows."""
+    drawn = []
+
+    def draw(count: int) -> torch.Tensor:
+        first = len(drawn)
+        drawn.extend(range(first, first + count))
+        return torch.eye(64, dtype=torch.float64)[first : first + count]
+
+    for block in (7, 50, 1000):
+        drawn.clear()
+        params = SRAParams(
+            steps=130, image_steps=30, window=0, block=block, max_rate="500 Hz", dtype="float64"
+        )
+        spikes = torch.cat(list(input_spikes(draw, SHAPE, params, torch.Generator(), n=64)))
+        assert spikes.shape == (130, 64) and (spikes.sum(dim=1) == 1).all()
+        shown = spikes.double().argmax(dim=1)
+        assert shown.tolist() == [s // 30 for s in range(130)], block
+        assert drawn == [0, 1, 2, 3, 4]  # five segments, five images drawn
+
+
+def test_unknown_input_and_corrupted_noise_are_refused():
+    with pytest.raises(ValidationError, match=r"unknown input 'dreams'; known: buffer, "):
+        SRAParams(steps=1, input="dreams")
+    from neurosleep.sleep.sra import check
+    from neurosleep.spec.mlp import MLPSpec
+
+    params = SRAParams(steps=1, input="noise", corrupt="shuffle")
+    model = MLPSpec.model_validate(
+        {"format_version": 1, "name": "m", "kind": "mlp", "layers": [64, 30, 10], "bias": False}
+    )
+    problems = check(params.model_copy(update={"beta": [1.0, 1.0]}), model, [])
+    assert (("corrupt",), "corrupt degrades image contents; input 'noise' has none") in problems
+
+
+def test_mean_image_input_is_the_papers_input_unchanged():
+    """input: mean_image draws nothing extra: the same spikes as the mean image itself."""
+    inputs, labels = _seen()
+    params = SRAParams(steps=300, window=4, block=64, dtype="float64")
+    content = sleep_images(inputs, labels, params, torch.Generator().manual_seed(2))
+    a = torch.cat(list(input_spikes(content, SHAPE, params, torch.Generator().manual_seed(9))))
+    image = sleep_image(inputs, params, torch.Generator().manual_seed(2))
+    b = torch.cat(list(input_spikes(image, SHAPE, params, torch.Generator().manual_seed(9))))
+    assert torch.equal(a, b)

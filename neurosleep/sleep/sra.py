@@ -8,9 +8,11 @@ layers with the same weights:
 - scaling (data-based max-normalisation, carried over from layer to layer as the code does):
   ``s_l = max(max(W_l, 0), max(a_{l+1}, 0))``, ``applied_l = s_l / applied_{l−1}``
   (``applied_0 = 1``), ``alpha_l = alpha_scale / applied_l``;
-- input: the mean training image of the tasks seen so far; each step keeps a random
-  ``window × window`` patch of it (top-left corner uniform in 0..H−window), and input neuron i
-  spikes when ``U·(1/(dt·max_rate))/2 ≤ x_i`` (probability ``2·dt·max_rate·x_i``);
+- input: the mean training image of the tasks seen so far (``input: mean_image``, the paper's;
+  other contents in :data:`SLEEP_INPUTS`: ``class_means``, ``buffer``, ``noise``, each shown
+  for ``image_steps`` steps per drawn image); each step keeps a random ``window × window``
+  patch of it (top-left corner uniform in 0..H−window), and input neuron i spikes when
+  ``U·(1/(dt·max_rate))/2 ≤ x_i`` (probability ``2·dt·max_rate·x_i``);
 - each step, layer by layer: ``v_l ← decay·v_l + Σ_{i spiking} alpha_{l−1}·W_ji`` (no lower
   bound); spike where ``v_l ≥ beta_l``; then, for every post neuron j that spiked,
   ``W_ji += inc·f(W_ji)`` if pre neuron i spiked this step, else ``W_ji −= dec·f(W_ji)``, with
@@ -26,30 +28,34 @@ without biases, and one threshold in ``beta`` per layer; it computes the activat
 the normalisation from the seen tasks' training inputs.
 
 Nightmares: ``corrupt`` degrades the replayed content — ``noise`` adds uniform noise of
-amplitude ``corrupt_level`` to the mean image, ``shuffle`` permutes its pixels.
+amplitude ``corrupt_level`` to the mean image (or to each image of ``class_means`` and
+``buffer``), ``shuffle`` permutes their pixels (one permutation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import neurosleep.engines.sra_brian2  # noqa: F401  (registers the brian2 loop in CORES)
 from neurosleep.engines.sra import CORES, SpikeSink, sra_sleep, sra_sleep_dense, weight_factor
 from neurosleep.limits import memory_problem
 from neurosleep.params import Params
+from neurosleep.registry import Registry
 from neurosleep.sleep import MLPContext, MLPOutcome, SleepAlgorithm, register
 from neurosleep.units import Rate, Time
 
 __all__ = [
+    "SLEEP_INPUTS",
     "SRAParams",
     "input_spikes",
     "normalisation_factors",
     "run",
     "sleep_image",
+    "sleep_images",
     "sra",
     "sra_sleep",
     "sra_sleep_dense",
@@ -81,6 +87,24 @@ class SRAParams(Params):
         "none", description="nightmares: degrade the mean image"
     )
     corrupt_level: float = Field(0.5, ge=0, description="'noise': amplitude of U(0, level)")
+    input: str = Field(
+        "mean_image",
+        description="what drives the input layer: mean_image (the paper's), class_means, "
+        "buffer, noise (all of the seen tasks' training data only)",
+    )
+    buffer_size: int = Field(
+        100, ge=1, description="'buffer': training images of the seen tasks kept (at most)"
+    )
+    image_steps: int = Field(
+        100, ge=1, description="class_means, buffer, noise: steps each drawn image is shown"
+    )
+
+    @field_validator("input")
+    @classmethod
+    def _known_input(cls, value: str) -> str:
+        if value not in SLEEP_INPUTS:
+            raise ValueError(f"unknown input {value!r}; known: {', '.join(SLEEP_INPUTS.names())}")
+        return value
 
 
 def normalisation_factors(weights: list[torch.Tensor], activation_max: list[float]) -> list[float]:
@@ -99,28 +123,118 @@ def sleep_image(
     inputs: torch.Tensor, params: SRAParams, generator: torch.Generator
 ) -> torch.Tensor:
     """The mean input over ``inputs`` [sample × feature], corrupted if asked."""
-    mean = inputs.mean(dim=0)
+    return corrupted(inputs.mean(dim=0), params, generator)
+
+
+def corrupted(images: torch.Tensor, params: SRAParams, generator: torch.Generator) -> torch.Tensor:
+    """``images`` [feature] or [image × feature] degraded as ``params.corrupt`` says (the same
+    pixel permutation for every image)."""
     if params.corrupt == "noise":
-        noise = torch.rand(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        mean = (mean + params.corrupt_level * noise).clamp(0.0, 1.0)
-    elif params.corrupt == "shuffle":
-        perm = torch.randperm(mean.numel(), generator=generator, device=mean.device)
-        mean = mean[perm]
-    return mean
+        noise = torch.rand(
+            images.shape, generator=generator, device=images.device, dtype=images.dtype
+        )
+        return (images + params.corrupt_level * noise).clamp(0.0, 1.0)
+    if params.corrupt == "shuffle":
+        perm = torch.randperm(images.shape[-1], generator=generator, device=images.device)
+        return images[..., perm]
+    return images
+
+
+#: one image [feature] shown throughout, or ``draw(count)`` → ``count`` fresh images
+#: [count × feature], each shown for ``image_steps`` steps
+SleepInput = torch.Tensor | Callable[[int], torch.Tensor]
+SLEEP_INPUTS: Registry[
+    Callable[[torch.Tensor, torch.Tensor, SRAParams, torch.Generator], SleepInput]
+] = Registry("SRA sleep input")
+
+
+@SLEEP_INPUTS.register("mean_image")
+def _mean_image(inputs, labels, params, generator) -> SleepInput:
+    """The mean of every seen training image (the paper's)."""
+    return sleep_image(inputs, params, generator)
+
+
+def _drawn(images: torch.Tensor, generator: torch.Generator) -> SleepInput:
+    """Draw uniformly, with replacement, among ``images`` [image × feature]."""
+
+    def draw(count: int) -> torch.Tensor:
+        pick = torch.randint(0, len(images), (count,), generator=generator, device=images.device)
+        return images[pick]
+
+    return draw
+
+
+@SLEEP_INPUTS.register("class_means")
+def _class_means(inputs, labels, params, generator) -> SleepInput:
+    """The mean image of each seen class, drawn in turn at random."""
+    if labels is None:
+        raise ValueError("input 'class_means' needs the training samples' labels")
+    classes = torch.unique(labels)
+    means = torch.stack([inputs[labels == c].mean(dim=0) for c in classes])
+    return _drawn(corrupted(means, params, generator), generator)
+
+
+@SLEEP_INPUTS.register("buffer")
+def _buffer(inputs, labels, params, generator) -> SleepInput:
+    """``buffer_size`` seen training images (drawn without replacement at each sleep), shown
+    one at a time at random."""
+    keep = torch.randperm(len(inputs), generator=generator, device=inputs.device)
+    return _drawn(corrupted(inputs[keep[: params.buffer_size]], params, generator), generator)
+
+
+@SLEEP_INPUTS.register("noise")
+def _noise(inputs, labels, params, generator) -> SleepInput:
+    """Fresh uniform noise images U(0, 2m), m the seen inputs' mean pixel value (the same mean
+    drive as the mean image, no content)."""
+    level = 2.0 * float(inputs.mean())
+    n = inputs.shape[1]
+
+    def draw(count: int) -> torch.Tensor:
+        device, dtype = inputs.device, inputs.dtype
+        return level * torch.rand((count, n), generator=generator, device=device, dtype=dtype)
+
+    return draw
+
+
+def sleep_images(
+    inputs: torch.Tensor,
+    labels: torch.Tensor | None,
+    params: SRAParams,
+    generator: torch.Generator,
+) -> SleepInput:
+    """The sleep's input content (``params.input``) from the seen tasks' training ``inputs``
+    [sample × feature] and ``labels`` [sample]."""
+    return SLEEP_INPUTS.get(params.input)(inputs, labels, params, generator)
 
 
 def input_spikes(
-    image: torch.Tensor,
+    image: SleepInput,
     shape: tuple[int, ...],
     params: SRAParams,
     generator: torch.Generator,
+    n: int | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Blocks [steps × feature] of boolean input spikes from a random window of ``image``."""
+    """Blocks [steps × feature] of boolean input spikes from a random window of ``image`` (one
+    image [feature], or ``draw(count)``: a fresh image every ``image_steps`` steps; ``n``
+    features, default the image's)."""
     rescale = 1.0 / (params.dt * 1e-3 * params.max_rate)
-    n = image.numel()
-    device = image.device
+    fixed = isinstance(image, torch.Tensor)
+    n = image.numel() if fixed else n
+    device = image.device if fixed else None
+    held: tuple[int, torch.Tensor] | None = None  # (segment, image) shown when a block ended
     for start in range(0, params.steps, params.block):
         b = min(params.block, params.steps - start)
+        if fixed:
+            pixels = image[None, :]
+        else:
+            segment = torch.arange(start, start + b) // params.image_steps
+            first, last = int(segment[0]), int(segment[-1])
+            kept = held is not None and held[0] == first
+            new = image(last - first + 1 - kept)
+            shown = torch.cat([held[1][None], new]) if kept else new
+            held = (last, shown[-1])
+            device = shown.device
+            pixels = shown[(segment - first).to(device)]
         mask = torch.ones((b, 1), dtype=torch.bool, device=device)
         for size in shape:
             window = params.window if 0 < params.window <= size else size
@@ -128,8 +242,8 @@ def input_spikes(
             pos = torch.arange(size, device=device)
             inside = (pos >= corner) & (pos < corner + window)  # [b × size]
             mask = (mask[:, :, None] & inside[:, None, :]).reshape(b, -1)
-        x = torch.where(mask, image[None, :], torch.zeros((), dtype=image.dtype, device=device))
-        draw = torch.rand((b, n), generator=generator, device=device, dtype=image.dtype)
+        x = torch.where(mask, pixels, torch.zeros((), dtype=pixels.dtype, device=device))
+        draw = torch.rand((b, n), generator=generator, device=device, dtype=pixels.dtype)
         yield draw * rescale / 2 <= x
 
 
@@ -142,10 +256,12 @@ def sra(
     generator: torch.Generator,
     on_spikes: SpikeSink | None = None,
     engine: str = "torch",
+    labels: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], dict]:
     """SRA sleep of MLP ``weights`` [out × in]; returns the new weights and diagnostics.
 
-    ``inputs`` [sample × feature]: the training inputs the mean image is taken of;
+    ``inputs`` [sample × feature] and ``labels`` [sample] (needed by ``class_means`` only): the
+    seen training samples the input content is made of;
     ``activation_max``: the largest activation of each non-input layer on them; ``shape``: one
     sample's shape; ``engine`` picks the loop from :data:`CORES` (``torch``, ``brian2``).
     """
@@ -154,12 +270,12 @@ def sra(
     dtype = getattr(torch, params.dtype)
     factors = normalisation_factors(weights, activation_max)
     alphas = [params.alpha_scale * f for f in factors]
-    image = sleep_image(inputs.to(dtype), params, generator)
+    image = sleep_images(inputs.to(dtype), labels, params, generator)
     new, counts = CORES.get(engine)(
         [w.detach().to(dtype) for w in weights],
         alphas,
         list(params.beta),
-        input_spikes(image, shape, params, generator),
+        input_spikes(image, shape, params, generator, n=inputs.shape[1]),
         inc=params.inc,
         dec=params.dec,
         decay=params.decay,
@@ -177,7 +293,7 @@ def sra(
 
 def check(params: SRAParams, model, before: list) -> list[tuple[tuple, str]]:
     """What SRA needs, known at validation: no biases, one threshold per layer, a wake phase
-    before it (its input is the seen tasks' mean image)."""
+    before it (its input is made of the seen tasks' images), a corruption only of images."""
     problems = []
     if model.bias:
         problems.append((("kind",), "sleep 'sra' needs a model without biases (bias: false)"))
@@ -187,6 +303,8 @@ def check(params: SRAParams, model, before: list) -> list[tuple[tuple, str]]:
     if not any(phase.kind == "wake" for phase in before):
         message = "sleep 'sra' replays the seen tasks' mean input: no wake phase before it"
         problems.append((("kind",), message))
+    if params.input == "noise" and params.corrupt != "none":
+        problems.append((("corrupt",), "corrupt degrades image contents; input 'noise' has none"))
     rows = min(params.block, params.steps)
     what = f"{rows} steps per block × {model.layers[0]} inputs × 16 bytes"
     memory = memory_problem(16 * rows * model.layers[0], what)
@@ -213,6 +331,7 @@ def run(params: SRAParams, context: MLPContext) -> MLPOutcome:
         context.generator,
         context.on_spikes,
         engine=context.engine,
+        labels=context.labels,
     )
     context.record.arrays(diagnostics, units={})
     context.progress(1.0)
