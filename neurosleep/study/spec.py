@@ -226,6 +226,95 @@ def sleep_every(data: dict, every: Any) -> None:
     data["schedule"] = schedule
 
 
+@MACROS.register("nap_every")
+def nap_every(data: dict, every: Any) -> None:
+    """Short sleeps inside a task: each wake phase that a sleep phase ends (a sleep phase after
+    it and before the next wake phase of the same phase list, repeat blocks included) is cut
+    into parts of ``every`` — epochs (an ``mlp`` wake with ``epochs``), batches (with
+    ``iterations``) or ms (an ``snn`` wake's ``duration``) — with a copy of that sleep phase
+    (a nap, named ``<sleep>_nap<i>``) after every part but the last; the parts are named
+    ``<wake>_part<i>``. ``every = 0``, or a wake no longer than ``every``: as written."""
+    if isinstance(every, bool) or not isinstance(every, int | float | str):
+        raise ValueError(f"nap_every takes 0, a whole number or a time (got {every!r})")
+    if every == 0:  # the protocol as written (and the same run key as the base)
+        return
+    data["schedule"] = _napped(list(data.get("schedule") or []), every)
+
+
+def _napped(entries: list, every: Any) -> list:
+    """``entries`` with every wake phase that a sleep phase ends cut into parts and naps."""
+    out = []
+    for i, entry in enumerate(entries):
+        kind, body = next(iter(entry.items())) if _single(entry) else (None, None)
+        if kind == "repeat" and isinstance(body, dict) and isinstance(body.get("phases"), list):
+            out.append({"repeat": dict(body, phases=_napped(body["phases"], every))})
+            continue
+        ending = (
+            _ending_sleep(entries[i + 1 :]) if kind == "wake" and isinstance(body, dict) else None
+        )
+        if ending is None:
+            out.append(entry)
+            continue
+        if body.get("replay") is not None:
+            raise ValueError(
+                "nap_every: a wake with a replay method is not cut (each part ends a task)"
+            )
+        key, parts, unit = _wake_parts(body, every)
+        sleep = ending["sleep"]
+        for j, part in enumerate(parts, start=1):
+            wake = dict(body, **{key: part if unit is None else f"{part:g} {unit}"})
+            if len(parts) > 1 and "name" in body:
+                wake["name"] = f"{body['name']}_part{j}"
+            out.append({"wake": wake})
+            if j < len(parts):
+                nap = dict(sleep)
+                if "name" in sleep:
+                    nap["name"] = f"{sleep['name']}_nap{j}"
+                out.append({"sleep": nap})
+    return out
+
+
+def _single(entry: Any) -> bool:
+    return isinstance(entry, dict) and len(entry) == 1
+
+
+def _ending_sleep(rest: list) -> dict | None:
+    """The first sleep entry of ``rest`` before any wake or repeat entry (None: there is none)."""
+    for entry in rest:
+        kind = next(iter(entry)) if _single(entry) else None
+        if kind == "sleep" and isinstance(entry["sleep"], dict):
+            return entry
+        if kind in ("wake", "repeat"):
+            return None
+    return None
+
+
+def _wake_parts(body: dict, every: Any) -> tuple[str, list[float], str | None]:
+    """The wake's length key, its parts of ``every`` (the last takes the rest) and their unit."""
+    from neurosleep.units import to_unit
+
+    key = next((k for k in ("epochs", "iterations", "duration") if k in body), None)
+    if key is None:
+        raise ValueError(
+            "nap_every: a wake phase ended by a sleep has no epochs, iterations or duration"
+        )
+    if key == "duration":
+        total, step, unit = to_unit(body[key], "ms"), to_unit(every, "ms"), "ms"
+    else:
+        total, step, unit = body[key], every, None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (total, step)):
+            raise ValueError(
+                f"nap_every: {key} {total!r} and nap_every {step!r} must be whole numbers"
+            )
+    if not step > 0:
+        raise ValueError(f"nap_every takes 0 or a positive length (got {every!r})")
+    parts, done = [], 0
+    while total - done > 1e-9:
+        parts.append(min(step, total - done))
+        done += parts[-1]
+    return key, parts, unit
+
+
 def _sleeps(entry: Any) -> bool:
     return isinstance(entry, dict) and "sleep" in entry
 

@@ -1,0 +1,149 @@
+"""Sleep-schedule axes of studies: short sleeps inside a task (the ``nap_every`` macro) for mlp
+and snn protocols, and the sleep's content and intensity addressed as study axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from neurosleep.errors import SpecError
+from neurosleep.io.runfile import open_run
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run
+from neurosleep.study.spec import load_study
+
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
+
+TINY_MLP = {
+    "kind": "mlp",
+    "name": "tiny",
+    "layers": [64, 32, 10],
+    "bias": False,
+    "output": "relu",
+    "init": "uniform",
+    "init_scale": 0.1,
+}
+
+
+def mlp_protocol(tmp_path: Path) -> dict:
+    """Split digits (5 tasks of 2 classes), 8 epochs per task, a short SRA sleep after each."""
+    wake = {"name": "train{k}", "lr": 0.1, "batch_size": 32, "epochs": 8}
+    return {
+        "format_version": 1,
+        "name": "naps",
+        "seed": 1,
+        "model": TINY_MLP,
+        "data": {"dataset": "digits", "stream": "split", "classes_per_task": 2},
+        "record": {"weights": False, "sleep_spikes": False},
+        "schedule": [
+            {"test": {"name": "at_start"}},
+            {
+                "repeat": {
+                    "over": "tasks",
+                    "phases": [
+                        {"wake": wake},
+                        {"test": {"name": "before_sleep{k}"}},
+                        {
+                            "sleep": {
+                                "name": "sleep{k}",
+                                "kind": "sra",
+                                "steps": "20 + 10*k",
+                                "beta": [1.0, 1.0],
+                            }
+                        },
+                        {"test": {"name": "after{k}"}},
+                    ],
+                }
+            },
+        ],
+        "output": str(tmp_path / "{name}_seed{seed}.h5"),
+    }
+
+
+def write_study(tmp_path: Path, protocol: dict, space: dict, **extra) -> Path:
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(protocol, sort_keys=False))
+    study = {
+        "format_version": 1,
+        "name": "s",
+        "protocol": "p.yaml",
+        "seeds": [1],
+        "select_on": "test",
+        "space": space,
+        "folder": str(tmp_path / "out"),
+    } | extra
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def resolved(study, params: dict):
+    planned = study.run(study.configuration(0, params), 1, "test", "search")
+    return planned, load_protocol(planned.protocol, list(planned.overrides))
+
+
+def test_nap_every_runs_the_stated_naps_inside_each_mlp_task(tmp_path):
+    """nap_every: 3 on 8 epochs: parts of 3, 3, 2 epochs with a nap (a copy of the task's
+    sleep, its steps' expression of k kept) after the first two; the run file's phases show
+    them, and training takes as many optimisation steps as without naps."""
+    space = {"nap_every": {"values": [0, 3]}}
+    study = load_study(write_study(tmp_path, mlp_protocol(tmp_path), space))
+    none, _ = resolved(study, {"nap_every": 0})
+    assert none.key == study.run(study.base(0), 1, "test", "search").key  # 0: as written
+    planned, protocol = resolved(study, {"nap_every": 3})
+    task2 = [(p.kind, p.name) for p in protocol.phases if p.task == 1]
+    assert task2 == [
+        ("wake", "train2_part1"),
+        ("sleep", "sleep2_nap1"),
+        ("wake", "train2_part2"),
+        ("sleep", "sleep2_nap2"),
+        ("wake", "train2_part3"),
+        ("test", "before_sleep2"),
+        ("sleep", "sleep2"),
+        ("test", "after2"),
+    ]
+    assert [p.params.epochs for p in protocol.phases if p.kind == "wake"] == [3, 3, 2] * 5
+    assert [p.params.steps for p in protocol.phases if p.name.startswith("sleep3")] == [50] * 3
+    result = run(protocol, output=tmp_path / "naps.h5", progress=False)
+    with open_run(result.path) as r:
+        assert r.status == "complete"
+        phases = r.phases()
+        sleeps = [p for p in phases if p.kind == "sleep"]
+        assert len(sleeps) == 15 and all(p.status == "complete" for p in sleeps)
+        assert sum(p.name.endswith(("_nap1", "_nap2")) for p in sleeps) == 10
+        # the clock advanced by every nap and sleep: sum of steps x 1 ms
+        assert phases[-1].stop_time == pytest.approx(3 * sum(20 + 10 * k for k in range(1, 6)))
+        steps = [v for _, name, v, _ in r.scalars() if name == "optimisation_steps"]
+    for t in range(5):  # 3, 3 and 2 epochs of the task's batches
+        per_epoch = steps[3 * t] / 3
+        assert per_epoch >= 1 and steps[3 * t : 3 * t + 3] == [3 * per_epoch] * 2 + [2 * per_epoch]
+
+
+def test_nap_every_splits_an_snn_wake_into_blocks_with_naps(tmp_path, root):
+    """The spiking consolidation: learn_B (ended by the sleep) is cut into 1000 ms blocks
+    with naps; learn_A (followed by another wake) is not."""
+    protocol = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
+    protocol["model"] = str(root / "models" / "assemblies.yaml")
+    protocol["output"] = str(tmp_path / "{name}.h5")
+    study = load_study(write_study(tmp_path, protocol, {"nap_every": {"values": ["1000 ms"]}}))
+    _, p = resolved(study, {"nap_every": "1000 ms"})
+    assert [(x.kind, x.name) for x in p.phases][3:] == [
+        ("wake", "learn_B_part1"),
+        ("sleep", "sleep_nap1"),
+        ("wake", "learn_B_part2"),
+        ("sleep", "sleep_nap2"),
+        ("wake", "learn_B_part3"),
+        ("test", "after_B"),
+        ("sleep", "sleep"),
+        ("test", "final"),
+    ]
+    assert [x.params.duration for x in p.phases if x.kind == "wake"] == [3000, 1000, 1000, 1000]
+
+
+def test_nap_every_refuses_what_it_cannot_cut(tmp_path):
+    protocol = mlp_protocol(tmp_path)
+    with pytest.raises(SpecError, match=r"space\.nap_every: nap_every: epochs 8 and nap_every "):
+        load_study(write_study(tmp_path, protocol, {"nap_every": {"values": [2.5]}}))
+    with pytest.raises(SpecError, match=r"space\.nap_every: nap_every takes 0 or a positive"):
+        load_study(write_study(tmp_path, protocol, {"nap_every": {"values": [-2]}}))
