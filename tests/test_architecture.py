@@ -19,6 +19,7 @@ PACKAGE = "neurosleep"
 LAYERS = {
     "neurosleep.errors": "base",
     "neurosleep.registry": "base",
+    "neurosleep.imports": "base",
     "neurosleep.units": "base",
     "neurosleep.expressions": "base",
     "neurosleep.yamlfile": "base",

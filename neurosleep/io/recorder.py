@@ -59,6 +59,7 @@ class Recorder:
         self._n_phases = 0
         self._flushed = time.perf_counter()
         self._pending: dict[str, dict[str, list[np.ndarray]]] = {}  # group -> dataset -> blocks
+        self._pending_bytes: dict[str, int] = {}  # group -> bytes of its waiting blocks
         self._streams: dict[str, dict[str, h5py.Dataset]] = {}  # group -> datasets, opened once
 
     # ------------------------------------------------------------------ creation and status
@@ -142,14 +143,18 @@ class Recorder:
     def _queue(self, path: str, blocks: dict[str, np.ndarray]) -> None:
         """Keep blocks for the datasets of group ``path``; write them once they are large."""
         pending = self._pending.setdefault(path, {name: [] for name in blocks})
+        size = self._pending_bytes.get(path, 0)
         for name, block in blocks.items():
             pending[name].append(np.array(block))  # a copy: callers may reuse buffers
-        if sum(b.nbytes for parts in pending.values() for b in parts) >= PENDING_BYTES:
+            size += pending[name][-1].nbytes
+        self._pending_bytes[path] = size
+        if size >= PENDING_BYTES:
             self._write_pending(path)
         self._flush_block()
 
     def _write_pending(self, path: str) -> None:
         streams = self._streams[path]
+        self._pending_bytes.pop(path, None)
         for name, parts in self._pending.pop(path).items():
             _append(streams[name], np.concatenate(parts))
         if "mapping/time" in streams:  # a report: SONATA's [start, stop, dt] follows its rows

@@ -1,0 +1,43 @@
+"""Importing a library without the optional packages it would only probe for.
+
+Some libraries import every optional package they could support as soon as they load: pint's
+``compat`` module imports dask and scipy (≈0.2 s of a run's start), numba's linear-algebra
+support imports ``scipy.linalg`` the first time it prepares its CPU target (≈0.3 s). neurosleep
+uses neither feature (pint sees only unit names and numbers; the torch engine's kernel calls no
+BLAS), so :func:`hidden` lets such an import see those packages as absent — the library's own
+"not installed" path — and makes them importable again afterwards. A package already imported
+stays visible: hiding it would only lose the feature, not the time.
+
+Examples
+--------
+>>> import sys
+>>> with hidden("a_package_nobody_has"):
+...     sys.modules["a_package_nobody_has"] is None
+True
+>>> "a_package_nobody_has" in sys.modules
+False
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def hidden(*packages: str) -> Iterator[None]:
+    """Inside the ``with`` block, importing any of ``packages`` (not yet imported) raises
+    ``ImportError`` and ``importlib.util.find_spec`` finds none of them."""
+    absent = [name for name in packages if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # the import system's "known missing" marker
+    try:
+        yield
+    finally:
+        for name in absent:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+__all__ = ["hidden"]
