@@ -52,7 +52,7 @@ from neurosleep.experiments.base import (
     Progress,
 )
 from neurosleep.limits import memory_problem
-from neurosleep.replay import REPLAY, Context, ReplayStrategy, load_methods
+from neurosleep.replay import REPLAY, Context, ReplayRecord, ReplayStrategy, load_methods
 from neurosleep.sleep import SLEEP, MLPContext, SleepRecord
 from neurosleep.spec.mlp import MLPSpec
 
@@ -273,7 +273,12 @@ class ANNExperiment(Experiment):
         y = torch.cat([self.tensors[t]["y_train"] for t in tasks])
         replay_params = params.replay
         if replay_params is not None and self.replay is None:
-            context = Context(self.stream.n_outputs, torch.device(self.device), self.generator)
+            context = Context(
+                self.stream.n_outputs,
+                torch.device(self.device),
+                self.generator,
+                ReplayRecord(self.recorder),
+            )
             self.replay = REPLAY.get(replay_params.kind).Strategy(replay_params, context)
         task = max(tasks)
         if self.replay is not None:

@@ -8,6 +8,9 @@ With a replayed batch the loss is ``(1/k)·current + (1 − 1/k)·replay`` at ta
 
 Corrupted replay ("nightmares"): ``corrupt_labels`` replaces that fraction of replayed labels
 with a uniformly drawn wrong class, for every method that replays labelled samples.
+
+A method may write what it made (a generator's dreams, its loss) through ``context.record``:
+rows of ``/metrics/scalars`` and arrays in ``/replay/<phase index>/`` of the wake phase running.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
+from neurosleep.io.recorder import Recorder
 from neurosleep.params import Params
 from neurosleep.registry import Registry
 
@@ -34,12 +38,29 @@ class ReplayParams(Params):
 
 
 @dataclass(frozen=True)
+class ReplayRecord:
+    """The part of the run file a replay method writes (the recorder itself stays private)."""
+
+    _recorder: Recorder
+
+    def scalar(self, name: str, value: float, units: str) -> None:
+        """One scalar of the running wake phase in ``/metrics/scalars``."""
+        self._recorder.add_scalar(name, value, units)
+
+    def arrays(self, arrays: dict[str, Any], units: dict[str, str]) -> None:
+        """Arrays in ``/replay/<phase index>/`` of the running wake phase (units per name)."""
+        self._recorder.write_arrays(f"replay/{self._recorder.phase}", arrays, units)
+
+
+@dataclass(frozen=True)
 class Context:
-    """What a strategy may know about the run: output size, seen classes, device, generator."""
+    """What a strategy may know about the run: output size, device, generator, and where it may
+    write (``record``; None outside a run)."""
 
     n_outputs: int
     device: torch.device
     generator: torch.Generator
+    record: ReplayRecord | None = None
 
 
 class ReplayStrategy:
