@@ -62,6 +62,27 @@ def load_condition(name: str, overrides: list[str], model: str | None = None):
     return build_protocol(data, locate, overrides, base=path.parent, path=path)
 
 
+# stored position -> ring block of a five-group memory: consecutive stored groups stay within
+# the E->E radius (one or two blocks apart) but the stored order is not the ring order, so a
+# wave spreading from the cue cannot score the order by itself (blocks 0 and 2 are equally
+# far from block 1, the first stored group)
+PLACEMENTS = {"ring": None, "permuted": (1, 0, 2, 4, 3)}
+
+
+def placement(name: str, kind: str) -> list[str]:
+    """The override placing every five-group memory of a condition's protocol by
+    ``PLACEMENTS[kind]`` (B, the reverse of A, stays A's reverse); none for ``ring``."""
+    order = PLACEMENTS[kind]
+    if order is None:
+        return []
+    data, _ = load_yaml(ROOT / "protocols" / f"{name}.yaml")
+    stored = data["data"]["memories"]["stored"]
+    for memory in stored:  # B lists A's blocks in reverse: the same map keeps it A's reverse
+        if len(memory["groups"]) == len(order):
+            memory["groups"] = [memory["groups"][k] for k in order]
+    return [f"data.memories.stored={json.dumps(stored)}"]
+
+
 def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], float]:
     """Run (or, with ``--reuse``, find) a condition's run files: one batched torch run of
     ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network)."""
@@ -83,6 +104,7 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
             f"engine={args.engine}",
             "record.spikes=none",
             f"seed={seed}",
+            *placement(name, args.placement),
             *args.set,
         ]
         protocol = load_condition(name, overrides, args.model)
@@ -102,6 +124,13 @@ MEASURES = (
     "spontaneous_full_recall",
     "spontaneous_no_response",
 )
+
+
+def memory_names(path: Path) -> list[str]:
+    """The stored memories' names, in the order of the recall arrays' columns."""
+    with open_run(path) as rf:
+        stored = yaml.safe_load(rf.provenance("protocol"))["data"]["memories"]["stored"]
+    return [m["name"] for m in stored]
 
 
 def recall_rows(paths: list[Path]) -> list[dict]:
@@ -162,15 +191,18 @@ def cell(values: np.ndarray) -> str:
     return f"{m:.2f} ± {s:.2f}"
 
 
-def table(results: dict[str, list[dict]], key: str) -> str:
+def table(results: dict[str, list[dict]], key: str, names: list[str]) -> str:
+    """One row per condition and test phase, one column per memory of ``names`` ("–" where a
+    condition stores fewer memories)."""
     lines = [
-        f"| condition | test phase | A ({key}) | B ({key}) |",
-        "|---|---|---|---|",
+        "| condition | test phase | " + " | ".join(f"{n} ({key})" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
     ]
     for label, rows in results.items():
         for row in rows:
-            a, b = row[key][:, 0], row[key][:, 1]
-            lines.append(f"| {label} | {row['phase']} | {cell(a)} | {cell(b)} |")
+            values = row[key]
+            cells = [cell(values[:, j]) if j < values.shape[1] else "–" for j in range(len(names))]
+            lines.append(f"| {label} | {row['phase']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -188,24 +220,32 @@ PAIRS = [
 ]
 
 
-def paired(results: dict[str, list[dict]]) -> str:
+def paired(results: dict[str, list[dict]], names: list[str]) -> str:
     """Final test of each condition minus its control's, per network: mean ± SEM and how many
-    networks are higher, for sequence recall and discrimination of A and B."""
+    networks are higher, for full recall, sequence recall and discrimination of each memory
+    the two conditions share."""
     lines = [
-        "| condition − control | measure | A | B |",
-        "|---|---|---|---|",
+        "| condition − control | measure | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
     ]
     for label, control in PAIRS:
         if label not in results or control not in results:
             continue
-        for key in ("sequence", "discrimination"):
-            d = results[label][-1][key] - results[control][-1][key]
-            parts = [f"{cell(d[:, j])} (higher in {(d[:, j] > 0).sum()}/{len(d)})" for j in (0, 1)]
+        for key in ("full_recall", "sequence", "discrimination"):
+            a, b = results[label][-1][key], results[control][-1][key]
+            shared = min(a.shape[1], b.shape[1])
+            d = a[:, :shared] - b[:, :shared]
+            parts = [
+                f"{cell(d[:, j])} (higher in {(d[:, j] > 0).sum()}/{len(d)})"
+                if j < d.shape[1] and not np.isnan(d[:, j]).all()
+                else "–"
+                for j in range(len(names))
+            ]
             lines.append(f"| {label} − {control} | {key} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
-def figure(results: dict[str, list[dict]], path: Path) -> None:
+def figure(results: dict[str, list[dict]], names: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,7 +260,9 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
         ax.set_visible(False)
     for ax, (label, rows) in zip(axes.flat, results.items(), strict=False):
         x = np.arange(len(rows))
-        for j, (memory, color) in enumerate((("A", "C0"), ("B", "C3"))):
+        for j, (memory, color) in enumerate(zip(names, ("C0", "C3", "C2"), strict=False)):
+            if j >= rows[0]["sequence"].shape[1]:
+                break
             stats = np.array([mean_sem(r["sequence"][:, j]) for r in rows])
             ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", label=memory)
         ax.set_xticks(x, [r["phase"] for r in rows], rotation=60, ha="right", fontsize=7)
@@ -245,6 +287,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
     parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
+    parser.add_argument(
+        "--placement",
+        choices=list(PLACEMENTS),
+        default="ring",
+        help="permuted: the geometry-breaking null (stored order is not the ring order)",
+    )
     parser.add_argument("--model", help="model file to run every condition on (default: each's)")
     parser.add_argument(
         "--baseline",
@@ -262,23 +310,24 @@ def main() -> None:
         paths, wall = run_condition(name, args)
         results[label], walls[label] = recall_rows(paths), wall
         files[label] = paths[0]
+    names = max((memory_names(path) for path in files.values()), key=len)
     over = f"mean ± SEM over {args.networks} networks"
     print(f"graded sequence recall, {over} ({args.engine})\n")
-    print(table(results, "sequence"))
+    print(table(results, "sequence", names))
     print(f"\nfull recall (fraction of trials: every group fired, in stored order), {over}\n")
-    print(table(results, "full_recall"))
+    print(table(results, "full_recall", names))
     print(f"\nno response (fraction of trials: no group beyond the cue fired), {over}\n")
-    print(table(results, "no_response"))
+    print(table(results, "no_response", names))
     if args.baseline:
         for key in ("sequence", "full_recall", "no_response"):
             print(f"\nspontaneous baseline (the same windows, no cue): {key}, {over}\n")
-            print(table(results, f"spontaneous_{key}"))
+            print(table(results, f"spontaneous_{key}", names))
     print(f"\npattern completion, {over}\n")
-    print(table(results, "completion"))
+    print(table(results, "completion", names))
     print(f"\ndiscrimination (completion − intrusion), {over}\n")
-    print(table(results, "discrimination"))
+    print(table(results, "discrimination", names))
     print("\nfinal test, paired by network\n")
-    print(paired(results))
+    print(paired(results, names))
     for label, path in files.items():
         rows, keys = footprint_rows(path)
         print(f"\nsynaptic footprint, {label} (network 0, mean weight in mV)\n")
@@ -287,7 +336,7 @@ def main() -> None:
         print("\n".join(rows))
     print("\nwall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in walls.items()))
     if args.figure:
-        figure(results, Path(args.figure))
+        figure(results, names, Path(args.figure))
         print(f"figure: {args.figure}")
 
 

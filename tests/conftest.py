@@ -70,7 +70,7 @@ def hopfield_protocol(root) -> dict:
 @pytest.fixture(scope="session")
 def consolidation_run(tmp_path_factory) -> Path:
     """The shipped spiking consolidation protocol (sleep), tests 100 ms and the other phases
-    200 ms, on torch: a real run file with spikes of exc/inh, E→E snapshots, memories A/B."""
+    200 ms, on torch: a real run file with spikes of exc/inh, E→E snapshots, memories A, B, S2."""
     from neurosleep.protocol import load_protocol
     from neurosleep.runner import run
 

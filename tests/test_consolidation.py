@@ -74,9 +74,9 @@ def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
 
 @pytest.mark.torch
 def test_sleep_adaptation_is_off_awake_and_bursts_asleep(root):
-    """The shipped model's adaptation current acts only in the sleep states: under the wake
-    state the network spikes exactly as without adaptation; under the sleep state the current
-    builds up and the network fires less than without it."""
+    """The shipped model's adaptation current is off while learning: under the wake state the
+    network spikes exactly as without adaptation; under the sleep state (and in tests) the
+    current builds up and the network fires less than without it."""
     shipped = model_dict(root)
     shipped.pop("format_version")
     plain = copy.deepcopy(shipped)  # same key order: the same random draws build the network

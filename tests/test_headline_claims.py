@@ -1,13 +1,13 @@
 """Regression tests of the headline claims, on short fixed-seed protocols: they fail if the
-effects vanish. Spiking (docs/results.md, "Spiking sleep consolidation"): sleep raises A's
-graded recall above the same networks' recall before it (no sleep: the tests run with
-plasticity off, so the test after learning B is the no-sleep control), and nightmares leave
-A's discrimination below sleep's. MLP (docs/results.md, SRA): SRA's final ACC on split MNIST
-5k is above fine-tuning's.
+effects vanish. Spiking (docs/results.md, "Spiking sleep consolidation"): after learning, A
+is recalled in full (every group, in order) in most trials; sleep raises A's graded recall
+above the same networks' recall before it (no sleep: the tests run with plasticity off, so the
+test after learning B is the no-sleep control), and nightmares leave A's discrimination below
+sleep's. MLP (docs/results.md, SRA): SRA's final ACC on split MNIST 5k is above fine-tuning's.
 
-The spiking claims use the graded score and discrimination, not the per-trial ``full_recall``:
-complete recall of A in order happens in no trial of the shipped model (0 % here as in the
-full protocol), so a success rate cannot show the effect."""
+Sleep's effect is asserted on the graded score and discrimination, not on the per-trial
+``full_recall``: after learning B, complete recall of A happens in no trial, before or after
+sleep, so a success rate cannot show the effect (measured below)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ NETWORKS = 8  # seeds 11-18, one torch batch
 
 
 def consolidation(root, write_protocol, tmp_path, state: str, control_test: bool) -> dict:
-    """The shipped sleep protocol shortened: learn A 3 s, learn B 3 s, (test A 2 s), 5 s of
-    spontaneous sleep in ``state``, test A 2 s (18 trials), with the spontaneous baseline;
+    """The shipped sleep protocol shortened: learn A 3 s, (test A 2 s), learn B 3 s, (test A
+    2 s), 5 s of spontaneous sleep in ``state``, test A 2 s (18 trials), with the spontaneous
+    baseline;
     per-network ``/recall/<phase>/`` arrays of A, one dict per test phase."""
     data = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
     data["model"] = str(root / "models" / "assemblies.yaml")
@@ -39,6 +40,7 @@ def consolidation(root, write_protocol, tmp_path, state: str, control_test: bool
     test = {"task": 0, "duration": "2000 ms"}
     data["schedule"] = [
         {"wake": {"name": "learn_A", "task": 0, "duration": "3000 ms"}},
+        *([{"test": {"name": "after_A", **test}}] if control_test else []),
         {"wake": {"name": "learn_B", "task": 1, "duration": "3000 ms"}},
         *([{"test": {"name": "after_B", **test}}] if control_test else []),
         {"sleep": {"name": "sleep", "kind": "spontaneous", "duration": "5000 ms", "state": state}},
@@ -68,38 +70,54 @@ def spiking(tmp_path_factory):
         nightmare = consolidation(ROOT, write, tmp, "nightmare", control_test=False)
     finally:
         torch.set_num_threads(previous)
-    return {"no sleep": sleep[0], "sleep": sleep[1], "nightmares": nightmare[0]}
+    return {
+        "after A": sleep[0],
+        "no sleep": sleep[1],
+        "sleep": sleep[2],
+        "nightmares": nightmare[0],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_a_is_recalled_in_full_after_learning(spiking):
+    """Measured (seeds 11-18, 18 trials): full recall of A (every group, in stored order) in
+    0.96 of the trials on average after learning A, 0.83 in the worst network."""
+    full = spiking["after A"]["full_recall"]
+    assert full.mean() >= 0.85 and full.min() >= 0.7, full
 
 
 @pytest.mark.slow
 @pytest.mark.torch
 def test_sleep_raises_a_above_no_sleep(spiking):
-    """Measured (seeds 11-18): A 0.21 before sleep, 0.46 after (gain 0.25, higher in 8 of
-    8); the spontaneous baseline after sleep −0.00."""
+    """Measured (seeds 11-18): A's graded score 0.23 before sleep, 0.66 after (gain 0.43,
+    higher in 8 of 8); the spontaneous baseline after sleep 0.01. A's full recall is 0 in every
+    network before and after sleep: sleep does not restore complete recall in this model, so
+    no margin on it is asserted (docs/results.md, the open part of #15)."""
     gain = spiking["sleep"]["sequence"] - spiking["no sleep"]["sequence"]
-    assert gain.mean() > 0.12, gain
-    assert (gain > 0).sum() >= 6, gain
+    assert gain.mean() > 0.25, gain
+    assert (gain > 0).sum() >= 7, gain
     # the spontaneous baseline was measured beside it and sits well below the cued score
     assert np.all(np.isfinite(spiking["sleep"]["spontaneous_sequence"]))
     assert (
-        spiking["sleep"]["spontaneous_sequence"].mean() < spiking["sleep"]["sequence"].mean() - 0.2
+        spiking["sleep"]["spontaneous_sequence"].mean() < spiking["sleep"]["sequence"].mean() - 0.3
     )
-    assert np.all(spiking["sleep"]["full_recall"] == 0.0)  # the honest per-trial measure
+    assert spiking["no sleep"]["full_recall"].max() < 0.2  # learning B took A's full recall
 
 
 @pytest.mark.slow
 @pytest.mark.torch
 def test_nightmares_stay_below_sleep(spiking):
     """A's discrimination (completion − intrusion) after nightmares minus after sleep, per
-    network. Measured (seeds 11-18): −0.28, lower in 8 of 8 (intrusion 0.27-0.29 after the
-    nightmares)."""
+    network. Measured (seeds 11-18): −0.44, lower in 7 of 8 (one network, seed 16, scores 0.79
+    after the nightmares)."""
 
     def discrimination(run: dict) -> np.ndarray:
         return run["completion"] - run["intrusion"]
 
     drop = discrimination(spiking["nightmares"]) - discrimination(spiking["sleep"])
-    assert drop.mean() < -0.1, drop
-    assert (drop < 0).sum() >= 7, drop
+    assert drop.mean() < -0.2, drop
+    assert (drop < 0).sum() >= 6, drop
 
 
 @pytest.mark.slow

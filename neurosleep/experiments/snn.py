@@ -96,6 +96,12 @@ class Memories(Params):
     baseline: bool = Field(
         False, description="tests: also score as many windows without a cue (spontaneous)"
     )
+    pause: Time = Field(
+        "0 ms", ge=0, description="tests: free-running time before the first trial (not scored)"
+    )
+    shuffle: bool = Field(
+        False, description="tests: each round of trials cues the memories in a seeded random order"
+    )
     replay_bin: Time = Field("5 ms", gt=0, description="sleep: bin of the population rate")
     replay_threshold_sd: float = Field(3.0, gt=0, description="sleep: burst threshold (SD)")
 
@@ -474,9 +480,10 @@ class SNNExperiment(Experiment):
     def recall_test(self, phase: PlannedPhase, params: SNNTest, progress: Progress) -> Evaluation:
         """Cue trials per memory (``window + gap`` each, as many as fit in ``duration``):
         pattern completion, graded sequence recall, full recall, no response and intrusion,
-        averaged over trials and networks; per network in ``/recall/<phase>/``. With
-        ``baseline``, as many trials without a cue follow, scored against every memory
-        (``spontaneous_*``)."""
+        averaged over trials and networks; per network in ``/recall/<phase>/``. The trials
+        follow ``pause`` of free running, memory by memory or (``shuffle``) in seeded random
+        order (:func:`cue_order`). With ``baseline``, as many trials without a cue follow,
+        scored against every memory (``spontaneous_*``)."""
         m = self.data.memories
         size = self.model.size(m.population)
         n_mem, nets = len(m.stored), self.data.networks
@@ -484,6 +491,7 @@ class SNNExperiment(Experiment):
         keys = RECALL_KEYS + (SPONTANEOUS_KEYS if m.baseline else ())
         values = {k: np.full((nets, n_mem), np.nan) for k in keys}
         tasks = list(range(n_mem) if phase.task < 0 else [phase.task])
+        order = cue_order(tasks, trials, (self.seed, phase.index) if m.shuffle else None)
         self.enter("test", params, 0.0)
         self.sink.keep = {m.population: []}
 
@@ -503,24 +511,25 @@ class SNNExperiment(Experiment):
             return times, ids, onset
 
         def trials_of(cued: bool) -> None:
-            per_memory, done = (tasks, 0) if cued else ([None], len(tasks))
-            blocks = len(tasks) + m.baseline
             scores = {k: np.full((nets, n_mem, trials), np.nan) for k in RECALL_KEYS}
-            for k, task in enumerate(per_memory):
-                for trial in range(trials):
-                    times, ids, onset = window(None if task is None else m.cue(m.stored[task]))
-                    for b in range(nets):
-                        mine = ids // size == b
-                        t, i = times[mine], ids[mine] - b * size
-                        for j in tasks if task is None else [task]:
-                            for key, v in score_trial(m, m.stored[j], size, t, i, onset).items():
-                                scores[key][b, j, trial] = v
-                    progress((done + k + (trial + 1) / trials) / blocks)
+            cues = order if cued else [(None, trial) for trial in range(trials)]
+            for n, (task, trial) in enumerate(cues):
+                times, ids, onset = window(None if task is None else m.cue(m.stored[task]))
+                for b in range(nets):
+                    mine = ids // size == b
+                    t, i = times[mine], ids[mine] - b * size
+                    for j in tasks if task is None else [task]:
+                        for key, v in score_trial(m, m.stored[j], size, t, i, onset).items():
+                            scores[key][b, j, trial] = v
+                done = n + 1 + (0 if cued else len(order))
+                progress(done / (len(order) + m.baseline * trials))
             prefix = "" if cued else "spontaneous_"
             for key in RECALL_KEYS if cued else SPONTANEOUS_BASE:
                 values[prefix + key][:, tasks] = scores[key][:, tasks].mean(axis=2)
 
         def run_trials() -> None:
+            if m.pause > 0:
+                self._run_blocks(m.pause, lambda f: None, 0.0, 1.0)
             trials_of(cued=True)
             if m.baseline:
                 trials_of(cued=False)
@@ -675,6 +684,22 @@ RECALL_DESCRIPTIONS = {
     "no_response": "fraction of trials in which no non-cued group fired",
     "intrusion": "fraction of neurons outside the memory firing after its cue",
 } | {f"spontaneous_{k}": f"{k}, scored in the same windows without a cue" for k in SPONTANEOUS_BASE}
+
+
+def cue_order(tasks: list[int], trials: int, seed: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """(memory, trial) pairs in the order a test cues them: memory by memory (``seed`` None),
+    or round by round, each round the memories in a random order drawn from ``seed`` (the
+    run's seed and the phase index: the same every run, independent of the engine's draws).
+
+    >>> cue_order([0, 1], 2, None)
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    >>> sorted(cue_order([0, 1], 2, (1, 3))) == cue_order([0, 1], 2, None)
+    True
+    """
+    if seed is None:
+        return [(task, trial) for task in tasks for trial in range(trials)]
+    rng = np.random.default_rng(seed)
+    return [(int(task), trial) for trial in range(trials) for task in rng.permutation(tasks)]
 
 
 def score_trial(
