@@ -13,8 +13,12 @@ Formulas (Ho et al. 2020; Song et al. 2021; Nichol & Dhariwal 2021), t = 0 … T
 
 - schedules: ``linear`` β_t from ``beta_start`` to ``beta_end``; ``cosine``
   ``ᾱ_t = f(t + 1)/f(0)``, ``f(t) = cos²(π/2 · (t/T + s)/(1 + s))``, s = 0.008, β ≤ 0.999;
-- forward noising ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``; the denoiser ε_θ(x_t, t[, c])
-  learns the noise, loss ``‖ε − ε_θ‖²`` (mean over inputs and batch);
+- forward noising ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``, ``x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε``;
+  the denoiser learns the noise ε (``prediction: eps``, Ho et al.) or the velocity
+  ``v = √ᾱ_t ε − √(1 − ᾱ_t) x_0`` (``prediction: v``, Salimans & Ho 2022), loss the mean squared
+  error to its target; from v, ``x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂`` and
+  ``ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂`` (an MLP narrower than its input cannot pass the noise through,
+  as ε-prediction needs at high noise; with v, x_t carries it);
 - DDIM (S steps on an evenly spaced subsequence of 0 … T−1, ``eta`` η): ``x̂_0 = (x_t −
   √(1 − ᾱ_t) ε̂)/√ᾱ_t`` (clipped to the data range), ``σ = η √((1 − ᾱ_p)/(1 − ᾱ_t)) √(1 −
   ᾱ_t/ᾱ_p)``, ``x_p = √ᾱ_p x̂_0 + √(1 − ᾱ_p − σ²) ε̂ + σ z`` (ᾱ_p = 1 after the last step);
@@ -47,6 +51,7 @@ class DiffusionParams(ReplayParams):
     schedule: Literal["linear", "cosine"] = Field("cosine", description="β schedule")
     beta_start: float = Field(1e-4, gt=0, lt=1, description="linear schedule: β_0")
     beta_end: float = Field(0.02, gt=0, lt=1, description="linear schedule: β_{T−1}")
+    prediction: Literal["eps", "v", "x0"] = Field("x0", description="what the denoiser predicts")
     hidden: list[int] = Field([512, 512, 512], min_length=1, description="denoiser layers")
     embedding: int = Field(128, ge=2, description="size of the time (and class) embedding")
     iterations: int = Field(1000, ge=1, description="denoiser training steps per task")
@@ -116,12 +121,20 @@ class Schedule:
 
 # ------------------------------------------------------------------------ denoiser
 class Denoiser(nn.Module):
-    """MLP ε_θ(x_t, t[, class]): every hidden layer adds a projection of the embedding of t
-    (sinusoidal, then a 2-layer MLP) and of the class (one-hot, ``n_classes`` > 0)."""
+    """MLP ε_θ(x_t, t[, class]) or v_θ (``prediction``): every hidden layer adds a projection of
+    the embedding of t (sinusoidal, then a 2-layer MLP) and of the class (one-hot,
+    ``n_classes`` > 0)."""
 
-    def __init__(self, n_in: int, hidden: list[int], embedding: int, n_classes: int = 0) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        hidden: list[int],
+        embedding: int,
+        n_classes: int = 0,
+        prediction: str = "eps",
+    ) -> None:
         super().__init__()
-        self.dim, self.n_classes = embedding, n_classes
+        self.dim, self.n_classes, self.prediction = embedding, n_classes, prediction
         self.embed = nn.Sequential(
             nn.Linear(embedding + n_classes, embedding), nn.SiLU(), nn.Linear(embedding, embedding)
         )
@@ -135,7 +148,7 @@ class Denoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Predicted noise [batch × n_in] of ``x`` at integer steps ``t`` [batch]."""
+        """The prediction [batch × n_in] for ``x`` at integer steps ``t`` [batch]."""
         half = self.dim // 2
         freq = torch.exp(-math.log(10_000) * torch.arange(half, device=x.device) / half)
         angle = t.float().unsqueeze(1) * freq
@@ -149,6 +162,22 @@ class Denoiser(nn.Module):
         return self.out(h)
 
 
+# target of the prediction from (x_0, ε, ᾱ_t), and (x̂_0, ε̂) from (x_t, prediction, ᾱ_t)
+TARGETS: dict[str, Callable[..., torch.Tensor]] = {
+    "eps": lambda x0, eps, a: eps,
+    "v": lambda x0, eps, a: a.sqrt() * eps - (1 - a).sqrt() * x0,
+    "x0": lambda x0, eps, a: x0,
+}
+ESTIMATES: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
+    "eps": lambda x, out, a: ((x - (1 - a).sqrt() * out) / a.sqrt(), out),
+    "v": lambda x, out, a: (
+        a.sqrt() * x - (1 - a).sqrt() * out,
+        (1 - a).sqrt() * x + a.sqrt() * out,
+    ),
+    "x0": lambda x, out, a: (out, (x - a.sqrt() * out) / (1 - a).sqrt()),
+}
+
+
 def diffusion_loss(
     model: Denoiser,
     schedule: Schedule,
@@ -156,10 +185,20 @@ def diffusion_loss(
     generator: torch.Generator,
     y: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Simplified DDPM loss: mean ‖ε − ε_θ(x_t, t)‖² over inputs and batch, t ~ U{0 … T−1}."""
+    """Mean squared error of the prediction (ε or v) over inputs and batch, t ~ U{0 … T−1}
+    (with ε: the simplified DDPM loss)."""
     t = torch.randint(0, schedule.steps, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-    return F.mse_loss(model(schedule.noise(x0, t, eps), t, y), eps)
+    target = TARGETS[model.prediction](x0, eps, schedule.alpha_bar[t].unsqueeze(1))
+    return F.mse_loss(model(schedule.noise(x0, t, eps), t, y), target)
+
+
+def estimate(
+    model: Denoiser, schedule: Schedule, x: torch.Tensor, t: int, y: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x̂_0, ε̂) of ``x`` at step ``t`` from the model's prediction."""
+    out = model(x, torch.full((x.shape[0],), t, device=x.device), y)
+    return ESTIMATES[model.prediction](x, out, schedule.alpha_bar[t])
 
 
 # ------------------------------------------------------------------------ samplers
@@ -185,8 +224,7 @@ def ddim_sample(
     for i, t in enumerate(times):
         a = schedule.alpha_bar[t]
         a_prev = schedule.alpha_bar[times[i + 1]] if i + 1 < len(times) else one
-        eps = model(x, torch.full((x.shape[0],), t, device=x.device), y)
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x0, eps = estimate(model, schedule, x, t, y)
         if clip is not None:
             x0 = x0.clamp(*clip)
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
@@ -219,8 +257,7 @@ def ddpm_sample(
     for t in range(schedule.steps - 1, -1, -1):
         a, b = alpha_bar[t], betas[t]
         a_prev = alpha_bar[t - 1] if t > 0 else torch.ones((), device=x.device)
-        eps = model(x, torch.full((x.shape[0],), t, device=x.device), y)
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x0, _ = estimate(model, schedule, x, t, y)
         if clip is not None:
             x0 = x0.clamp(*clip)
         # posterior mean of q(x_{t−1} | x_t, x̂_0) (Ho et al. eq. 7)
@@ -272,7 +309,8 @@ class DiffusionReplay(ReplayStrategy):
         p = self.params
         if self.model is None:
             classes = self.context.n_outputs if p.conditional else 0
-            self.model = Denoiser(x.shape[1], p.hidden, p.embedding, classes).to(x.device)
+            self.model = Denoiser(x.shape[1], p.hidden, p.embedding, classes, p.prediction)
+            self.model.to(x.device)
         optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr)
         k = task + 1
         losses = []

@@ -35,6 +35,9 @@ class GenerativeParams(ReplayParams):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate of the VAE")
     distill: bool = Field(False, description="replay soft targets (distillation)")
     temperature: float = Field(2.0, gt=0)
+    record_dreams: int = Field(
+        0, ge=0, description="dreams written to /replay/<phase>/ after each task (own generator)"
+    )
 
 
 class VAE(nn.Module):
@@ -128,6 +131,21 @@ class GenerativeReplay(ReplayStrategy):
         self.old_vae = copy.deepcopy(self.vae).requires_grad_(False)
         self.old_net = copy.deepcopy(net).requires_grad_(False).eval()
         self.seen[torch.unique(y)] = True
+        if p.record_dreams and self.context.record is not None:
+            self._record(p.record_dreams, task)
+
+    def _record(self, n: int, task: int) -> None:
+        """``n`` dreams and the classifier's labels in ``/replay/<phase>/``, drawn with a
+        generator of their own (seeded from the run's seed and the task) so that recording
+        changes no other number of the run."""
+        device = self.context.device
+        seed = self.context.generator.initial_seed() * 1000 + task
+        x = self.old_vae.sample(n, torch.Generator(device=device).manual_seed(seed), device)
+        with torch.no_grad():
+            z, _ = self.old_net.forward_pre(x)
+        labels = z.masked_fill(~self.seen, float("-inf")).argmax(dim=1)
+        arrays = {"dreams": x.cpu().numpy(), "dream_labels": labels.cpu().numpy()}
+        self.context.record.arrays(arrays, {"dreams": "1", "dream_labels": "1"})
 
 
 register(
