@@ -57,6 +57,33 @@ def test_event_driven_equals_dense_reference_float64():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_loop_equals_the_torch_loop_bit_for_bit(dtype):
+    """The compiled steps (first layer below threshold) and the torch loop: the same weights,
+    spike counts and spike events, with every layer firing hundreds of times and steps of 1 to
+    ≈40 input spikes (torch's sum changes its order at 16 rows)."""
+    w0 = [w.to(dtype) for w in small_net(sizes=(64, 300, 30, 10))]
+    spikes = blocks(2000, seed=1, window=8)
+    assert max(int(b.sum(dim=1).max()) for b in spikes) > 16
+    events: dict[bool, list] = {True: [], False: []}
+
+    def run(fused: bool):
+        def on_spikes(layer, steps, ids):
+            events[fused].append((layer, steps.tolist(), ids.tolist()))
+
+        return sra_sleep(
+            w0, ALPHAS, THRESHOLDS, iter(spikes), **RULE, fused=fused, on_spikes=on_spikes
+        )
+
+    results = {fused: run(fused) for fused in (False, True)}
+    (torch_w, torch_counts), (fused_w, fused_counts) = results[False], results[True]
+    assert (torch_counts > 100).all(), torch_counts
+    assert torch.equal(torch_counts, fused_counts)
+    assert events[True] == events[False]
+    for a, b in zip(torch_w, fused_w, strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("beta", [[0.5, 0.0, 0.5], [0.5, -1.0, 0.5], []])
 def test_thresholds_must_be_positive(beta):
     with pytest.raises(ValidationError, match="beta"):

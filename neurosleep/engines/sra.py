@@ -40,6 +40,7 @@ def sra_sleep(
     dec: float,
     decay: float,
     on_spikes: SpikeSink | None = None,
+    fused: bool | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Event-driven SRA sleep; returns new weights and spike counts per non-input layer.
 
@@ -49,6 +50,11 @@ def sra_sleep(
     it changed. A layer is searched for spiking neurons only when its largest potential reaches
     the threshold. The float operations on every value are those of the literal translation,
     in its order, except the order of summation of a step's input.
+
+    ``fused`` (default: on the CPU, where the kernel reproduces torch's sums): the steps at
+    which the first layer stays below threshold run in the compiled loop of
+    :mod:`neurosleep.engines.sra_fused`, the same operations bit for bit
+    (``tests/test_sra.py``); the others as below.
     """
     ws = [x.contiguous().clone() for x in weights]
     scaled = [(w * a).T.contiguous() for w, a in zip(ws, alphas, strict=True)]
@@ -63,34 +69,82 @@ def sra_sleep(
     layers = list(zip(ws, scaled, mems, impulses, alphas, thresholds, strict=True))
     step0 = 0
     with _single_thread(device):
+        kernel = _kernel(scaled[0], fused)
         for block in spikes_in:
             steps, cols = block.nonzero(as_tuple=True)
-            per_step = torch.bincount(steps, minlength=block.shape[0]).tolist()
+            per_step = torch.bincount(steps, minlength=block.shape[0])
             fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in ws]
-            start = 0
-            for t, n_pre in enumerate(per_step):
-                membrane.mul_(decay_)
-                if not n_pre:
-                    continue
-                pre = cols.narrow(0, start, n_pre)
-                start += n_pre
-                for layer, (w, w_alpha, v, impulse, alpha, threshold) in enumerate(layers):
-                    key = (layer, pre.shape[0])
-                    if key not in rows:
-                        rows[key] = torch.empty(key[1], w.shape[0], dtype=dtype, device=device)
-                    torch.sum(torch.index_select(w_alpha, 0, pre, out=rows[key]), 0, out=impulse)
-                    v.add_(impulse)
-                    if v.max().item() < threshold:
-                        break
-                    post = (v >= threshold).nonzero().squeeze(1)
-                    new = _plasticity(w, pre, post, inc, dec)
-                    w_alpha.index_copy_(1, post, (new * alpha).T)
-                    v.index_fill_(0, post, 0.0)
-                    fired[layer].append((step0 + t, post))
-                    pre = post
+            loop = _steps if kernel is None else kernel
+            loop(layers, rows, membrane, decay_, cols, per_step, (inc, dec), step0, fired)
             _report(fired, counts, on_spikes, device)
             step0 += block.shape[0]
     return ws, counts
+
+
+Layer = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]
+
+
+def _steps(layers: list[Layer], rows, membrane, decay_, cols, per_step, rule, step0,
+           fired) -> None:  # fmt: skip
+    """A block's steps in torch operations: decay, then the step's input pixels (``cols``,
+    ``per_step`` [steps] of them at each step) through the layers."""
+    start = 0
+    for t, n_pre in enumerate(per_step.tolist()):
+        membrane.mul_(decay_)
+        if not n_pre:
+            continue
+        _through(layers, rows, cols.narrow(0, start, n_pre), rule, step0 + t, fired)
+        start += n_pre
+
+
+def _through(layers: list[Layer], rows, pre, rule, step: int, fired, added: bool = False) -> None:
+    """One step's input spikes ``pre`` through the layers: each adds its impulse and, at
+    threshold, fires (plasticity with ``rule`` = (inc, dec), reset), its spikes the next
+    layer's input. ``added``: the first layer's impulse is in its potentials already, which
+    reached threshold."""
+    for layer, (w, w_alpha, v, impulse, alpha, threshold) in enumerate(layers):
+        if not (added and layer == 0):
+            key = (layer, pre.shape[0])
+            if key not in rows:
+                rows[key] = torch.empty(key[1], w.shape[0], dtype=w.dtype, device=w.device)
+            torch.sum(torch.index_select(w_alpha, 0, pre, out=rows[key]), 0, out=impulse)
+            v.add_(impulse)
+            if v.max().item() < threshold:
+                break
+        post = (v >= threshold).nonzero().squeeze(1)
+        new = _plasticity(w, pre, post, *rule)
+        w_alpha.index_copy_(1, post, (new * alpha).T)
+        v.index_fill_(0, post, 0.0)
+        fired[layer].append((step, post))
+        pre = post
+
+
+def _kernel(w_alpha: torch.Tensor, fused: bool | None):
+    """The compiled loop over a block's steps (a function like :func:`_steps`), or None for
+    the torch loop: ``fused`` False, not on the CPU, or no vector width reproduces torch's
+    sums of ``w_alpha``'s rows (:func:`~neurosleep.engines.sra_fused.torch_lanes`)."""
+    if fused is False or w_alpha.device.type != "cpu":
+        return None
+    from neurosleep.engines import sra_fused  # numba: imported where the loop runs
+
+    lanes, acc = sra_fused.torch_lanes(w_alpha), sra_fused.scratch(w_alpha)
+    if lanes is None:
+        if fused:
+            raise ValueError("the fused SRA loop does not reproduce torch's sums on this CPU")
+        return None
+
+    def run(layers, rows, membrane, decay_, cols, per_step, rule, step0, fired) -> None:
+        v, impulse, threshold = layers[0][2], layers[0][3], layers[0][5]
+        counts, starts = per_step.numpy(), (per_step.cumsum(0) - per_step).numpy()
+        arrays = (cols.numpy(), membrane.numpy(), decay_.numpy()[()], w_alpha.numpy())
+        t = 0
+        while (t := sra_fused.advance(t, counts, starts, *arrays, v.numpy(), impulse.numpy(),
+                                       threshold, lanes, acc)) < len(counts):  # fmt: skip
+            pre = cols.narrow(0, int(starts[t]), int(counts[t]))
+            _through(layers, rows, pre, rule, step0 + t, fired, added=True)
+            t += 1
+
+    return run
 
 
 def _plasticity(
