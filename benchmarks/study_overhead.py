@@ -1,38 +1,39 @@
 """Overhead of `neurosleep study run` against the same runs one by one, and the Dask speed-up.
 
-Three timings of the same CPU-bound runs (Hopfield networks, one torch thread each), all in this
-process's run of the script:
+Three ways to make the same CPU-bound runs (Hopfield networks, one torch thread each), each a
+fresh process started by this script, so each pays its imports once, as a user's command does:
 
-1. baseline: every run's protocol resolved and run with ``neurosleep.runner.run``, one after
-   another (what a shell loop of ``neurosleep run`` does, without each command's import time);
-2. ``study run --workers 1``: the same runs through the study driver in this process (ledger,
-   verification of every run file, metrics read back);
-3. ``study run --workers 2``: the same runs on a 2-process Dask LocalCluster (its start-up
-   included).
+1. one by one: a Python process that resolves every run's protocol and runs it with
+   ``neurosleep.runner.run``, one after another (a shell loop of ``neurosleep run`` without
+   each command's import time);
+2. ``neurosleep study run --workers 1``: the same runs through the study driver in its process
+   (validation of the study, ledger, verification of every run file, metrics read back);
+3. ``neurosleep study run --workers 2``: the same runs on a 2-process Dask LocalCluster (its
+   start-up included).
 
-Prints the wall times and the ratios (overhead of 2 over 1; speed-up of 3 over 2), and the mean
-wall time of one run as the ledger recorded it in 2 and in 3 (what cluster start-up and the
-workers' contention cost, apart).
+The three are repeated ``--repeat`` times, interleaved (the order rotates every repetition)
+so that a change in the machine's load falls on all three; each repetition's ratios come from
+its own three timings, and the medians are printed with the target of issue #13 beside them.
+The load average (1 min) is printed before each timing: on a shared machine the ratios mean
+little (a process group gets its share of the cores, however many processes it runs).
 
-    python benchmarks/study_overhead.py [--runs 8] [--neurons 400] [--steps 300]
+    python benchmarks/study_overhead.py [--runs 8] [--neurons 400] [--steps 300] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
-from neurosleep.protocol import load_protocol
-from neurosleep.runner import run
-from neurosleep.study.driver import run_study
-from neurosleep.study.ledger import Ledger
-from neurosleep.study.search import search_runs
-from neurosleep.study.spec import load_study
+ARMS = ("one by one", "--workers 1", "--workers 2")
 
 
 def write_study(folder: Path, runs: int, neurons: int, steps: int) -> Path:
@@ -67,7 +68,39 @@ def write_study(folder: Path, runs: int, neurons: int, steps: int) -> Path:
     return path
 
 
+def one_by_one(study_file: str, folder: str) -> None:
+    """The baseline arm, in its own process: every planned run with ``runner.run``."""
+    import torch
+
+    from neurosleep.protocol import load_protocol
+    from neurosleep.runner import run
+    from neurosleep.study.search import search_runs
+    from neurosleep.study.spec import load_study
+
+    torch.set_num_threads(1)
+    study = load_study(study_file, folder)
+    for i, planned in enumerate(search_runs(study, study.grid())):
+        overrides = [*planned.overrides, f"output={Path(folder) / f'{i}.h5'}"]
+        run(load_protocol(planned.protocol, overrides), progress=False)
+
+
+def command(arm: str, study: Path, folder: Path) -> list[str]:
+    if arm == "one by one":
+        return [sys.executable, __file__, "--one-by-one", str(study), str(folder)]
+    workers = arm.split()[-1]
+    cli = [sys.executable, "-m", "neurosleep.cli", "--quiet", "study", "run", str(study)]
+    return [*cli, "--folder", str(folder), "--workers", workers]
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def mean_wall(folder: Path) -> float:
+    from neurosleep.study.ledger import Ledger
+
     ledger = Ledger(folder, readonly=True)
     try:
         walls = [row.wall_s for row in ledger.rows()]
@@ -81,36 +114,46 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8, help="runs (even: 2 values × runs/2 seeds)")
     parser.add_argument("--neurons", type=int, default=400)
     parser.add_argument("--steps", type=int, default=300, help="dreaming steps per run")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the three arms")
+    parser.add_argument("--one-by-one", nargs=2, metavar=("STUDY", "FOLDER"), help="(internal)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.one_by_one:
+        one_by_one(*args.one_by_one)
+        return
+    print(
+        f"{args.runs} runs: Hopfield N = {args.neurons}, {args.steps} dreaming steps each; "
+        f"each arm a fresh process (its imports included); {os.cpu_count()} cores"
+    )
+    print(f"{'repetition':>10} " + "".join(f"{a:>22}" for a in ARMS) + "   overhead   speed-up")
+    overheads, speedups, per_run = [], [], {a: [] for a in ARMS[1:]}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        path = write_study(tmp, args.runs, args.neurons, args.steps)
-        study = load_study(path, tmp / "s1")
-        runs = search_runs(study, study.grid())
-
-        start = time.perf_counter()
-        for i, planned in enumerate(runs):
-            overrides = [*planned.overrides, f"output={tmp / 'loop' / f'{i}.h5'}"]
-            run(load_protocol(planned.protocol, overrides), progress=False)
-        loop = time.perf_counter() - start
-
-        start = time.perf_counter()
-        one = run_study(study, workers=1)
-        serial = time.perf_counter() - start
-
-        start = time.perf_counter()
-        two = run_study(load_study(path, tmp / "s2"), workers=2)
-        parallel = time.perf_counter() - start
-        per_run = [mean_wall(tmp / "s1"), mean_wall(tmp / "s2")]
-    assert one.ok and two.ok, (one, two)
-    print(f"{len(runs)} runs: Hopfield N = {args.neurons}, {args.steps} dreaming steps each")
-    print(f"one by one (runner.run loop):   {loop:7.2f} s")
-    print(f"study run --workers 1:          {serial:7.2f} s   overhead {serial / loop - 1:+.1%}")
-    print(f"study run --workers 2 (Dask):   {parallel:7.2f} s   speed-up {serial / parallel:.2f}x")
+        study = write_study(tmp, args.runs, args.neurons, args.steps)
+        for rep in range(args.repeat):
+            order = ARMS[rep % 3 :] + ARMS[: rep % 3]
+            wall, load = {}, {}
+            for arm in order:
+                folder = tmp / f"{rep}-{ARMS.index(arm)}"
+                load[arm] = os.getloadavg()[0]
+                wall[arm] = timed(command(arm, study, folder))
+                if arm in per_run:
+                    per_run[arm].append(mean_wall(folder))
+            overheads.append(wall["--workers 1"] / wall["one by one"] - 1)
+            speedups.append(wall["--workers 1"] / wall["--workers 2"])
+            cells = "".join(f"{wall[a]:8.2f} s (load {load[a]:4.1f})" for a in ARMS)
+            print(f"{rep + 1:>10} {cells} {overheads[-1]:+9.1%} {speedups[-1]:9.2f}x")
     print(
-        f"mean wall time of one run (ledger): {per_run[0]:.2f} s in-process, "
-        f"{per_run[1]:.2f} s in a Dask worker (2 at once)"
+        f"median overhead of study run --workers 1 over one by one: "
+        f"{statistics.median(overheads):+.1%} (issue #13: <= +5 %)"
+    )
+    print(
+        f"median speed-up of study run --workers 2 over --workers 1: "
+        f"{statistics.median(speedups):.2f}x (issue #13: >= 1.7x on 2 idle cores)"
+    )
+    print(
+        "mean wall time of one run (ledger): "
+        + ", ".join(f"{statistics.mean(v):.2f} s with {a}" for a, v in per_run.items())
+        + f"; load average now {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -607,11 +607,32 @@ def _phase_name(name: Any, variables: dict[str, int], locate, key, problems) -> 
 
 
 # ---------------------------------------------------------------------------- overrides
+# Keys whose values are text: ``{name}`` and ``{seed}`` in an output path template are not YAML
+# mappings (``--set output={name}_s{seed}.h5``). A value that YAML reads as a string is kept.
+TEXT_KEYS = {("output",)}
+
+
+def override_value(key: KeyPath, text: str, origin: str) -> Any:
+    """The value of ``--set KEY=TEXT``: TEXT read as YAML (bounded like a file; empty: null),
+    or TEXT itself for :data:`TEXT_KEYS` when YAML does not read it as a string."""
+    try:  # bounded like a file: an alias bomb in a value is refused too
+        value = load_yaml_text(text, origin)[0] if text.strip() else None
+    except SpecError as exc:
+        if key in TEXT_KEYS:
+            return text
+        message = exc.problems[0].message
+        raise SpecError([Problem(origin, None, key, f"value: {message}")]) from None
+    if key in TEXT_KEYS and text.strip() and not isinstance(value, str):
+        return text
+    return value
+
+
 def apply_override(data: dict, text: str, locate: Locator) -> None:
     """Apply ``key.path=value`` to the raw protocol mapping.
 
     Path parts are mapping keys, list indices, or — inside ``schedule`` — the ``name`` of a
-    phase (``schedule.dream.t=20``). The value is read as YAML (``20``, ``"20 ms"``, ``[1, 2]``).
+    phase (``schedule.dream.t=20``). The value is read as YAML (``20``, ``"20 ms"``, ``[1, 2]``);
+    an ``output`` path template is text (:func:`override_value`).
     """
     shown = text.replace("\n", "\\n")
     origin = f"--set {shown if len(shown) <= 80 else shown[:77] + '...'}"  # one line
@@ -621,11 +642,7 @@ def apply_override(data: dict, text: str, locate: Locator) -> None:
     parts = [p for p in key_text.strip().split(".") if p]
     if not parts:
         raise SpecError([Problem(origin, None, (), "empty key")])
-    try:  # bounded like a file: an alias bomb in a value is refused too
-        value = load_yaml_text(value_text, origin)[0] if value_text.strip() else None
-    except SpecError as exc:
-        message = exc.problems[0].message
-        raise SpecError([Problem(origin, None, tuple(parts), f"value: {message}")]) from None
+    value = override_value(tuple(parts), value_text, origin)
     node: Any = data
     path: KeyPath = ()
     for depth, part in enumerate(parts):

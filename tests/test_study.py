@@ -461,3 +461,26 @@ def test_conditions_and_random_search(make_study, tmp_path, hopfield_protocol):
     assert sorted(r["key"] for r in ledger_rows(tmp_path / "again")) == sorted(
         r["key"] for r in rows
     )
+
+
+def test_compare_and_report_read_a_study_folder_from_anywhere(
+    make_study, tmp_path, monkeypatch, capsys
+):
+    """A study run with a relative folder: `compare` and `study report` find its run files
+    from another working directory (and after the folder moved)."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    path = make_study({"seeds": [1], "space": {"schedule.dream.t": {"values": [1, 10]}}})
+    text = path.read_text().replace(str(tmp_path / "out"), "rel/{name}")
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["study", "run", str(path), "-q"]) == 0
+    moved = tmp_path / "elsewhere" / "moved"
+    (tmp_path / "here" / "rel" / "tiny").rename(moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["compare", str(moved)]) == 0
+    out = capsys.readouterr().out
+    assert "| hop_t1 [test] | 1 |" in out and "| hop_t10 [test] | 1 |" in out
+    assert main(["study", "report", "moved", "-q"]) == 0
+    assert (moved / "report" / "runs.csv").read_text().count(",moved/runs/") == 2

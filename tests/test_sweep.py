@@ -115,3 +115,34 @@ def test_sweep_reruns_a_run_killed_mid_write(write_protocol, hopfield_protocol, 
     (moved,) = json.loads(aside)
     with open_run(moved) as kept, open_run(target) as done:
         assert (kept.status, done.status) == ("running", "complete")
+
+
+def test_output_template_in_set_is_text_and_a_sweep_refuses_it(
+    write_protocol, hopfield_protocol, tmp_path
+):
+    """``--set output={name}_s{seed}.h5``: YAML would read ``{name}`` as a mapping; the output
+    template is text. A sweep writes its runs into its folder, so it refuses an output (before
+    writing anything: the corrected command then runs in the same folder)."""
+    from neurosleep.protocol import load_protocol
+
+    path = write_protocol(hopfield_protocol)
+    for text, expected in [
+        ("{name}_s{seed}.h5", "hop_s7.h5"),
+        ("{name}", "hop"),
+        ('"{name}-quoted.h5"', "hop-quoted.h5"),
+        ("runs/{name}.h5", "runs/hop.h5"),
+    ]:
+        protocol = load_protocol(path, [f"output={text}", "seed=7"])
+        assert str(protocol.output).endswith(expected), (text, protocol.output)
+    # other keys still read YAML, and bad YAML is an error naming the --set
+    with pytest.raises(SpecError, match=r"--set name=\{x: name: value: not valid YAML"):
+        load_protocol(path, ["name={x"])
+    folder = tmp_path / "sweep"
+    with pytest.raises(SpecError, match=r"--set output=\{name\}_s\{seed\}\.h5: output: a study"):
+        sweep_study(path, [1], [], ["output={name}_s{seed}.h5"], folder)
+    with pytest.raises(SpecError, match=r"--vary schedule\.dream\.t=1,\{x: .*not valid YAML"):
+        sweep_study(path, [1], ["schedule.dream.t=1,{x"], [], folder)
+    with pytest.raises(SpecError, match=r"value 0\.9: .*less than or equal to 0\.5"):
+        sweep_study(path, [1], ["schedule.before.cue_noise=0.1,0.9"], [], folder)
+    study = sweep_study(path, [1], ["schedule.dream.t=1,10"], ["data.patterns=5"], folder)
+    assert [c.label for c in study.grid()] == ["hop_t1", "hop_t10"]

@@ -119,8 +119,14 @@ def _execution_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_workers(args) -> None:
+    """Refuse ``--workers 0``; for a LocalCluster, start its workers' fork server now, so that
+    its imports overlap the reading and validation of the study."""
     if args.workers < 1:
         raise StudyError(f"--workers must be 1 or more (got {args.workers})")
+    if args.workers > 1 and not args.scheduler:
+        from neurosleep.study.execute import start_fork_server
+
+        start_fork_server()
 
 
 def _run(args: argparse.Namespace) -> int:

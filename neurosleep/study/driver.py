@@ -51,7 +51,7 @@ class Driver:
 
     def __init__(self, study: Study, workers: int = 1, scheduler: str | None = None) -> None:
         self.study = study
-        self.folder = study.folder
+        self.folder = study.folder.resolve()  # workers may run in another working directory
         self.ledger = Ledger(self.folder)
         self.ledger.set_meta("study_file", str(study.path.resolve()))
         self.ledger.set_meta("study_yaml", study.path.read_text())

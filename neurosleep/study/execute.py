@@ -196,28 +196,82 @@ class InProcess:
         pass
 
 
+# What a run imports, loaded once into the fork server that a LocalCluster's workers fork from.
+WORKER_IMPORTS = (
+    "distributed",
+    "neurosleep.study.execute",
+    "neurosleep.protocol",
+    "neurosleep.runner",
+    "neurosleep.catalogue",
+    "neurosleep.analysis.compare",
+)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def start_fork_server() -> bool:
+    """Start (in the background; at once) the process that a LocalCluster's workers are forked
+    from, with :data:`WORKER_IMPORTS` loaded and one OpenMP/BLAS thread; False where the
+    platform has no fork server (the workers are then spawned, each importing for itself).
+
+    Spawned workers import torch and neurosleep each (about 2 s of CPU apiece, measured with
+    benchmarks/study_overhead.py), at the moment the first runs are due; forked from this
+    server, they start in a fraction of a second, and the server's one import overlaps the
+    driver's own work when started early (``study run`` starts it before reading the study).
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_IMPORTS))
+    saved = {name: os.environ.get(name) for name in ONE_THREAD}
+    os.environ.update(ONE_THREAD)  # the server's environment, inherited by every worker
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+    return True
+
+
 def _local_cluster(workers: int):
-    """A LocalCluster of ``workers`` processes, one thread each (and one OpenMP/MKL thread).
+    """A LocalCluster of ``workers`` processes, one thread each (and one OpenMP/MKL thread),
+    forked from :func:`start_fork_server`'s server where there is one.
 
     Dask's nannies set ``MALLOC_TRIM_THRESHOLD_=65536`` in their workers; with it, glibc stops
     adapting its mmap threshold and every large tensor is mapped and unmapped again: the same
     Hopfield run took 2.1x the CPU time in a worker (9.5 s against 4.5 s in the task's thread,
     measured on this project's 2-core machine). Unset here, as Dask's config allows; the
-    workers' statistical profiler is switched off too (nobody looks at its dashboard here)."""
+    workers' statistical profiler is switched off too (nobody looks at its dashboard here).
+    The configuration stays set while the cluster lives: a worker that dies is restarted with
+    it. Returns the cluster and the configuration's context (exit it after closing)."""
     import dask
     from dask.distributed import LocalCluster
 
-    unset_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    no_profiler = {"distributed.worker.profile.enabled": False}  # it samples stacks every 10 ms
-    with dask.config.set(unset_trim | no_profiler):
-        return LocalCluster(
+    method = "forkserver" if start_fork_server() else "spawn"
+    config = dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+            "distributed.worker.profile.enabled": False,  # it samples stacks every 10 ms
+            "distributed.worker.multiprocessing-method": method,
+        }
+    )
+    try:
+        cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            env=ONE_THREAD,
         )
+    except BaseException:
+        config.__exit__(None, None, None)
+        raise
+    return cluster, config
 
 
 class OnDask:
@@ -238,6 +292,7 @@ class OnDask:
             ) from None
         self.on_event = on_event
         self.events: queue.Queue = queue.Queue()
+        self.config = None
         if address:
             self.cluster = None
             try:
@@ -245,7 +300,7 @@ class OnDask:
             except (OSError, TimeoutError, ValueError) as exc:
                 raise StudyError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         else:
-            self.cluster = _local_cluster(workers)
+            self.cluster, self.config = _local_cluster(workers)
             self.client = Client(self.cluster)
         self.client.subscribe_topic(TOPIC, lambda event: self.events.put(event[1]))
         self.futures: dict = {}
@@ -284,3 +339,5 @@ class OnDask:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.config is not None:
+            self.config.__exit__(None, None, None)

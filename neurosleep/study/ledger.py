@@ -15,11 +15,11 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from neurosleep.errors import StudyError
-from neurosleep.study.spec import Run
+from neurosleep.study.spec import LEDGER_FILE, Run
 
 STATES = ("queued", "running", "complete", "failed")
 RERUN = "attempts > 1 OR aside != '[]'"  # SQL condition of a re-run run
@@ -86,7 +86,7 @@ class Row:
 class Ledger:
     """The ledger of a study folder; ``Ledger(folder)`` creates it if missing."""
 
-    FILE = "ledger.sqlite"
+    FILE = LEDGER_FILE
 
     def __init__(self, folder: str | Path, readonly: bool = False) -> None:
         self.path = Path(folder) / self.FILE
@@ -158,8 +158,10 @@ class Ledger:
 
     # ------------------------------------------------------------------ reading
     def rows(self, where: str = "", args: tuple = ()) -> list[Row]:
+        """Rows in the order they were planned; each ``path`` is the run file in this ledger's
+        folder (``runs/<key>.h5``), wherever the study was run from or the folder moved."""
         query = "SELECT * FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
-        return [_row(r) for r in self.db.execute(query, args)]
+        return [_row(r, self.path.parent) for r in self.db.execute(query, args)]
 
     def get(self, key: str) -> Row | None:
         rows = self.rows("key = ?", (key,))
@@ -179,9 +181,10 @@ class Ledger:
         return out
 
 
-def _row(r: sqlite3.Row) -> Row:
+def _row(r: sqlite3.Row, folder: Path) -> Row:
     d = dict(r)
     d.pop("updated")
+    d["path"] = str(folder / "runs" / PurePath(d["path"]).name)
     d["params"] = json.loads(d["params"])
     d["overrides"] = json.loads(d["overrides"])
     d["aside"] = json.loads(d["aside"])

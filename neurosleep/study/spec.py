@@ -39,13 +39,18 @@ from neurosleep.errors import (
     problems_from,
 )
 from neurosleep.expressions import evaluate, is_expression_of
-from neurosleep.protocol import apply_override, build_protocol, template_problem
+from neurosleep.protocol import apply_override, build_protocol, override_value, template_problem
 from neurosleep.registry import Registry
 
 STUDY_FORMAT_VERSION = 1
 MAX_VALUES = 1000  # values per axis
 MAX_RUNS = 10_000  # runs a study may plan (configurations × seeds, plus confirmation)
 SPLITS = ("validation", "test")
+LEDGER_FILE = "ledger.sqlite"  # in the study folder (neurosleep.study.ledger)
+OUTPUT_REFUSED = (
+    "a study writes each run to runs/<key>.h5 in its folder: choose the folder "
+    "(folder: in a study file, --folder on the command line), not an output"
+)
 # How a split is reached when the study file gives no ``splits:``, per model kind.
 DEFAULT_SPLITS: dict[str, dict[str, dict[str, Any]]] = {
     "mlp": {"validation": {"data.validation": 0.1}, "test": {"data.validation": None}},
@@ -537,6 +542,9 @@ def load_study(path: str | Path, folder: str | Path | None = None) -> Study:
     for axis in spec.space:
         if "=" in axis or not axis.strip("."):
             problems.append(locate.problem(("space", axis), "an axis is a protocol key path"))
+    for where in [("set", k) for k in spec.set] + [("space", k) for k in spec.space]:
+        if where[1].strip(".") == "output":
+            problems.append(locate.problem(where, OUTPUT_REFUSED))
     if spec.search.kind == "grid":
         for axis, spec_axis in spec.space.items():
             if spec_axis.values is None:
@@ -648,14 +656,19 @@ def sweep_study(
     space, fixed = {}, {}
     for item in vary:
         key, _, values = item.partition("=")
+        origin = f"--vary {item}"
         if not key or not values:
-            raise SpecError([Problem(f"--vary {item}", None, (), "expected KEY=V1,V2,...")])
-        space[key] = {"values": [yaml.safe_load(v) for v in values.split(",") if v.strip()]}
+            raise SpecError([Problem(origin, None, (), "expected KEY=V1,V2,...")])
+        parts = _sweep_key(key, origin)
+        space[key] = {
+            "values": [override_value(parts, v, origin) for v in values.split(",") if v.strip()]
+        }
     for item in overrides:
         key, _, value = item.partition("=")
+        origin = f"--set {item}"
         if not key or not _:
-            raise SpecError([Problem(f"--set {item}", None, (), "expected KEY=VALUE")])
-        fixed[key] = yaml.safe_load(value)
+            raise SpecError([Problem(origin, None, (), "expected KEY=VALUE")])
+        fixed[key] = override_value(_sweep_key(key, origin), value, origin)
     raw, _ = _raw_protocol(protocol)
     name = re.sub(r"[^A-Za-z0-9_.-]", "", f"sweep_{raw.get('name', protocol.stem)}")
     folder = Path(folder or f"outputs/studies/{name}")
@@ -671,11 +684,21 @@ def sweep_study(
     }
     text = yaml.safe_dump(study, sort_keys=False)
     path = folder / "sweep.yaml"
-    if path.exists() and path.read_text() != text:
+    ran = (folder / LEDGER_FILE).exists()  # a sweep refused before running leaves no ledger
+    if ran and path.exists() and path.read_text() != text:
         raise StudyError(f"{folder} holds another sweep ({path}); pass --folder")
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return load_study(path, folder)
+
+
+def _sweep_key(key: str, origin: str) -> KeyPath:
+    """A ``--set``/``--vary`` key of a sweep as a key path; ``output`` is refused (a study
+    writes each run to ``runs/<key>.h5`` in its folder)."""
+    parts = tuple(p for p in key.strip().split(".") if p)
+    if parts == ("output",):
+        raise SpecError([Problem(origin, None, parts, OUTPUT_REFUSED)])
+    return parts
 
 
 def _raw_protocol(path: Path):
