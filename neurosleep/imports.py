@@ -40,4 +40,14 @@ def hidden(*packages: str) -> Iterator[None]:
                 del sys.modules[name]
 
 
-__all__ = ["hidden"]
+def import_numba():
+    """numba, its CPU target's implementations loaded with scipy hidden: numba imports scipy to
+    check its version and, loading its linear-algebra implementations on the first compilation
+    or cache load, to find a BLAS (≈0.3 s); neurosleep's kernels call no BLAS."""
+    with hidden("scipy"):
+        import numba
+        import numba.np.arraymath  # noqa: F401  (what the first compilation would import)
+    return numba
+
+
+__all__ = ["hidden", "import_numba"]

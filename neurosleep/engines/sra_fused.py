@@ -24,10 +24,9 @@ import math
 import numpy as np
 import torch
 
-from neurosleep.imports import hidden
+from neurosleep.imports import import_numba
 
-with hidden("scipy"):  # numba probes scipy as it loads (0.3 s); nothing here needs it
-    import numba
+numba = import_numba()
 
 ROWS_CHECKED = (*range(1, 41), 63, 64, 65, 255, 256, 257)  # rows summed by torch_lanes' check
 

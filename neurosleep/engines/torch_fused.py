@@ -33,15 +33,11 @@ from typing import NamedTuple
 import numpy as np
 
 from neurosleep.engines import torch_plasticity as rules_math
-from neurosleep.imports import hidden
+from neurosleep.imports import import_numba
 from neurosleep.registry import Registry
 
-# numba imports scipy to check its version and, preparing its CPU target, to find a BLAS
-# (0.3 s); the kernel calls no BLAS
-with hidden("scipy"):
-    import numba
-    import numba.np.arraymath  # noqa: F401
-    from numba.core.extending import intrinsic
+numba = import_numba()
+intrinsic = numba.core.extending.intrinsic
 
 STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 

@@ -218,6 +218,7 @@ def input_spikes(
     image [feature], or ``draw(count)``: a fresh image every ``image_steps`` steps; ``n``
     features, default the image's)."""
     rescale = 1.0 / (params.dt * 1e-3 * params.max_rate)
+    half = rescale / 2  # draw·rescale/2 in one multiplication: halving is exact either way
     fixed = isinstance(image, torch.Tensor)
     n = image.numel() if fixed else n
     device = image.device if fixed else None
@@ -244,7 +245,7 @@ def input_spikes(
             mask = (mask[:, :, None] & inside[:, None, :]).reshape(b, -1)
         x = torch.where(mask, pixels, torch.zeros((), dtype=pixels.dtype, device=device))
         draw = torch.rand((b, n), generator=generator, device=device, dtype=pixels.dtype)
-        yield draw * rescale / 2 <= x
+        yield draw * half <= x
 
 
 def sra(
