@@ -205,6 +205,7 @@ def test_sra_checks_its_own_requirements():
             weights=tuple(w),
             biases=biases,
             activations=lambda x: [x],
+            forward=lambda weights, x: (x, x),
             inputs=torch.rand(n_samples, 64),
             labels=torch.zeros(n_samples, dtype=torch.long),
             shape=SHAPE,

@@ -339,6 +339,7 @@ class ANNExperiment(Experiment):
             weights=tuple(w.clone() for w in before),
             biases=self.model.bias,
             activations=activations,
+            forward=self.net.forward_with,
             inputs=inputs,
             labels=labels,
             shape=self.stream.shape,

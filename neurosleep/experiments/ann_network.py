@@ -13,7 +13,7 @@ targets [batch] or soft targets [batch × units] (replayed outputs of a previous
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +65,17 @@ class MLP(nn.Module):
         z = self.linears[-1](x)
         return z, ACTIVATIONS[spec.output](z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_pre(x)[1]
+    def forward(self, x: torch.Tensor, pre: bool = False):
+        """The output ``a`` [sample × output]; with ``pre``, ``(z, a)`` as :meth:`forward_pre`."""
+        return self.forward_pre(x) if pre else self.forward_pre(x)[1]
+
+    def forward_with(
+        self, weights: Sequence[torch.Tensor], x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, a)`` of :meth:`forward_pre` with ``weights`` [out × in] in place of the layer
+        weights (differentiable with respect to them), in the network's current mode."""
+        params = {f"linears.{i}.weight": w for i, w in enumerate(weights)}
+        return torch.func.functional_call(self, params, (x,), {"pre": True})
 
     def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Test-mode activations of every non-input layer (for data-based normalisation)."""

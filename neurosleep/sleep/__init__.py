@@ -16,7 +16,7 @@ one new file here (docs/architecture.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -104,7 +104,10 @@ class MLPContext:
     ``weights``: copies of the layer weights [out × in] on the device (the algorithm may change
     them); ``biases``: whether the network has biases; ``activations(x)``: the network's
     test-mode activations of every non-input layer for inputs ``x`` [sample × feature] (no
-    gradient); ``inputs`` [sample × feature] and ``labels`` [sample]: the training samples of
+    gradient); ``forward(weights, x)``: the network's output pre-activation ``z`` and output
+    ``a`` [sample × output] for inputs ``x`` with the given layer weights in place of its own,
+    differentiable with respect to them (test mode: no dropout sampling; biases as they are);
+    ``inputs`` [sample × feature] and ``labels`` [sample]: the training samples of
     the tasks seen so far, and only those; ``shape``: one sample's shape; ``engine``: the
     engine this phase runs on (the phase's ``engine`` key, or the run's); ``on_spikes(layer,
     step, neuron)`` streams sleep spikes (layer 1 = first hidden layer) to ``/spikes/layer<l>``.
@@ -113,6 +116,9 @@ class MLPContext:
     weights: tuple[torch.Tensor, ...]
     biases: bool
     activations: Callable[[torch.Tensor], list[torch.Tensor]]
+    forward: Callable[
+        [Sequence[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+    ]
     inputs: torch.Tensor
     labels: torch.Tensor
     shape: tuple[int, ...]
