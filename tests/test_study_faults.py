@@ -121,3 +121,165 @@ def test_tpe_resumed_after_a_driver_kill_equals_the_uninterrupted_search(
     # bit-identical run files
     for a, b in zip(resumed, reference, strict=True):
         assert contents(a["path"]) == contents(b["path"])
+
+
+# ---------------------------------------------------------------------------- runs exactly once
+GRID = {
+    "format_version": 1,
+    "name": "grid",
+    "protocol": "p.yaml",
+    "seeds": [1, 2],
+    "select_on": "test",
+    "space": {"schedule.dream.t": {"values": [1, 10]}},
+}
+MLP = {  # split digits (local, scikit-learn), a tiny network, selected on the validation split
+    "format_version": 1,
+    "name": "mlp",
+    "description": "wake learning rate on split digits",
+    "seed": 1,
+    "model": {
+        "kind": "mlp",
+        "name": "tiny",
+        "layers": [64, 32, 10],
+        "bias": False,
+        "output": "relu",
+        "init": "uniform",
+        "init_scale": 0.1,
+    },
+    "engine": "torch",
+    "device": "cpu",
+    "data": {"dataset": "digits", "stream": "split", "scenario": "class"},
+    "record": {"weights": False},
+    "schedule": [
+        {"test": {"name": "at_start"}},
+        {
+            "repeat": {
+                "over": "tasks",
+                "phases": [
+                    {"wake": {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 1}},
+                    {"test": {"name": "after{k}"}},
+                ],
+            }
+        },
+    ],
+}
+STUDIES = {
+    "hopfield": (GRID, None),
+    "mlp": (
+        dict(
+            GRID,
+            name="mlp_grid",
+            seeds=[1],
+            select_on="validation",
+            space={"schedule.1.repeat.phases.0.wake.lr": {"values": [0.05, 0.1]}},
+        ),
+        MLP,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory) -> dict[str, dict[str, dict[str, bytes]]]:
+    """Each study run once, in process, never interrupted: key → run file contents."""
+    out = {}
+    for name, (study, protocol) in STUDIES.items():
+        path = write_study(tmp_path_factory.mktemp(name), study, protocol)
+        assert main(["study", "run", str(path), "-q"]) == 0
+        out[name] = {r["key"]: contents(r["path"]) for r in ledger_rows(path.parent / "out")}
+    return out
+
+
+def assert_every_run_once(out: Path, reference: dict[str, dict[str, bytes]]) -> list[dict]:
+    """Every planned run complete, its file equal to the uninterrupted study's; a run executed
+    twice or with a file moved aside is the re-run; every file moved aside is still there.
+    Returns the re-run rows."""
+    rows = ledger_rows(out)
+    assert sorted(r["key"] for r in rows) == sorted(reference)
+    assert {r["state"] for r in rows} == {"complete"}
+    rerun = []
+    for row in rows:
+        assert contents(row["path"]) == reference[row["key"]], row["key"]
+        aside = json.loads(row["aside"])
+        assert all(Path(p).is_file() for p in aside), aside
+        if row["attempts"] > 1 or aside:
+            rerun.append(row)
+        else:
+            assert row["attempts"] == 1
+    assert not list((out / "runs").glob("*.partial"))
+    return rerun
+
+
+WORKER_KILLS = {  # a Dask worker dies: at the start of a run, mid-write, before `complete`
+    "start": ("neurosleep.study.execute:_attempt:1:before", 0),
+    "mid-write": ("neurosleep.io.recorder:_append:8:before", 1),
+    "before the complete flag": ("neurosleep.io.recorder:Recorder.close:1:before", 1),
+}
+
+
+WORKER_CASES = [(point, "hopfield") for point in WORKER_KILLS] + [("mid-write", "mlp")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "study"), WORKER_CASES, ids=[" ".join(c) for c in WORKER_CASES])
+def test_a_worker_killed_at_any_moment_reruns_that_run_once(point, study, references, tmp_path):
+    target, moved = WORKER_KILLS[point]
+    path = write_study(tmp_path, *STUDIES[study])
+    marker = tmp_path / "killed"
+    done = killed(["study", "run", str(path), "--workers", "2"], target, marker, preload=True)
+    assert done.returncode == 0, done.stderr
+    assert marker.is_file()  # a worker was killed
+    n = len(references[study])
+    assert f"{n} complete, 0 failed, 1 re-run" in done.stdout
+    (rerun,) = assert_every_run_once(tmp_path / "out", references[study])
+    assert rerun["attempts"] == 2 and len(json.loads(rerun["aside"])) == moved
+
+
+DRIVER_KILLS = {  # the driver dies (runs in its process): before any run, mid-write, ...
+    "before any run": ("neurosleep.study.ledger:Ledger.add:1:after", 0),
+    "mid-write": ("neurosleep.io.recorder:_append:20:before", 1),
+    "before the complete flag": ("neurosleep.io.recorder:Recorder.close:2:before", 1),
+    "before the ledger records a run": ("neurosleep.study.driver:Driver._done:1:before", 0),
+}
+
+
+DRIVER_CASES = [(point, "hopfield") for point in DRIVER_KILLS] + [
+    ("mid-write", "mlp"),
+    ("before the complete flag", "mlp"),
+]
+
+
+@pytest.mark.parametrize(("point", "study"), DRIVER_CASES, ids=[" ".join(c) for c in DRIVER_CASES])
+def test_a_driver_killed_at_any_moment_resumes_each_run_once(point, study, references, tmp_path):
+    target, moved = DRIVER_KILLS[point]
+    path = write_study(tmp_path, *STUDIES[study])
+    first = killed(["study", "run", str(path)], target, tmp_path / "killed")
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    left = {r["key"]: r for r in ledger_rows(tmp_path / "out")}
+    stamps = {  # complete runs: not touched again
+        k: Path(r["path"]).stat().st_mtime_ns for k, r in left.items() if r["state"] == "complete"
+    }
+    assert main(["study", "run", str(path), "-q"]) == 0
+    rerun = assert_every_run_once(tmp_path / "out", references[study])
+    for key, stamp in stamps.items():
+        assert Path(left[key]["path"]).stat().st_mtime_ns == stamp
+    interrupted = [k for k, r in left.items() if r["state"] == "running"]
+    assert len(interrupted) == (1 if point != "before any run" else 0)
+    # executed twice only where a partial file had to go; a run whose file was complete is kept
+    assert [r["key"] for r in rerun] == (interrupted if moved else [])
+    assert all(len(json.loads(r["aside"])) == moved for r in rerun)
+
+
+@pytest.mark.slow
+def test_a_dask_driver_killed_mid_run_resumes_each_run_once(references, tmp_path):
+    """The driver of a 2-worker LocalCluster dies while its workers run: the workers go too
+    (or finish the run they hold, its lock keeping the resumed study waiting); the resumed
+    study runs the rest, each run once."""
+    path = write_study(tmp_path, *STUDIES["hopfield"])
+    point = "neurosleep.study.driver:Driver._started:2:after"
+    first = killed(["study", "run", str(path), "--workers", "2"], point, tmp_path / "killed")
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    left = {r["key"]: r for r in ledger_rows(tmp_path / "out")}
+    assert sum(r["state"] == "running" for r in left.values()) >= 1
+    assert main(["study", "run", str(path), "-q"]) == 0
+    rerun = assert_every_run_once(tmp_path / "out", references["hopfield"])
+    assert {r["key"] for r in rerun} <= {k for k, r in left.items() if r["state"] == "running"}

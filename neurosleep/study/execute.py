@@ -157,11 +157,15 @@ def _run(job: Job, path: Path) -> None:
 
 
 def _announce_on_dask(info: dict) -> dict:
+    """Tell the driver (through the scheduler's event log) that this attempt starts; returns
+    once the scheduler has the event, so a worker killed right after is still seen to have
+    started the run (``Worker.log_event`` only queues the event on the worker's stream)."""
     from dask.distributed import get_worker
+    from distributed.utils import sync
 
     worker = get_worker()
     info = info | {"worker": worker.address}
-    worker.log_event(TOPIC, info)
+    sync(worker.loop, worker.scheduler.log_event, topic=TOPIC, msg=info)
     return info
 
 
