@@ -147,3 +147,81 @@ def test_nap_every_refuses_what_it_cannot_cut(tmp_path):
         load_study(write_study(tmp_path, protocol, {"nap_every": {"values": [2.5]}}))
     with pytest.raises(SpecError, match=r"space\.nap_every: nap_every takes 0 or a positive"):
         load_study(write_study(tmp_path, protocol, {"nap_every": {"values": [-2]}}))
+
+
+def consolidation(tmp_path: Path, root: Path, *extra: str, networks: int = 8):
+    """The shipped spiking consolidation, shortened: tests of 100 ms, 2 s of sleep."""
+    overrides = [
+        f"data.networks={networks}",
+        "record.spikes=none",
+        "record.weights=none",
+        *(f"schedule.{name}.duration=100 ms" for name in ("before", "after_A", "after_B", "final")),
+        "schedule.sleep.duration=2000 ms",
+        *extra,
+    ]
+    return load_protocol(root / "protocols" / "consolidation_sleep.yaml", overrides)
+
+
+def test_a_cue_during_sleep_raises_the_cued_memorys_replay(tmp_path, root):
+    """Cued reactivation of A (its first group driven 100 Hz for 20 ms every 200 ms) against
+    the same networks' spontaneous sleep: more replay events matched to A, summed over 8
+    networks (B's events are no test of the cue)."""
+    counts = {}
+    for label, extra in (
+        ("spontaneous", ()),
+        ("cued", ("schedule.sleep.cue={memory: A, rate: 100 Hz, every: 200 ms}",)),
+    ):
+        result = run(consolidation(tmp_path, root, *extra), output=tmp_path / f"{label}.h5")
+        with open_run(result.path) as r:
+            sleep = next(p for p in r.phases() if p.kind == "sleep")
+            group = r.file[f"sleep/{sleep.index}"]
+            names = [n.decode() for n in group["replay_memories"][:]]
+            counts[label] = group["network_replay_count"][:, names.index("A")]
+            assert sleep.stop_time - sleep.start_time == pytest.approx(2000)
+    assert counts["cued"].sum() >= counts["spontaneous"].sum() + 8, counts
+    assert (counts["cued"] >= counts["spontaneous"]).sum() >= 5, counts
+
+
+def test_cue_keys_are_checked_before_the_run(root, tmp_path):
+    with pytest.raises(SpecError, match=r"sleep\.cue\.memory: unknown memory 'C'; stored"):
+        consolidation(tmp_path, root, "schedule.sleep.cue={memory: C}")
+    with pytest.raises(SpecError, match=r"sleep\.cue\.every: 0\.7 ms is not a multiple"):
+        consolidation(
+            tmp_path, root, "schedule.sleep.cue={memory: A, every: 0.7 ms, duration: 0.5 ms}"
+        )
+    with pytest.raises(SpecError, match=r"duration 30 ms > every 20 ms"):
+        consolidation(
+            tmp_path, root, "schedule.sleep.cue={memory: A, every: 20 ms, duration: 30 ms}"
+        )
+
+
+def test_sleep_intensity_and_content_are_study_axes(tmp_path, root):
+    """The sleep state's plasticity gains as axes: the phase's factor and an inline gain of
+    one projection compose into the gain the engine gets; the cue too."""
+    from neurosleep.spec.states import compose
+
+    protocol = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
+    protocol["model"] = str(root / "models" / "assemblies.yaml")
+    protocol["output"] = str(tmp_path / "{name}.h5")
+    space = {
+        "schedule.sleep.plasticity": {"values": [0.5, 2.0]},
+        "schedule.sleep.modulation.plasticity.ee": {"values": [1.0, 6.0]},
+        "schedule.sleep.cue": {"values": [None, {"memory": "A"}]},
+    }
+    study = load_study(write_study(tmp_path, protocol, space))
+    keys = set()
+    for factor in (0.5, 2.0):
+        for gain in (1.0, 6.0):
+            for cue in (None, {"memory": "A"}):
+                params = {
+                    "schedule.sleep.plasticity": factor,
+                    "schedule.sleep.modulation.plasticity.ee": gain,
+                    "schedule.sleep.cue": cue,
+                }
+                planned, p = resolved(study, params)
+                keys.add(planned.key)
+                sleep = next(x for x in p.phases if x.kind == "sleep")
+                modulation = compose(p.model, "sleep", sleep.params, sleep.params.plasticity)
+                assert modulation.plasticity["ee"] == pytest.approx(gain * factor)
+                assert (sleep.params.cue is None) == (cue is None)
+    assert len(keys) == 8  # eight different runs

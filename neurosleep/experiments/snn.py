@@ -51,7 +51,7 @@ from neurosleep.experiments.base import (
     Progress,
 )
 from neurosleep.limits import memory_problem
-from neurosleep.sleep import SLEEP, SleepRecord, SNNContext
+from neurosleep.sleep import SLEEP, Drive, SleepRecord, SNNContext
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.spec.states import PhaseState
 from neurosleep.units import Rate, Time, Unit
@@ -258,7 +258,12 @@ class SNNExperiment(Experiment):
             for i, p in enumerate(record.states)
             if p.population not in model.populations
         ]
+        stored = [m.name for m in data.memories.stored] if data.memories else []
         for phase in phases:
+            cue = getattr(phase.params, "cue", None)
+            if cue is not None and cue.memory not in stored:
+                message = f"unknown memory {cue.memory!r}; stored: {stored}"
+                problems.append((phase.source + ("cue", "memory"), message))
             state = getattr(phase.params, "state", None)
             if state is not None and state not in model.modulation:
                 message = f"unknown state {state!r}; the model defines {list(model.modulation)}"
@@ -358,13 +363,44 @@ class SNNExperiment(Experiment):
         plasticity: float,
         duration_ms: float,
         progress: Progress,
+        drive: Drive | None = None,
     ) -> dict[str, SpikeStats]:
         """Run ``duration_ms`` without task input under ``state`` (named state ``default`` if
-        it names none), learning rates × ``plasticity``; each population's spike statistics."""
+        it names none), learning rates × ``plasticity``, cued by ``drive`` if given; each
+        population's spike statistics."""
         self.enter(default, state, plasticity)
-        stats = self._measure(lambda: self.simulate(duration_ms, progress), duration_ms)
+        if drive is None:
+            stats = self._measure(lambda: self.simulate(duration_ms, progress), duration_ms)
+        else:
+            stats = self._measure(lambda: self.cued(duration_ms, progress, drive), duration_ms)
         self.leave(state)
         return stats
+
+    def cued(self, duration_ms: float, progress: Progress, drive: Drive) -> None:
+        """Run ``duration_ms`` with the memories' source driving ``drive.neurons`` at
+        ``drive.rate_hz`` for ``drive.duration_ms`` from each onset (every ``drive.every_ms``
+        from now), silent in between."""
+        if self.data.memories is None:
+            raise ValueError("a cue during sleep needs data.memories (its source drives it)")
+        steps_of(duration_ms, self.model.dt)
+        neurons = np.asarray(drive.neurons, dtype=np.int64)
+        done = 0.0
+        try:
+            while done < duration_ms - 1e-9:
+                for cue, length in (
+                    (neurons, drive.duration_ms),
+                    (None, drive.every_ms - drive.duration_ms),
+                ):
+                    this = min(length, duration_ms - done)
+                    if this <= 1e-9:
+                        continue
+                    self.show(cue, drive.rate_hz)
+                    self._run_blocks(this, lambda f: None, 0.0, 1.0)
+                    done += this
+                    progress(done / duration_ms)
+        finally:
+            self.show(None)
+        self.time_ms = self.sim.t_ms
 
     def leave(self, phase: PhaseState) -> None:
         self.sim.set_modulation(None)
@@ -403,11 +439,12 @@ class SNNExperiment(Experiment):
         context = SNNContext(
             model=self.model,
             engine=self.sim,
-            simulate=lambda duration, state, plasticity: self.run_state(
-                "sleep", state, plasticity, duration, progress
+            simulate=lambda duration, state, plasticity, drive=None: self.run_state(
+                "sleep", state, plasticity, duration, progress, drive
             ),
             record=SleepRecord(self.recorder),
             progress=progress,
+            memories={m.name: m.indices() for m in memories.stored} if memories else {},
         )
         try:
             SLEEP.get(phase.algorithm)(phase.params, context)
@@ -448,12 +485,13 @@ class SNNExperiment(Experiment):
         )
 
     # ------------------------------------------------------------------ memories
-    def show(self, neurons: np.ndarray | None) -> None:
-        """Drive the memories' source at ``rate`` on ``neurons`` (None: silent)."""
+    def show(self, neurons: np.ndarray | None, rate: float | None = None) -> None:
+        """Drive the memories' source on ``neurons`` at ``rate`` Hz (default the memories'
+        ``rate``; None: silent)."""
         m = self.data.memories
         rates = np.zeros(self.model.size(m.source))
         if neurons is not None:
-            rates[neurons] = m.rate
+            rates[neurons] = m.rate if rate is None else rate
         self.sim.set_rates(m.source, rates)
 
     def rehearse(self, duration_ms: float, progress: Progress, task: int) -> None:

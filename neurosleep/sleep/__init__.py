@@ -17,9 +17,10 @@ one new file here (docs/architecture.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+import numpy as np
 import torch
 
 from neurosleep.analysis.spikes import SpikeStats
@@ -35,6 +36,7 @@ __all__ = [
     "SLEEP",
     "HopfieldContext",
     "HopfieldOutcome",
+    "Drive",
     "MLPContext",
     "MLPOutcome",
     "SNNContext",
@@ -65,7 +67,28 @@ class SleepRecord:
 
 
 # ------------------------------------------------------------------------ snn
-SimulateState = Callable[[float, PhaseState, float], dict[str, SpikeStats]]
+@dataclass(frozen=True)
+class Drive:
+    """A periodic cue during a sleep: the memories' source drives ``neurons`` (indices of the
+    memory population) at ``rate_hz`` for ``duration_ms`` from each onset 0, ``every_ms``,
+    2·``every_ms``, … of the simulated time (silent in between)."""
+
+    neurons: tuple[int, ...]
+    rate_hz: float
+    every_ms: float
+    duration_ms: float
+
+
+class SimulateState(Protocol):
+    """``simulate(duration_ms, state, plasticity, drive=None)`` of :class:`SNNContext`."""
+
+    def __call__(
+        self,
+        duration_ms: float,
+        state: PhaseState,
+        plasticity: float,
+        drive: Drive | None = None,
+    ) -> dict[str, SpikeStats]: ...
 
 
 @dataclass(frozen=True)
@@ -76,9 +99,10 @@ class SNNContext:
     task input under ``state`` (its named modulation state — default ``sleep`` — inline
     modulation and source rates), every learning rate × ``plasticity``, streaming what the
     protocol records and reporting progress; it returns each population's spike statistics
-    over that time (every network together) and restores the wake state. ``engine`` is the
-    simulation itself: its weights (``get_weights``/``set_weights``, one array per network)
-    and each network's initial synapses (``networks[b].synapses[name]``).
+    over that time (every network together) and restores the wake state; with ``drive`` (a
+    :class:`Drive`, needs ``data.memories``) the memories' source cues it periodically.
+    ``engine`` is the simulation itself: its weights (``get_weights``/``set_weights``, one
+    array per network) and each network's initial synapses (``networks[b].synapses[name]``).
     """
 
     model: SNNSpec
@@ -86,6 +110,7 @@ class SNNContext:
     simulate: SimulateState
     record: SleepRecord
     progress: Progress
+    memories: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
