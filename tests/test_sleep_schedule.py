@@ -121,24 +121,28 @@ def test_nap_every_runs_the_stated_naps_inside_each_mlp_task(tmp_path):
 
 
 def test_nap_every_splits_an_snn_wake_into_blocks_with_naps(tmp_path, root):
-    """The spiking consolidation: learn_B (ended by the sleep) is cut into 1000 ms blocks
-    with naps; learn_A (followed by another wake) is not."""
+    """The spiking consolidation: learn_S2 (ended by the sleep) is cut into 1000 ms blocks
+    with naps; learn_A and learn_B (each followed by another wake) are not."""
     protocol = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
     protocol["model"] = str(root / "models" / "assemblies.yaml")
     protocol["output"] = str(tmp_path / "{name}.h5")
     study = load_study(write_study(tmp_path, protocol, {"nap_every": {"values": ["1000 ms"]}}))
     _, p = resolved(study, {"nap_every": "1000 ms"})
     assert [(x.kind, x.name) for x in p.phases][3:] == [
-        ("wake", "learn_B_part1"),
+        ("wake", "learn_B"),
+        ("wake", "learn_S2_part1"),
         ("sleep", "sleep_nap1"),
-        ("wake", "learn_B_part2"),
+        ("wake", "learn_S2_part2"),
         ("sleep", "sleep_nap2"),
-        ("wake", "learn_B_part3"),
+        ("wake", "learn_S2_part3"),
         ("test", "after_B"),
         ("sleep", "sleep"),
         ("test", "final"),
     ]
-    assert [x.params.duration for x in p.phases if x.kind == "wake"] == [3000, 1000, 1000, 1000]
+    durations = [x.params.duration for x in p.phases if x.kind == "wake"]
+    assert durations == [3000, 3000, 1000, 1000, 1000]
+    naps = [x for x in p.phases if x.kind == "sleep"]
+    assert [x.params.duration for x in naps] == [10000] * 3  # copies of the ending sleep
 
 
 def test_nap_every_refuses_what_it_cannot_cut(tmp_path):
@@ -198,7 +202,7 @@ def test_cue_keys_are_checked_before_the_run(root, tmp_path):
 def test_sleep_intensity_and_content_are_study_axes(tmp_path, root):
     """The sleep state's plasticity gains as axes: the phase's factor and an inline gain of
     one projection compose into the gain the engine gets; the cue too."""
-    from neurosleep.spec.states import compose
+    from neurosleep.experiments.snn import compose
 
     protocol = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
     protocol["model"] = str(root / "models" / "assemblies.yaml")
