@@ -404,23 +404,22 @@ class TorchEngine(Engine):
         """Source spikes of the next ``steps`` steps, [steps, B, Ns] (bool), drawn per network."""
         if not self.spec.sources:
             return None
-        parts = []
+        block = torch.empty((steps, self.batch, self.width - self.n), dtype=torch.bool)
         for name, src in self.spec.sources.items():
+            start = self.offsets[name] - self.n
+            part = block[:, :, start : start + src.size]
             if isinstance(src, SpikeArray):
-                block = torch.zeros((steps, self.batch, src.size), dtype=torch.bool)
+                part.zero_()
                 for b, net in enumerate(self.networks):
                     given = net.sources[name]
                     inside = (given.steps >= self.step) & (given.steps < self.step + steps)
-                    block[given.steps[inside] - self.step, b, given.indices[inside]] = True
-                parts.append(block)
+                    part[given.steps[inside] - self.step, b, given.indices[inside]] = True
             else:
                 p = self.rates[name] * (self.spec.dt * 1e-3)
-                draws = [
-                    torch.rand((steps, src.size), generator=g, dtype=torch.float64) < p[b]
-                    for b, g in enumerate(self.generators)
-                ]
-                parts.append(torch.stack(draws, dim=1))
-        return torch.cat(parts, dim=2).to(self.device)
+                for b, g in enumerate(self.generators):
+                    draw = torch.rand((steps, src.size), generator=g, dtype=torch.float64)
+                    torch.lt(draw, p[b], out=part[:, b])
+        return block.to(self.device)
 
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         sources = self._source_block(steps)
