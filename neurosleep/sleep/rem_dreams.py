@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -73,18 +74,15 @@ class REMDreamsParams(Params):
 
 
 # -------------------------------------------------------------------- dream sources
+@dataclass(frozen=True)
 class DreamSource:
-    """A way of making dreams: ``classes(...)`` fixes the dream classes of one stage,
-    ``draw(...)`` makes a batch of dreams of given classes."""
+    """A way of making dreams. ``classes(labels, n, params, shape, generator)`` fixes at most
+    ``n`` dream classes of one stage from the seen labels; ``draw(classes, picks, inputs, labels,
+    shape, params, generator)`` makes dreams [len(picks) × feature] of the picked classes from
+    the seen inputs."""
 
-    def __init__(
-        self,
-        classes: Callable[[torch.Tensor, int, REMDreamsParams, tuple[int, ...], torch.Generator],
-                          list],
-        draw: Callable[..., torch.Tensor],
-    ) -> None:
-        self.classes = classes
-        self.draw = draw
+    classes: Callable[..., Any]
+    draw: Callable[..., torch.Tensor]
 
 
 DREAMS: Registry[DreamSource] = Registry("dream source")
