@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neurosleep.errors import SpecError
-from neurosleep.experiments.ann_network import LOSSES, MLP, SGD
+from neurosleep.experiments.ann_network import LOSSES, MLP
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
@@ -88,28 +88,6 @@ def test_squared_error_gradient_is_minus_e_without_relu_derivative():
     torch.testing.assert_close(net.linears[-1].weight.grad, expected.detach())
     assert net.linears[-1].weight.grad[3].abs().sum() > 0  # a ReLU derivative would zero this row
     assert float(reported) == pytest.approx(float(0.5 * e.detach().pow(2).sum() / 16))
-
-
-@pytest.mark.parametrize("momentum", [0.5, 0.0])
-def test_sgd_gives_torch_sgds_weights_bit_for_bit(momentum):
-    """neurosleep's SGD (which spares the import of torch._dynamo) against torch.optim.SGD:
-    twelve steps of squared-error training with dropout from the same start, equal weights."""
-    spec = MLPSpec(**(TINY | {"dropout": 0.25, "dropout_style": "scaled"}))
-    nets = [MLP(spec, torch.Generator().manual_seed(0)) for _ in range(2)]
-    ours = SGD(nets[0].parameters(), lr=0.1, momentum=momentum)
-    theirs = torch.optim.SGD(nets[1].parameters(), lr=0.1, momentum=momentum)
-    data = torch.Generator().manual_seed(1)
-    x, y = torch.rand(12, 16, 64, generator=data), torch.randint(0, 10, (12, 16), generator=data)
-    for net, optimizer in ((nets[0], ours), (nets[1], theirs)):
-        torch.manual_seed(2)  # the same dropout masks
-        for k in range(12):
-            loss, _ = LOSSES.get("squared_error")(*net.forward_pre(x[k]), y[k])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    for a, b in zip(nets[0].weights, nets[1].weights, strict=True):
-        assert torch.equal(a, b)
-    assert not torch.equal(nets[0].weights[0], MLP(spec, torch.Generator().manual_seed(0)).weights[0])
 
 
 def test_scaled_dropout_multiplies_by_keep_probability_at_test_time():

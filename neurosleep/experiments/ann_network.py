@@ -145,51 +145,12 @@ def cross_entropy(z: torch.Tensor, a: torch.Tensor, target: torch.Tensor):
     return loss, loss.detach()
 
 
-class SGD:
-    """SGD with momentum as ``torch.optim.SGD`` computes it on the CPU (its single-tensor
-    path, the toolbox's momentum form: ``v = g`` at the first step, then ``v = μ·v + g``;
-    ``W −= lr·v``): the same tensor operations in the same order, so the same weights bit for
-    bit (``tests/test_ann.py``). Constructing torch's optimiser imports ``torch._dynamo``
-    (≈1.1 s of processor time, more than a tenth of a split MNIST run); this does not."""
-
-    def __init__(self, params, lr: float, momentum: float) -> None:
-        self.params = list(params)
-        self.lr, self.momentum = lr, momentum
-        self.velocity: list[torch.Tensor | None] = [None] * len(self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            step = p.grad
-            if self.momentum != 0:
-                v = self.velocity[i]
-                if v is None:
-                    v = self.velocity[i] = step.detach().clone()
-                else:
-                    v.mul_(self.momentum).add_(step)
-                step = v
-            p.add_(step, alpha=-self.lr)
-
-
-Optimizer = SGD | torch.optim.Optimizer
-
-
 def make_optimizer(
     params, kind: str, lr: float, momentum: float, betas: tuple[float, float]
-) -> Optimizer:
-    """:class:`SGD` (the toolbox's momentum form is torch's: v = μv + g; W −= lr·v) or
-    torch's Adam."""
+) -> torch.optim.Optimizer:
+    """SGD (the toolbox's momentum form is torch's: v = μv + g; W −= lr·v) or Adam."""
     if kind == "sgd":
-        return SGD(params, lr=lr, momentum=momentum)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas)
     raise ValueError(f"unknown optimizer {kind!r}")
