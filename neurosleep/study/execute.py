@@ -200,15 +200,8 @@ class InProcess:
         pass
 
 
-# What a run imports, loaded once into the fork server that a LocalCluster's workers fork from.
-WORKER_IMPORTS = (
-    "distributed",
-    "neurosleep.study.execute",
-    "neurosleep.protocol",
-    "neurosleep.runner",
-    "neurosleep.catalogue",
-    "neurosleep.analysis.compare",
-)
+# Loaded once into the fork server that a LocalCluster's workers fork from: what a run uses.
+WORKER_IMPORTS = ("distributed", "neurosleep.study.warm")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -268,7 +261,8 @@ def _local_cluster(workers: int):
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server starts anyway: any free port, not 8787
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.ERROR,
             env=ONE_THREAD,
         )
