@@ -261,3 +261,33 @@ def test_sleep_intensity_and_content_are_study_axes(tmp_path, root):
                 assert modulation.plasticity["ee"] == pytest.approx(gain * factor)
                 assert (sleep.params.cue is None) == (cue is None)
     assert len(keys) == 8  # eight different runs
+
+
+def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_protocol):
+    """A complete run file copied into another study's folder is reused, and its wall time in
+    the ledger is the one its run file records (not 0)."""
+    import shutil
+
+    from neurosleep.cli import main
+    from neurosleep.io.runfile import open_run
+    from neurosleep.study.ledger import Ledger
+
+    hopfield_protocol["output"] = str(tmp_path / "{name}_seed{seed}.h5")
+    space = {"schedule.dream.t": {"values": [1, 5]}}
+    first = tmp_path / "a"
+    first.mkdir()
+    study = write_study(first, hopfield_protocol, space, folder=str(first / "out"))
+    assert main(["study", "run", str(study), "--workers", "1", "-q"]) == 0
+    second = tmp_path / "b"
+    second.mkdir()
+    (second / "out" / "runs").mkdir(parents=True)
+    for h5 in (first / "out" / "runs").glob("*.h5"):
+        shutil.copy(h5, second / "out" / "runs" / h5.name)
+    study = write_study(second, hopfield_protocol, space, folder=str(second / "out"))
+    assert main(["study", "run", str(study), "--workers", "1", "-q"]) == 0
+    rows = Ledger(second / "out").rows()
+    assert len(rows) == 2 and all(r.attempts == 0 for r in rows)  # nothing ran again
+    for r in rows:
+        with open_run(second / "out" / "runs" / f"{r.key}.h5") as run:
+            recorded = sum(p.wall_seconds for p in run.phases())
+        assert r.wall_s == pytest.approx(recorded) and r.wall_s > 0
