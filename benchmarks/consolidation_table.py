@@ -25,6 +25,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -37,17 +38,51 @@ from neurosleep.runner import run
 from neurosleep.yamlfile import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Condition(NamedTuple):
+    """A row of the table: a shipped protocol, with ``overrides`` (``--set`` items) and a
+    ``tag`` naming its run files when it is a variant of another condition's protocol."""
+
+    label: str
+    protocol: str
+    overrides: tuple[str, ...] = ()
+    tag: str = ""
+
+
+# the sleep's STDP gain (×3 in the model's sleep state) times these factors: the dose-response
+DOSES = (0.25, 0.5, 2.0)
+# controls of the sleep condition (docs/consolidation.md, "Controls")
+CONTROLS = [
+    Condition("sleep, plasticity off", "consolidation_sleep_no_plasticity"),
+    Condition("awake rest, sleep's drive", "consolidation_awake_rest"),
+    Condition("surrogate, shuffled in time", "consolidation_sleep_surrogate_time"),
+    Condition("surrogate, neurons permuted", "consolidation_sleep_surrogate_neurons"),
+    Condition("sleep, symmetric STDP", "consolidation_sleep_symmetric_stdp"),
+    Condition("sleep, a_minus = a_plus", "consolidation_sleep_gonzalez_stdp"),
+    Condition("sleep, A blocked", "consolidation_sleep_blocked"),
+    *(
+        Condition(
+            f"sleep, STDP ×{3 * f:g}",
+            "consolidation_sleep",
+            (f"schedule.sleep.plasticity={f}",),
+            f"_stdp{3 * f:g}",
+        )
+        for f in DOSES
+    ),
+]
 CONDITIONS = [
-    ("no sleep", "consolidation_no_sleep"),
-    ("sleep", "consolidation_sleep"),
-    ("downscaling only", "consolidation_downscaling"),
-    ("nightmares", "consolidation_nightmares"),
-    ("interleaved", "consolidation_interleaved"),
-    ("sleep sweep", "consolidation_sleep_sweep"),
-    ("balance: no sleep", "consolidation_balance_no_sleep"),
-    ("balance: sleep", "consolidation_balance_sleep"),
-    ("NREM + REM", "consolidation_nrem_rem"),
-    ("REM only", "consolidation_rem_only"),
+    Condition("no sleep", "consolidation_no_sleep"),
+    Condition("sleep", "consolidation_sleep"),
+    Condition("downscaling only", "consolidation_downscaling"),
+    Condition("nightmares", "consolidation_nightmares"),
+    Condition("interleaved", "consolidation_interleaved"),
+    Condition("sleep sweep", "consolidation_sleep_sweep"),
+    Condition("balance: no sleep", "consolidation_balance_no_sleep"),
+    Condition("balance: sleep", "consolidation_balance_sleep"),
+    Condition("NREM + REM", "consolidation_nrem_rem"),
+    Condition("REM only", "consolidation_rem_only"),
+    *CONTROLS,
 ]
 
 
@@ -83,15 +118,16 @@ def placement(name: str, kind: str) -> list[str]:
     return [f"data.memories.stored={json.dumps(stored)}"]
 
 
-def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], float]:
+def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[Path], float]:
     """Run (or, with ``--reuse``, find) a condition's run files: one batched torch run of
     ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network)."""
+    name = condition.protocol
     batched = args.engine == "torch"
     seeds = [args.seed] if batched else [args.seed + k for k in range(args.networks)]
     paths, wall = [], 0.0
     for seed in seeds:
         suffix = "" if batched else f"_seed{seed}"
-        path = Path(args.out) / f"{name}_{args.engine}{args.tag}{suffix}.h5"
+        path = Path(args.out) / f"{name}{condition.tag}_{args.engine}{args.tag}{suffix}.h5"
         paths.append(path)
         if args.reuse and path.exists():
             with open_run(path) as rf:  # the phases' wall time, as measured when it ran
@@ -105,6 +141,7 @@ def run_condition(name: str, args: argparse.Namespace) -> tuple[list[Path], floa
             "record.spikes=none",
             f"seed={seed}",
             *placement(name, args.placement),
+            *condition.overrides,
             *args.set,
         ]
         protocol = load_condition(name, overrides, args.model)
@@ -217,6 +254,7 @@ PAIRS = [
     ("NREM + REM", "sleep"),
     ("REM only", "sleep"),
     ("REM only", "no sleep"),
+    *((c.label, "no sleep") for c in CONTROLS),
 ]
 
 
@@ -242,6 +280,101 @@ def paired(results: dict[str, list[dict]], names: list[str]) -> str:
                 for j in range(len(names))
             ]
             lines.append(f"| {label} − {control} | {key} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+def recovery(rows: list[dict], key: str) -> np.ndarray | None:
+    """Final test minus the test after learning B, per network [networks × memories] (None
+    without a test named ``after_B``)."""
+    after = [r for r in rows if r["phase"] == "after_B"]
+    return rows[-1][key] - after[0][key] if after else None
+
+
+def controls_table(results: dict[str, list[dict]]) -> str:
+    """A's and B's recovery (final − after B) in every condition that has both tests: graded
+    and full recall, mean ± SEM, and A's graded recovery paired against no sleep's and
+    sleep's."""
+    lines = [
+        "| condition | A recovery, graded | A recovery, full recall | B change, graded "
+        "| A graded − no sleep | A graded − sleep |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = {c: recovery(results[c], "sequence") for c in ("no sleep", "sleep") if c in results}
+    for label, rows in results.items():
+        graded, full = recovery(rows, "sequence"), recovery(rows, "full_recall")
+        if graded is None:
+            continue
+        cells = [cell(graded[:, 0]), cell(full[:, 0]), cell(graded[:, 1])]
+        for control in ("no sleep", "sleep"):
+            if control not in base or label == control:
+                cells.append("–")
+                continue
+            d = graded[:, 0] - base[control][:, 0]
+            cells.append(f"{cell(d)} (higher in {(d > 0).sum()}/{len(d)})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replay_counts(paths: list[Path]) -> dict[str, np.ndarray] | None:
+    """Every network's replay events per memory in the run's sleep phases (summed over them):
+    ``count`` and ``forward`` [networks × memories], ``memories`` (names); None when a run
+    file has no per-network counts (written before they existed, or no sleep)."""
+    out: dict[str, list] = {"count": [], "forward": []}
+    for path in paths:
+        with open_run(path) as rf:
+            found = [
+                rf.arrays(f"sleep/{p.index}")
+                for p in rf.phases()
+                if p.kind == "sleep" and f"sleep/{p.index}/network_replay_count" in rf.file
+            ]
+            if not found:
+                return None
+            out["count"].append(sum(a["network_replay_count"] for a in found))
+            out["forward"].append(sum(a["network_replay_forward"] for a in found))
+            names = [n.decode() for n in found[0]["replay_memories"]]
+    return {k: np.concatenate(v) for k, v in out.items()} | {"memories": names}
+
+
+def bootstrap_r(x: np.ndarray, y: np.ndarray, resamples: int = 10000, seed: int = 0):
+    """Pearson's r of ``x`` and ``y`` (one value per network) and its 95 % percentile
+    bootstrap interval (networks resampled with replacement; resamples without variance in
+    ``x`` or ``y`` left out); NaNs when ``x`` or ``y`` does not vary."""
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(x), (resamples, len(x)))
+    xs, ys = x[pick], y[pick]
+    xs, ys = xs - xs.mean(axis=1, keepdims=True), ys - ys.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((xs**2).sum(axis=1) * (ys**2).sum(axis=1))
+    ok = denominator > 0
+    rs = (xs * ys).sum(axis=1)[ok] / denominator[ok]
+    low, high = np.percentile(rs, [2.5, 97.5])
+    return float(np.corrcoef(x, y)[0, 1]), float(low), float(high)
+
+
+def replay_table(results: dict[str, list[dict]], replays: dict[str, dict | None]) -> str:
+    """Per condition with a spontaneous sleep: A's replay events per network and Pearson's r
+    (95 % bootstrap interval) of A's recovery (graded, full recall) against them."""
+    lines = [
+        "| condition | networks | A events (mean ± SEM) | A forward | r(graded recovery, A events)"
+        " | r(full-recall recovery, A events) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, counts in replays.items():
+        graded = recovery(results[label], "sequence")
+        if counts is None or graded is None or "A" not in counts["memories"]:
+            continue
+        a = counts["memories"].index("A")
+        events, forward = counts["count"][:, a].astype(float), counts["forward"][:, a]
+        cells = []
+        for key in ("sequence", "full_recall"):
+            r, low, high = bootstrap_r(events, recovery(results[label], key)[:, 0])
+            cells.append("–" if np.isnan(r) else f"{r:.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(
+            f"| {label} | {len(events)} | {cell(events)} | {cell(forward.astype(float))} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -283,7 +416,9 @@ def main() -> None:
     parser.add_argument("--engine", default="torch")
     parser.add_argument("--out", default="outputs/consolidation")
     parser.add_argument("--figure", default="docs/img/consolidation/recall.png")
-    parser.add_argument("--only", nargs="*", help="protocol names to run (default: all)")
+    parser.add_argument(
+        "--only", nargs="*", help="protocol names or condition labels to run (default: all)"
+    )
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
     parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
@@ -303,13 +438,14 @@ def main() -> None:
     if args.baseline:
         args.set.append("data.memories.baseline=true")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    results, walls, files = {}, {}, {}
-    for label, name in CONDITIONS:
-        if args.only and name not in args.only:
+    results, walls, files, replays = {}, {}, {}, {}
+    for condition in CONDITIONS:
+        if args.only and not {condition.protocol, condition.label} & set(args.only):
             continue
-        paths, wall = run_condition(name, args)
-        results[label], walls[label] = recall_rows(paths), wall
-        files[label] = paths[0]
+        paths, wall = run_condition(condition, args)
+        results[condition.label], walls[condition.label] = recall_rows(paths), wall
+        files[condition.label] = paths[0]
+        replays[condition.label] = replay_counts(paths)
     names = max((memory_names(path) for path in files.values()), key=len)
     over = f"mean ± SEM over {args.networks} networks"
     print(f"graded sequence recall, {over} ({args.engine})\n")
@@ -328,6 +464,10 @@ def main() -> None:
     print(table(results, "discrimination", names))
     print("\nfinal test, paired by network\n")
     print(paired(results, names))
+    print(f"\nrecovery (final test − test after B), {over}\n")
+    print(controls_table(results))
+    print("\nA's replay events in sleep per network, and their correlation with A's recovery\n")
+    print(replay_table(results, replays))
     for label, path in files.items():
         rows, keys = footprint_rows(path)
         print(f"\nsynaptic footprint, {label} (network 0, mean weight in mV)\n")

@@ -802,6 +802,27 @@ case(
 )
 case("snn-phase-engine", C, put("schedule.5.sleep.engine", "brian2"), "sleep.engine", "one engine")
 case(
+    "snn-block-unknown", C, put("schedule.5.sleep.block", ["C"]), "sleep.block[0]", "unknown memory"
+)
+case("snn-block-bias-positive", C, put("schedule.5.sleep.block_bias", "5 mV"), "block_bias", "0")
+case("snn-surrogate-unknown", C, put("schedule.5.sleep.surrogate", "space"), "sleep.surrogate")
+case(
+    "snn-state-form-unknown",
+    C,
+    put("schedule.5.sleep.modulation", {"form": {"*": "hebbian"}}),
+    "modulation.form",
+)
+case(
+    "snn-state-form-brian2",
+    C,
+    both(
+        put("schedule.5.sleep.modulation", {"form": {"*": "symmetric"}}),
+        flags("--engine", "brian2"),
+    ),
+    "sleep.modulation.form",
+    "cannot change",
+)
+case(
     "brian2-two-networks",
     C,
     both(put("engine", "brian2"), put("data.networks", 2)),

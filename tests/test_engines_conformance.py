@@ -95,6 +95,20 @@ def test_modulation_scales_and_restores(engine_name):
     np.testing.assert_allclose(isis(engine)[1:], period_ms(20.0), atol=1e-6)
 
 
+def test_bias_shifts_single_neurons_resting_potential_until_removed(engine_name):
+    """+21 mV on the quiet cell (rest −70 → −49 mV) makes it the pacemaker; −20 mV on the
+    pacemaker (−49 → −69 mV) silences it; None gives the cell back its own rest."""
+    engine = make_engine(engine_name, pacemaker(), seeds=[0])
+    engine.set_bias("quiet", np.array([21.0]))
+    engine.set_bias("cell", np.array([-20.0]))
+    sink = MemorySink()
+    engine.run(300.0, Recording(spikes=("cell", "quiet"), block=300.0), sink)
+    assert len(sink.spike_array("cell")[0]) == 0
+    np.testing.assert_allclose(np.diff(sink.spike_array("quiet")[0]), period_ms(20.0), atol=1e-6)
+    engine.set_bias("cell", None)
+    np.testing.assert_allclose(isis(engine)[1:], period_ms(20.0), atol=1e-6)
+
+
 def test_synaptic_trace_decays_exponentially_after_the_delay(engine_name):
     engine = make_engine(engine_name, pacemaker(), seeds=[0])
     sink = MemorySink()

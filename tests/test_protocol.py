@@ -176,10 +176,17 @@ def test_expressions_are_not_python(write_protocol, good):
     assert "t" == found[0].key[-1]
 
 
+# shipped protocols that use what only the torch engine does, and Brian2's refusal
+TORCH_ONLY = {
+    "consolidation_sleep_symmetric_stdp": r"sleep.modulation.form: engine 'brian2' cannot change",
+}
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_protocols_validate(path):
     """Every shipped protocol (model included) validates and expands, on both engines where
-    its model kind runs on both (elsewhere Brian2 is refused with the key named). A protocol
+    its model kind runs on both and it asks for nothing torch-only (elsewhere Brian2 is
+    refused with the key named). A protocol
     that asks for CUDA is refused, naming the device key, where torch sees no CUDA device."""
     overrides = []
     if yaml.safe_load(path.read_text()).get("device", "cpu") != "cpu":
@@ -189,7 +196,10 @@ def test_shipped_protocols_validate(path):
             overrides = ["device=cpu"]
     protocol = load_protocol(path, overrides)
     assert protocol.phases and protocol.experiment.model_kind == protocol.model.kind
-    if "brian2" in protocol.experiment.engines:
+    if path.stem in TORCH_ONLY:
+        with pytest.raises(SpecError, match=TORCH_ONLY[path.stem]):
+            load_protocol(path, ["engine=brian2", *overrides])
+    elif "brian2" in protocol.experiment.engines:
         on_brian2 = load_protocol(path, ["engine=brian2", *overrides])
         assert on_brian2.engine == "brian2" and len(on_brian2.phases) == len(protocol.phases)
     else:

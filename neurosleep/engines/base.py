@@ -230,6 +230,13 @@ def rule_gain(
     return gains.get(name, gains.get("*", 1.0))
 
 
+def stdp_form(mod: Modulation | None, name: str, default: str) -> str:
+    """The STDP form a brain state gives projection ``name``'s STDP rules (``default``: the
+    rule's own)."""
+    forms = mod.form if mod else {}
+    return forms.get(name, forms.get("*", default))
+
+
 def rule_bounds(spec: SNNSpec, projection: str, rule, initial: np.ndarray):
     """A rule's (lower, upper) weight bounds: numbers, or arrays [S] over the synapses (in
     :class:`Synapses` order) with ``bounds: relative``; ``initial``: their built weights."""
@@ -287,6 +294,7 @@ class Engine(ABC):
     name: ClassVar[str]
     max_batch: ClassVar[int | None] = None
     devices: ClassVar[tuple[str, ...] | None] = None  # torch device types it runs on (None: any)
+    switches_stdp_form: ClassVar[bool] = True  # a brain state may change an STDP rule's form
 
     def __init__(
         self, spec: SNNSpec, *, seeds: Sequence[int], device: str = "cpu", dtype: str = "float64"
@@ -330,6 +338,12 @@ class Engine(ABC):
     def set_modulation(self, modulation: Modulation | None) -> None:
         """Apply a brain state (scale factors, plasticity gains) relative to the spec; ``None``
         restores the spec's values."""
+
+    @abstractmethod
+    def set_bias(self, population: str, values_mv: np.ndarray | None) -> None:
+        """A constant input to each neuron of a population, [size] (mV: the shift of its
+        resting potential, i.e. current × membrane resistance; negative inhibits), the same in
+        every network; ``None`` removes it. Stays until changed (not part of a modulation)."""
 
     @abstractmethod
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:

@@ -39,16 +39,19 @@ from neurosleep.engines.base import (
     rule_bounds,
     rule_gain,
     source_rates,
+    stdp_form,
     steps_of,
 )
 from neurosleep.registry import Registry
 from neurosleep.spec.snn import STDP, Modulation, Oja, Scaling, SNNSpec, SpikeArray
 
 CURRENT = """
-dv/dt = (v_rest - v + g_e + g_i - a)/tau_m : volt (unless refractory)
+dv/dt = (v_rest + bias - v + g_e + g_i - a)/tau_m : volt (unless refractory)
+bias : volt (constant)
 """
 CONDUCTANCE = """
-dv/dt = (v_rest - v + g_e*(e_e - v) + g_i*(e_i - v) - a)/tau_m : volt (unless refractory)
+dv/dt = (v_rest + bias - v + g_e*(e_e - v) + g_i*(e_i - v) - a)/tau_m : volt (unless refractory)
+bias : volt (constant)
 """
 SYNAPSES = """
 dg_e/dt = -g_e/tau_e : {g}
@@ -201,6 +204,7 @@ class Brian2Engine(Engine):
     name = "brian2"
     max_batch = 1
     devices = ("cpu",)
+    switches_stdp_form = False  # each rule's code is compiled in its form
 
     def __init__(
         self,
@@ -331,6 +335,14 @@ class Brian2Engine(Engine):
 
     # ------------------------------------------------------------------ phase-boundary controls
     def set_modulation(self, modulation: Modulation | None) -> None:
+        for name, proj in self.spec.projections.items():
+            for rule in proj.plasticity:
+                own = getattr(rule, "form", None)
+                if own and stdp_form(modulation, name, own) != own:
+                    raise ValueError(
+                        f"the brian2 engine runs {name!r}'s STDP in its own form ({own}); a "
+                        "state's `form` needs the torch engine"
+                    )
         self.modulation = modulation
         for name in self.spec.populations:
             values = population_params(self.spec, name, modulation)
@@ -351,6 +363,10 @@ class Brian2Engine(Engine):
                 self.groups[name].rates = (
                     rates_with_modulation(self.base_rates[name], modulation, name) * self.b2.Hz
                 )
+
+    def set_bias(self, population: str, values_mv: np.ndarray | None) -> None:
+        values = 0.0 if values_mv is None else np.asarray(values_mv, dtype=float)
+        self.groups[population].bias = values * self.b2.mV
 
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
         if isinstance(self.spec.sources[source], SpikeArray):

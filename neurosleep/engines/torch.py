@@ -37,6 +37,7 @@ from neurosleep.engines.base import (
     rates_with_modulation,
     rule_gain,
     source_rates,
+    stdp_form,
     steps_of,
 )
 from neurosleep.engines.torch_plasticity import make_rule
@@ -47,7 +48,7 @@ class NeuronParams(NamedTuple):
     """Per-neuron constants [N] of one step of length dt (ms, mV)."""
 
     em: torch.Tensor  # exp(-dt/tau_m)
-    c0: torch.Tensor  # v_rest (1 - em)
+    c0: torch.Tensor  # (v_rest + bias) (1 - em)
     k_e: torch.Tensor  # exact-propagator weight of g_e on v (current synapses)
     k_i: torch.Tensor
     k_a: torch.Tensor
@@ -59,7 +60,7 @@ class NeuronParams(NamedTuple):
     ref_steps: torch.Tensor | int  # int64
     increment: torch.Tensor
     dt_tau_m: torch.Tensor  # dt/tau_m (conductance synapses)
-    v_rest: torch.Tensor
+    v_rest: torch.Tensor  # v_rest + bias
     e_e: torch.Tensor
     e_i: torch.Tensor
     conductance: torch.Tensor | None  # bool [N]; None when every population is current-based
@@ -83,13 +84,18 @@ def _propagator_weight(tau: np.ndarray, tau_m: np.ndarray, dt: float) -> np.ndar
     return np.where(same, dt / tau_m * np.exp(-dt / tau_m), general)
 
 
-def neuron_params(spec: SNNSpec, mod: Modulation | None, dtype, device) -> NeuronParams:
-    """Per-neuron step constants, computed in float64 then cast."""
+def neuron_params(
+    spec: SNNSpec, mod: Modulation | None, dtype, device, bias: np.ndarray | None = None
+) -> NeuronParams:
+    """Per-neuron step constants, computed in float64 then cast; ``bias`` [N] (mV) shifts each
+    neuron's resting potential (a constant input current times the membrane resistance)."""
     columns: dict[str, list[np.ndarray]] = {}
     for name, pop in spec.populations.items():
         for key, value in population_params(spec, name, mod).items():
             columns.setdefault(key, []).append(np.full(pop.size, value, dtype=float))
     c = {key: np.concatenate(parts) for key, parts in columns.items()}
+    if bias is not None:
+        c["v_rest"] = c["v_rest"] + bias
     dt = spec.dt
     em = np.exp(-dt / c["tau_m"])
     kinds = np.concatenate(
@@ -249,6 +255,7 @@ class TorchEngine(Engine):
         self.n = sum(p.size for p in spec.populations.values())
         self.width = self.n + sum(s.size for s in spec.sources.values())  # presynaptic rows
         self.offsets = _offsets(spec)
+        self.bias = np.zeros(self.n)  # mV, per neuron (set_bias)
         self.params = neuron_params(spec, None, self.tdtype, device)
         self.state = self._initial_state()
         self.conn = self._connectivity()
@@ -353,12 +360,7 @@ class TorchEngine(Engine):
     # ------------------------------------------------------------------ phase-boundary controls
     def set_modulation(self, modulation: Modulation | None) -> None:
         self.modulation = modulation
-        self.params = neuron_params(self.spec, modulation, self.tdtype, self.device)
-        if self.fused:
-            start = [self.offsets[name] for name in self.spec.populations] + [self.n]
-            self.kernel_params = self.kernel.kernel_params(
-                self.params, np.array(start), np.dtype(self.dtype)
-            )
+        self._neuron_params()
         gain = torch.ones_like(self.conn.gain).view(-1)
         for name, slots in self.conn.slots.items():
             gain[torch.cat(slots)] = projection_gain(modulation, name)
@@ -367,6 +369,7 @@ class TorchEngine(Engine):
         for rule in self.rules:
             rule.eta = rule_gain(modulation, "plasticity", rule.projection)
             rule.depression = rule_gain(modulation, "depression", rule.projection)
+            rule.set_form(stdp_form(modulation, rule.projection, getattr(rule.rule, "form", "")))
         if self.fused:
             self.kernel_rules = self.kernel.kernel_rules(
                 self.rules, self.batch, np.dtype(self.dtype)
@@ -375,6 +378,21 @@ class TorchEngine(Engine):
             name: rates_with_modulation(base, modulation, name)
             for name, base in self.base_rates.items()
         }
+
+    def _neuron_params(self) -> None:
+        """The step constants of the current modulation and bias."""
+        bias = self.bias if self.bias.any() else None
+        self.params = neuron_params(self.spec, self.modulation, self.tdtype, self.device, bias)
+        if self.fused:
+            start = [self.offsets[name] for name in self.spec.populations] + [self.n]
+            self.kernel_params = self.kernel.kernel_params(
+                self.params, np.array(start), np.dtype(self.dtype)
+            )
+
+    def set_bias(self, population: str, values_mv: np.ndarray | None) -> None:
+        start, size = self.offsets[population], self.spec.populations[population].size
+        self.bias[start : start + size] = 0.0 if values_mv is None else values_mv
+        self._neuron_params()
 
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
         rates = torch.as_tensor(np.asarray(rates_hz, dtype=float), dtype=torch.float64)

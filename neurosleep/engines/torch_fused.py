@@ -44,8 +44,10 @@ STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 
 class KernelParams(NamedTuple):
     """Step constants per population as ``[P]`` arrays of the engine's dtype (``ref_steps``
-    int32; every neuron of a population shares them), the ``conductance`` flags (uint8), the
-    populations' neuron ranges ``start[q]`` … ``start[q + 1] − 1`` and the model's switches."""
+    int32; every neuron of a population shares them) but ``c0`` and ``v_rest``, per neuron
+    ``[N]`` (a bias shifts single neurons' resting potential), the ``conductance`` flags
+    (uint8), the populations' neuron ranges ``start[q]`` … ``start[q + 1] − 1`` and the
+    model's switches."""
 
     em: np.ndarray
     c0: np.ndarray
@@ -100,8 +102,9 @@ def _fire(y, end, v_reset, v_th, ref_steps, step, check_refractory):
 
 @numba.njit(inline="always", boundscheck=False)
 def _integrate(x, v, g_e, g_i, em, c0, k_e, k_i):
+    """``x`` from the old state; ``c0`` per neuron (the resting potential takes a bias)."""
     for i in range(x.shape[0]):
-        x[i] = _propagate(v[i], g_e[i], g_i[i], em, c0, k_e, k_i)
+        x[i] = _propagate(v[i], g_e[i], g_i[i], em, c0[i], k_e, k_i)
 
 
 @numba.njit(inline="always", boundscheck=False)
@@ -120,7 +123,7 @@ def _integrate_threshold(
     """:func:`_integrate` then :func:`_threshold` in one pass, for a population without
     adaptation and conductance synapses."""
     for i in range(v.shape[0]):
-        y = _propagate(v[i], g_e[i], g_i[i], em, c0, k_e, k_i)
+        y = _propagate(v[i], g_e[i], g_i[i], em, c0[i], k_e, k_i)
         v[i], ref_end[i], fired[i] = _fire(
             y, ref_end[i], v_reset, v_th, ref_steps, step, check_refractory
         )
@@ -138,7 +141,7 @@ def _conductance(x, v, g_e, g_i, a, one, v_rest, e_e, e_i, dt_tau_m):
     """``x`` by exponential Euler with the old v, conductances and adaptation (as Brian2)."""
     for i in range(x.shape[0]):
         total = one + g_e[i] + g_i[i]
-        v_inf = (v_rest + g_e[i] * e_e + g_i[i] * e_i - a[i]) / total
+        v_inf = (v_rest[i] + g_e[i] * e_e + g_i[i] * e_i - a[i]) / total
         x[i] = v_inf + (v[i] - v_inf) * np.exp(-dt_tau_m * total)
 
 
@@ -428,7 +431,7 @@ def run_networks(
                 lo, hi = p.start[q], p.start[q + 1]
                 vq, aq, firedq = vb[lo:hi], ab[lo:hi], fired[lo:hi]
                 ge, gi, ends = ge_b[lo:hi], gi_b[lo:hi], ref_b[lo:hi]
-                em, c0, k_e, k_i = p.em[q], p.c0[q], p.k_e[q], p.k_i[q]
+                em, c0, k_e, k_i = p.em[q], p.c0[lo:hi], p.k_e[q], p.k_i[q]
                 v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
                 if not (adaptation or p.conductance[q]):
                     _integrate_threshold(
@@ -453,9 +456,8 @@ def run_networks(
                 if adaptation:
                     _subtract_product(xq, aq, p.k_a[q])
                 if p.conductance[q]:
-                    _conductance(
-                        xq, vq, ge, gi, aq, p.one, p.v_rest[q], p.e_e[q], p.e_i[q], p.dt_tau_m[q]
-                    )
+                    rest = p.v_rest[lo:hi]
+                    _conductance(xq, vq, ge, gi, aq, p.one, rest, p.e_e[q], p.e_i[q], p.dt_tau_m[q])
                 if adaptation:
                     _scale(aq, p.d_a[q])
                 _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
@@ -486,18 +488,27 @@ def run_networks(
         written[b], done[b] = m, k
 
 
+PER_NEURON = ("c0", "v_rest")  # the constants a bias changes neuron by neuron
+
+
 def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
-    """``NeuronParams`` (tensors or numbers, constant within each population) as the
-    ``[P]`` arrays of :func:`run_networks`; ``start`` [P + 1]: the populations' first neurons."""
+    """``NeuronParams`` (tensors or numbers, constant within each population but ``c0`` and
+    ``v_rest``) as the arrays of :func:`run_networks`; ``start`` [P + 1]: the populations'
+    first neurons."""
     first = np.asarray(start[:-1])
 
-    def per_population(x, kind=dtype) -> np.ndarray:
+    def per_neuron(x, kind=dtype) -> np.ndarray:
         value = x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
-        return np.ascontiguousarray(np.broadcast_to(value, (start[-1],))[first], dtype=kind)
+        return np.ascontiguousarray(np.broadcast_to(value, (start[-1],)), dtype=kind)
+
+    def per_population(x, kind=dtype) -> np.ndarray:
+        return np.ascontiguousarray(per_neuron(x, kind)[first])
 
     constants = KernelParams._fields[: KernelParams._fields.index("conductance")]
     fields = {
-        name: per_population(getattr(params, name), np.int32 if name == "ref_steps" else dtype)
+        name: (per_neuron if name in PER_NEURON else per_population)(
+            getattr(params, name), np.int32 if name == "ref_steps" else dtype
+        )
         for name in constants
     }
     conductance = np.zeros(1) if params.conductance is None else params.conductance
@@ -513,7 +524,7 @@ def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
 
 def _stdp_constants(rule) -> dict:
     r = rule.rule
-    return {"kind": 0, "form": STDP_CODES[r.form], "a_plus": r.a_plus,
+    return {"kind": 0, "form": STDP_CODES[rule.form_name], "a_plus": r.a_plus,
             "a_minus": rule.depression * r.a_minus}  # fmt: skip
 
 

@@ -152,6 +152,9 @@ class RuleState:
             high[slots] = torch.as_tensor(hi, dtype=dtype, device=engine.device)
         return low, high
 
+    def set_form(self, form: str) -> None:
+        """A brain state's STDP form (rules without forms ignore it)."""
+
     def bound(self, slots: torch.Tensor) -> tuple:
         """(w_min, w_max) of the synapses in ``slots``: numbers or tensors like ``slots``."""
         if isinstance(self.w_max, torch.Tensor):
@@ -177,7 +180,7 @@ class STDPRule(RuleState):
     """Pair STDP (additive, multiplicative, symmetric); equations in :class:`spec.snn.STDP`."""
 
     def __init__(self, engine, projection: str, rule: STDP) -> None:
-        self.form = STDP_FORMS.get(rule.form)
+        self.set_form(rule.form)
         super().__init__(engine, projection, rule, (rule.tau_plus, rule.tau_minus))
         slots = self.slots.cpu().numpy()
         rows = self.conn.row_of_slot[self.slots].cpu().numpy()
@@ -187,6 +190,9 @@ class STDPRule(RuleState):
         # the other end of each table entry's synapse (contiguous reads in the fused kernel)
         self.post_by_pre = self.conn.post_of_slot[self.by_pre]
         self.pre_by_post = self.conn.row_of_slot[self.by_post]
+
+    def set_form(self, form: str) -> None:
+        self.form_name, self.form = form, STDP_FORMS.get(form)
 
     def before(self, step: int) -> None:
         pass

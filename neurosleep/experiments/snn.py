@@ -52,8 +52,8 @@ from neurosleep.experiments.base import (
 )
 from neurosleep.limits import memory_problem
 from neurosleep.sleep import SLEEP, Drive, SleepRecord, SNNContext
-from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
-from neurosleep.spec.states import PhaseState
+from neurosleep.spec.snn import Patterns, SNNSpec
+from neurosleep.spec.states import PhaseState, compose
 from neurosleep.units import Rate, Time, Unit
 
 
@@ -148,25 +148,6 @@ class SNNWake(PhaseState):
 
 class SNNTest(PhaseState):
     duration: Time = Field("1000 ms", gt=0, description="per task")
-
-
-def compose(spec: SNNSpec, default: str, phase: PhaseState, plasticity: float) -> Modulation:
-    """The phase's modulation: the named state (or the default name if the spec defines it),
-    updated by the phase's inline modulation, all learning rates × ``plasticity``."""
-    name = phase.state or default
-    if phase.state and phase.state not in spec.modulation:
-        raise ValueError(
-            f"unknown state {phase.state!r}; the model defines {list(spec.modulation)}"
-        )
-    base = spec.modulation.get(name, Modulation())
-    extra = phase.modulation or Modulation()
-    gains = {**base.plasticity, **extra.plasticity}
-    everyone = {p: gains.get(p, gains.get("*", 1.0)) * plasticity for p in spec.projections}
-    return Modulation(
-        scale={**base.scale, **extra.scale},
-        plasticity=everyone,
-        depression={**base.depression, **extra.depression},
-    )
 
 
 class RecorderSink:
@@ -268,6 +249,16 @@ class SNNExperiment(Experiment):
             if state is not None and state not in model.modulation:
                 message = f"unknown state {state!r}; the model defines {list(model.modulation)}"
                 problems.append((phase.source + ("state",), message))
+            inline = getattr(phase.params, "modulation", None)
+            named = model.modulation.get(state or phase.kind)
+            if not simulator.switches_stdp_form and any(m and m.form for m in (inline, named)):
+                message = f"engine {engine!r} cannot change an STDP rule's form in a state"
+                problems.append((phase.source + ("modulation", "form"), message))
+            problems += [
+                (phase.source + ("block", i), f"unknown memory {name!r}; stored: {stored}")
+                for i, name in enumerate(getattr(phase.params, "block", None) or [])
+                if name not in stored
+            ]
             if phase.engine not in (None, engine):
                 message = "snn runs keep one engine for the whole run (no phase engine override)"
                 problems.append((phase.source + ("engine",), message))
@@ -433,8 +424,7 @@ class SNNExperiment(Experiment):
         if phase.engine not in (None, self.engine):
             raise ValueError("snn runs keep one engine for the whole run (phase engine override)")
         memories = self.data.memories
-        if memories:
-            self.sink.keep = {memories.population: []}
+        self.sink.keep = {name: [] for name in self.model.populations}
         start = self.sim.t_ms
         context = SNNContext(
             model=self.model,
@@ -445,6 +435,8 @@ class SNNExperiment(Experiment):
             record=SleepRecord(self.recorder),
             progress=progress,
             memories={m.name: m.indices() for m in memories.stored} if memories else {},
+            memory_population=memories.population if memories else None,
+            spikes=self._kept_spikes,
         )
         try:
             SLEEP.get(phase.algorithm)(phase.params, context)
@@ -453,6 +445,17 @@ class SNNExperiment(Experiment):
         if memories and self.sim.t_ms > start:
             self._replay_diagnostics(kept[memories.population], start, self.sim.t_ms)
         self._snapshot()
+
+    def _kept_spikes(self, population: str) -> tuple[np.ndarray, np.ndarray]:
+        """The spikes of ``population`` kept since the sleep phase began (times ms, node ids)."""
+        if population not in self.sink.keep:
+            raise ValueError(
+                f"no spikes of {population!r} kept; populations: {list(self.sink.keep)}"
+            )
+        blocks = self.sink.keep[population]
+        if not blocks:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate([t for t, _ in blocks]), np.concatenate([i for _, i in blocks])
 
     def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:
         params: SNNTest = phase.params
@@ -589,27 +592,25 @@ class SNNExperiment(Experiment):
         )
 
     def _replay_diagnostics(self, blocks: list, start: float, stop: float) -> None:
-        """Replay events of network 0 during a sleep phase, matched to the memories, in
-        ``/sleep/<phase>/``: counts, rates per memory (Hz) and per-event start/memory/order."""
-        from neurosleep.analysis.replay import (
-            detect_events,
-            match_event,
-            population_rate,
-            replay_rates,
-        )
+        """Replay events of a sleep phase, matched to the memories, in ``/sleep/<phase>/``:
+        network 0's counts, rates per memory (Hz) and per-event start/memory/order, and every
+        network's event counts (``network_replay_events`` [networks],
+        ``network_replay_count`` and ``network_replay_forward`` [networks × memories])."""
+        from neurosleep.analysis.replay import replay_rates
 
         m = self.data.memories
         size = self.model.size(m.population)
         times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
         ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
-        times, ids = times[ids < size], ids[ids < size]
-        rate = population_rate([(times, ids)], size, start, stop, m.replay_bin)
-        events = detect_events(
-            rate, t_start=start, bin_ms=m.replay_bin, threshold_sd=m.replay_threshold_sd
-        )
         memories = {mem.name: mem.indices() for mem in m.stored}
-        matches = [match_event(times, ids, e.start_ms, e.stop_ms, memories) for e in events]
         names = list(memories)
+        per_network = []
+        for b in range(self.data.networks):
+            mine = ids // size == b
+            per_network.append(
+                self._replay_events(times[mine], ids[mine] - b * size, start, stop, memories)
+            )
+        matches = per_network[0]
         rates = replay_rates(matches, names, stop - start)
         arrays = {f"replay_rate_{k}": v for k, v in rates.items()}
         arrays |= {
@@ -620,9 +621,32 @@ class SNNExperiment(Experiment):
             "event_order": np.array(
                 [e.order[e.memory] if e.memory else np.nan for e in matches], dtype=float
             ),
+            "network_replay_events": np.array([len(ms) for ms in per_network]),
+            "network_replay_count": np.array(
+                [[sum(e.memory == n for e in ms) for n in names] for ms in per_network]
+            ),
+            "network_replay_forward": np.array(
+                [
+                    [sum(e.memory == n and e.direction == "forward" for e in ms) for n in names]
+                    for ms in per_network
+                ]
+            ),
         }
         units = {k: "Hz" for k in arrays if k.startswith("replay_rate_")} | {"event_start_ms": "ms"}
         self.recorder.write_arrays(self.recorder.sleep_path, arrays, units)
+
+    def _replay_events(self, times, ids, start: float, stop: float, memories: dict) -> list:
+        """One network's bursts over ``[start, stop)`` (``ids`` its neuron indices), matched to
+        the memories (:func:`~neurosleep.analysis.replay.match_event`)."""
+        from neurosleep.analysis.replay import detect_events, match_event, population_rate
+
+        m = self.data.memories
+        size = self.model.size(m.population)
+        rate = population_rate([(times, ids)], size, start, stop, m.replay_bin)
+        events = detect_events(
+            rate, t_start=start, bin_ms=m.replay_bin, threshold_sd=m.replay_threshold_sd
+        )
+        return [match_event(times, ids, e.start_ms, e.stop_ms, memories) for e in events]
 
     def _measure(self, run, duration_ms: float | None = None) -> dict[str, SpikeStats]:
         """Run with every population's spikes handed to the sink (streamed where recorded);

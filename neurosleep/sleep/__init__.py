@@ -91,6 +91,9 @@ class SimulateState(Protocol):
     ) -> dict[str, SpikeStats]: ...
 
 
+PhaseSpikes = Callable[[str], tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass(frozen=True)
 class SNNContext:
     """What an ``snn`` sleep algorithm may use.
@@ -103,6 +106,10 @@ class SNNContext:
     :class:`Drive`, needs ``data.memories``) the memories' source cues it periodically.
     ``engine`` is the simulation itself: its weights (``get_weights``/``set_weights``, one
     array per network) and each network's initial synapses (``networks[b].synapses[name]``).
+    ``memories``: the protocol's stored memories by name, each its groups of neuron indices (in
+    stored order) in ``memory_population`` (empty without ``data.memories``).
+    ``spikes(population)``: that population's spikes since the sleep phase began, every
+    network — times (ms) and node ids ``b·size + i``.
     """
 
     model: SNNSpec
@@ -111,6 +118,8 @@ class SNNContext:
     record: SleepRecord
     progress: Progress
     memories: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    memory_population: str | None = None
+    spikes: PhaseSpikes | None = None
 
 
 @dataclass(frozen=True)

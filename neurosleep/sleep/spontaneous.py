@@ -9,20 +9,29 @@ change of every plastic projection's weights, in ``/sleep/<phase>/``.
 Cued reactivation (targeted memory reactivation, cf. Cairney et al. 2016): ``cue`` drives the
 first group of one stored memory weakly and periodically during the sleep (the memories'
 source, ``rate`` for ``duration`` every ``every``).
+
+Two options make it a control (docs/consolidation.md, "Controls"): ``block`` inhibits the
+neurons of named memories for the whole sleep (a constant negative input, ``block_bias``, on
+each of their neurons: their reactivation is blocked); ``surrogate`` applies the sleep's STDP
+to its own spikes shuffled (:mod:`neurosleep.sleep.surrogate`) instead of to the spikes as they
+came.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from neurosleep.engines.base import Synapses, rule_bounds, steps_of
+from neurosleep.engines.base import Synapses, rule_bounds, rule_gain, stdp_form, steps_of
 from neurosleep.params import Params
 from neurosleep.sleep import Drive, SleepAlgorithm, SNNContext, SNNOutcome, register
-from neurosleep.spec.states import PhaseState
-from neurosleep.units import Rate, Time
+from neurosleep.sleep.surrogate import SHUFFLES, apply_stdp
+from neurosleep.spec.snn import STDP, SNNSpec
+from neurosleep.spec.states import PhaseState, compose
+from neurosleep.units import Rate, Time, Voltage
 
 
 class Cue(Params):
@@ -47,6 +56,15 @@ class SpontaneousParams(PhaseState):
     duration: Time = Field(gt=0)
     plasticity: float = Field(1.0, ge=0)
     cue: Cue | None = Field(None, description="cued reactivation of one memory (None: none)")
+    block: list[str] = Field(
+        default_factory=list, description="memories whose neurons are inhibited all sleep long"
+    )
+    block_bias: Voltage = Field(
+        "-40 mV", le=0, description="constant input to each blocked neuron (resting shift)"
+    )
+    surrogate: Literal["none", "time", "neurons"] = Field(
+        "none", description="apply the sleep's STDP to its own spikes shuffled so"
+    )
 
 
 def plastic_weights(context: SNNContext) -> dict[str, np.ndarray]:
@@ -106,16 +124,28 @@ def drive(cue: Cue, context: SNNContext) -> Drive:
 
 def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
     before = plastic_weights(context)
+    every = {name: context.engine.get_weights(name) for name in before}
     cue = drive(params.cue, context) if params.cue else None
-    stats = context.simulate(params.duration, params, params.plasticity, cue)
+    blocked, start = _block(params, context), context.engine.t_ms
+    try:
+        stats = context.simulate(params.duration, params, params.plasticity, cue)
+    finally:
+        if blocked is not None:
+            context.engine.set_bias(context.memory_population, None)
     rates = {f"rate_{p}": s.rate_mean for p, s in stats.items()}
+    if blocked is not None:
+        pop = context.memory_population
+        per_neuron = stats[pop].rates_hz.reshape(context.engine.batch, -1)
+        rates["rate_blocked"] = float(per_neuron[:, blocked].mean())
     for name, value in rates.items():
         context.record.scalar(name, value, "Hz")
+    if params.surrogate != "none":
+        _surrogate(params, context, every, start)
     write_change(context, before, rates)
     return SNNOutcome(changed=tuple(before))
 
 
-def check(params: SpontaneousParams, model, before: list) -> list[tuple[tuple, str]]:
+def _cue_on_grid(params: SpontaneousParams, model: SNNSpec) -> list[tuple[tuple, str]]:
     """A cue's times on the model's dt grid."""
     problems = []
     for name in ("every", "duration") if params.cue else ():
@@ -128,13 +158,102 @@ def check(params: SpontaneousParams, model, before: list) -> list[tuple[tuple, s
     return problems
 
 
+def _block(params: SpontaneousParams, context: SNNContext) -> np.ndarray | None:
+    """Put ``block_bias`` on the neurons of the blocked memories; their indices (None: none)."""
+    if not params.block:
+        return None
+    unknown = [name for name in params.block if name not in context.memories]
+    if unknown:
+        raise ValueError(f"block: unknown memory {unknown[0]!r}; stored: {list(context.memories)}")
+    blocked = np.unique(
+        np.concatenate([g for name in params.block for g in context.memories[name]])
+    )
+    bias = np.zeros(context.model.size(context.memory_population))
+    bias[blocked] = params.block_bias
+    context.engine.set_bias(context.memory_population, bias)
+    return blocked
+
+
+def _surrogate(
+    params: SpontaneousParams, context: SNNContext, before: dict, start_ms: float
+) -> None:
+    """Every plastic projection's weights back to ``before`` (one array per network), then
+    the sleep's STDP applied to each network's spikes of the sleep that began at
+    ``start_ms``, shuffled by ``params.surrogate`` (the same shuffle for a projection's pre
+    and post side when they are one population)."""
+    model, engine = context.model, context.engine
+    state = compose(model, "sleep", params, params.plasticity)
+    n_steps = steps_of(params.duration, model.dt)
+    rasters: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def shuffled(pop: str, b: int) -> tuple[np.ndarray, np.ndarray]:
+        if (pop, b) not in rasters:
+            times, ids = context.spikes(pop)
+            size = model.size(pop)
+            mine = ids // size == b
+            steps = np.rint((times[mine] - start_ms) / model.dt).astype(np.int64)
+            rng = np.random.default_rng([engine.seeds[b], len(rasters)])
+            rasters[pop, b] = SHUFFLES.get(params.surrogate)(
+                steps, ids[mine] - b * size, n_steps, size, rng
+            )
+        return rasters[pop, b]
+
+    for name, weights in before.items():
+        (rule,) = model.projections[name].plasticity
+        pre, post = model.projections[name].pre, model.projections[name].post
+        new = []
+        for b, (w, net) in enumerate(zip(weights, engine.networks, strict=True)):
+            syn = net.synapses[name]
+            new.append(
+                apply_stdp(
+                    w,
+                    syn.pre,
+                    syn.post,
+                    rule_bounds(model, name, rule, syn.weight),
+                    rule,
+                    stdp_form(state, name, rule.form),
+                    rule_gain(state, "plasticity", name),
+                    rule_gain(state, "depression", name),
+                    shuffled(pre, b),
+                    shuffled(post, b),
+                    model.dt,
+                )
+            )
+        engine.set_weights(name, new)
+
+
+def _surrogate_rules(params: SpontaneousParams, model: SNNSpec) -> list[tuple[tuple, str]]:
+    """A surrogate needs one STDP rule per plastic projection, between populations."""
+    if params.surrogate == "none":
+        return []
+    return [
+        (
+            ("surrogate",),
+            f"projection {name!r}: a surrogate applies one STDP rule between "
+            "populations (not a rate rule, several rules or a source)",
+        )  # fmt: skip
+        for name, proj in model.projections.items()
+        if proj.plasticity
+        and (
+            len(proj.plasticity) != 1
+            or not isinstance(proj.plasticity[0], STDP)
+            or proj.pre not in model.populations
+        )
+    ]
+
+
+def check(params: SpontaneousParams, model: SNNSpec, before: list) -> list[tuple[tuple, str]]:
+    """A cue's times on the dt grid; a surrogate's rules."""
+    return _cue_on_grid(params, model) + _surrogate_rules(params, model)
+
+
 register(
     SleepAlgorithm(
         name="spontaneous",
         Params=SpontaneousParams,
         model_kind="snn",
         run=run,
-        check=check,
         summary="spiking network runs without task input under the sleep state, plasticity on",
+        check=check,
     )
 )

@@ -433,12 +433,15 @@ class Modulation(Part):
     keys: a projection name or ``"*"``; values multiply every rule's learning rate (0: off).
     ``depression`` keys: the same; values multiply the depression amplitude ``a_minus`` of the
     projection's STDP rules only (a state-specific balance of potentiation and depression).
+    ``form`` keys: the same; values replace the form of the projection's STDP rules (one of
+    :data:`STDP_FORMS`, e.g. ``symmetric``: order-blind) while the state lasts.
     Restored when the phase ends.
     """
 
     scale: dict[str, float] = Field(default_factory=dict)
     plasticity: dict[str, float] = Field(default_factory=dict)
     depression: dict[str, float] = Field(default_factory=dict)
+    form: dict[str, STDPForm] = Field(default_factory=dict)
 
 
 class SNNSpec(Spec):
@@ -584,12 +587,12 @@ class SNNSpec(Spec):
                 )
             elif factor < 0:
                 bad(loc, "scale factors must be >= 0", factor)
-        for field in ("plasticity", "depression"):
-            for key, gain in getattr(mod, field).items():
+        for field in ("plasticity", "depression", "form"):
+            for key, value in getattr(mod, field).items():
                 if key != "*" and key not in self.projections:
                     bad(("modulation", state, field, key), f"unknown projection {key!r}", key)
-                elif gain < 0:
-                    bad(("modulation", state, field, key), f"{field} gains must be >= 0", gain)
+                elif field != "form" and value < 0:
+                    bad(("modulation", state, field, key), f"{field} gains must be >= 0", value)
 
 
 UNION_TAGS = {
