@@ -4,7 +4,8 @@ for the mlp").
 
 Reads run files of the task-incremental split-MNIST protocols ``split_mnist_task_nrem_rem``,
 ``split_mnist_task_nrem``, ``split_mnist_task_rem`` and the no-sleep
-``split_mnist_task_il_finetune`` (run with ``--set data.train_per_class=200``), one per seed::
+``split_mnist_task_il_finetune`` (run with ``--set data.train_per_class=200``), one per seed;
+a REM-only run whose dreams are ``source: noise`` is its own condition::
 
     python benchmarks/stages_mlp.py outputs/stages_mlp/*.h5
 
@@ -34,12 +35,16 @@ CONDITIONS = {
     "split_mnist_task_rem": "REM only",
     "split_mnist_task_nrem_rem": "NREM + REM",
 }
+NOISE = "REM only (noise dreams)"
+ORDER = [*CONDITIONS.values(), NOISE]
 PAIRS = [
     ("NREM + REM", "NREM only"),
     ("NREM + REM", "no sleep"),
     ("REM only", "no sleep"),
     ("REM only", "NREM only"),
     ("NREM only", "no sleep"),
+    (NOISE, "no sleep"),
+    (NOISE, "REM only"),
 ]
 MEASURES = ["ACC", "BWT", "FWT", "LA", "time (s)"]
 
@@ -52,8 +57,9 @@ def measures(path: str) -> tuple[str, int, dict[str, float]]:
         phases = run.phases()
         R, _ = accuracy_matrix(phases, run.evaluations(), "accuracy", len(result.task_names))
         seconds = float(sum(p.wall_seconds for p in phases))
+        noise = "source: noise" in (run.provenance("protocol") or "")
     return (
-        CONDITIONS[result.name],
+        NOISE if noise else CONDITIONS[result.name],
         int(result.seed),
         {
             "ACC": final["ACC"],
@@ -81,7 +87,7 @@ def main() -> None:
         table[condition][seed] = values
     print("| condition | n | " + " | ".join(MEASURES) + " |")
     print("|---|---|" + "---|" * len(MEASURES))
-    for condition in CONDITIONS.values():
+    for condition in ORDER:
         if condition not in table:
             continue
         runs = table[condition]
