@@ -22,7 +22,8 @@ prints:
   features);
 - with ``--nightmares``: ACC of the diffusion protocol with corrupted dreams — Gaussian noise of
   std ``corrupt_noise`` on every replayed pixel, or a fraction ``corrupt_labels`` of wrong
-  labels — one row per level (the degradation curve);
+  labels — one row per level (the degradation curve); the clean row is the comparison's runs
+  of the same seeds, which must exist;
 - with ``--figures DIR``: ``dreams.png`` (recorded dreams after each task, one row per task)
   and ``trajectory.png`` (one dream's DDIM states from noise to image) from the first seed.
 
@@ -58,11 +59,6 @@ PROTOCOLS = {  # name -> (protocol, overrides): the VAE records dreams too (chan
     "diffusion": (DIFFUSION, []),
     "vae": (VAE, [f"{REPLAY_KEY}.record_dreams=200"]),
 }
-NIGHTMARES = [  # (label, overrides of the diffusion protocol); "clean" is the plain run
-    ("clean", None),
-    *((f"noise {s}", [f"{REPLAY_KEY}.corrupt_noise={s}"]) for s in (0.5, 1.0)),
-    *((f"labels {f}", [f"{REPLAY_KEY}.corrupt_labels={f}"]) for f in (0.3, 0.6)),
-]
 
 
 def run(protocol: str, seed: int, sets: list[str], path: Path) -> tuple[float, float]:
@@ -200,20 +196,33 @@ def figures(path: Path, folder: Path) -> None:
 
 
 # ------------------------------------------------------------------ main
+def nightmare_levels(noise: list[float], flip: list[float]) -> list[tuple[str, list | None]]:
+    """(label, overrides of the diffusion protocol) per level; "clean" is the plain run."""
+    return [
+        ("clean", None),
+        *((f"noise {s}", [f"{REPLAY_KEY}.corrupt_noise={s}"]) for s in noise),
+        *((f"labels {f}", [f"{REPLAY_KEY}.corrupt_labels={f}"]) for f in flip),
+    ]
+
+
 def nightmares(args) -> None:
+    levels = nightmare_levels(args.noise, args.flip)
     names = {}
-    for label, sets in NIGHTMARES:
+    for label, sets in levels:
         stem = DIFFUSION if sets is None else f"nightmare_{label.replace(' ', '_')}"
         names[label] = [f"{stem}_seed{s}" for s in args.seeds]
     jobs = [
-        (name, DIFFUSION, s, sets or [])
-        for label, sets in NIGHTMARES
+        (name, DIFFUSION, s, sets)
+        for label, sets in levels[1:]
         for name, s in zip(names[label], args.seeds, strict=True)
     ]
     run_all(jobs, args.out, args.jobs, args.reuse)
+    missing = [n for n in names["clean"] if not (args.out / f"{n}.h5").exists()]
+    if missing:  # the clean row is the main comparison's runs, never started here
+        raise SystemExit(f"run the comparison first (no {', '.join(missing)} in {args.out})")
     print(f"\ncorrupted dreams, seeds {args.seeds}\n\n| dreams | ACC (mean ± SEM) | n |")
     print("|---|---|---|")
-    for label, _ in NIGHTMARES:
+    for label, _ in levels:
         accs = [final_acc(args.out / f"{n}.h5") for n in names[label]]
         print(f"| {label} | {mean_sem(accs)} | {len(accs)} |")
 
@@ -226,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep finished runs")
     parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
     parser.add_argument("--nightmares", action="store_true", help="the degradation curve")
+    parser.add_argument("--noise", type=float, nargs="*", default=[0.5, 1.0], help="its noise")
+    parser.add_argument("--flip", type=float, nargs="*", default=[0.3, 0.6], help="its labels")
     parser.add_argument("--figures", type=Path, help="folder for the figures (first seed)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

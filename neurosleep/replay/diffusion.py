@@ -14,15 +14,19 @@ Formulas (Ho et al. 2020; Song et al. 2021; Nichol & Dhariwal 2021), t = 0 … T
 - schedules: ``linear`` β_t from ``beta_start`` to ``beta_end``; ``cosine``
   ``ᾱ_t = f(t + 1)/f(0)``, ``f(t) = cos²(π/2 · (t/T + s)/(1 + s))``, s = 0.008, β ≤ 0.999;
 - forward noising ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``, ``x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε``;
-  the denoiser learns the noise ε (``prediction: eps``, Ho et al.) or the velocity
-  ``v = √ᾱ_t ε − √(1 − ᾱ_t) x_0`` (``prediction: v``, Salimans & Ho 2022), loss the mean squared
-  error to its target; from v, ``x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂`` and
-  ``ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂`` (an MLP narrower than its input cannot pass the noise through,
-  as ε-prediction needs at high noise; with v, x_t carries it);
-- DDIM (S steps on an evenly spaced subsequence of 0 … T−1, ``eta`` η): ``x̂_0 = (x_t −
-  √(1 − ᾱ_t) ε̂)/√ᾱ_t`` (clipped to the data range), ``σ = η √((1 − ᾱ_p)/(1 − ᾱ_t)) √(1 −
-  ᾱ_t/ᾱ_p)``, ``x_p = √ᾱ_p x̂_0 + √(1 − ᾱ_p − σ²) ε̂ + σ z`` (ᾱ_p = 1 after the last step);
-- DDPM ancestral (all T steps): ``x_{t−1} = (x_t − β_t/√(1 − ᾱ_t) ε̂)/√(1 − β_t) + σ_t z``,
+  the denoiser predicts, with ``prediction``, the noise ε (``eps``, Ho et al.), the velocity
+  ``v = √ᾱ_t ε − √(1 − ᾱ_t) x_0`` (``v``, Salimans & Ho 2022) or the clean input (``x0``); the
+  loss is the mean squared error to that target (with ``eps``: the simplified DDPM loss), and
+  the samplers take x̂_0 and ε̂ from it: from v, ``x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂``,
+  ``ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂``; from x̂_0, ``ε̂ = (x_t − √ᾱ_t x̂_0)/√(1 − ᾱ_t)``. An MLP whose
+  layers are narrower than its input cannot carry the noise through, as ε- (and v-) prediction
+  need; a clean image lies near a low-dimensional manifold that it can reach, hence ``x0``;
+- DDIM (S steps on an evenly spaced subsequence of T−1 … 0, ``eta`` η): x̂_0 clipped to the
+  data range and ε̂ recomputed from it, ``σ = η √((1 − ᾱ_p)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_p)``,
+  ``x_p = √ᾱ_p x̂_0 + √(1 − ᾱ_p − σ²) ε̂ + σ z`` (ᾱ_p = 1 after the last step);
+- DDPM ancestral (all T steps): the posterior mean of q(x_{t−1} | x_t, x̂_0),
+  ``(√ᾱ_{t−1} β_t x̂_0 + √(1 − β_t) (1 − ᾱ_{t−1}) x_t)/(1 − ᾱ_t)`` (with ε̂ unclipped, Ho et al.'s
+  ``(x_t − β_t/√(1 − ᾱ_t) ε̂)/√(1 − β_t)``), plus σ_t z,
   ``σ_t² = β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t)``.
 
 Inputs in [0, 1] are diffused as ``2x − 1``; dreams come back clipped to [0, 1].
@@ -185,8 +189,8 @@ def diffusion_loss(
     generator: torch.Generator,
     y: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the prediction (ε or v) over inputs and batch, t ~ U{0 … T−1}
-    (with ε: the simplified DDPM loss)."""
+    """Mean squared error of the prediction (ε, v or x_0) over inputs and batch,
+    t ~ U{0 … T−1} (with ε: the simplified DDPM loss)."""
     t = torch.randint(0, schedule.steps, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     target = TARGETS[model.prediction](x0, eps, schedule.alpha_bar[t].unsqueeze(1))
