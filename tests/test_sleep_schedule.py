@@ -291,3 +291,19 @@ def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_pr
         with open_run(second / "out" / "runs" / f"{r.key}.h5") as run:
             recorded = sum(p.wall_seconds for p in run.phases())
         assert r.wall_s == pytest.approx(recorded) and r.wall_s > 0
+
+
+def test_naps_of_a_staged_dreaming_sleep_are_staged_copies(tmp_path, root):
+    """nap_every on the mlp NREM (SRA) + REM (dreams) protocol: every nap is the task's staged
+    sleep (2 cycles of sra then rem_dreams), validated like it."""
+    protocol = yaml.safe_load((root / "protocols" / "split_mnist_task_nrem_rem.yaml").read_text())
+    protocol["model"] = str(root / "models" / "mlp_sra.yaml")
+    protocol["output"] = str(tmp_path / "{name}.h5")
+    study = load_study(write_study(tmp_path, protocol, {"nap_every": {"values": [4]}}))
+    _, p = resolved(study, {"nap_every": 4})
+    sleeps = [x for x in p.phases if x.kind == "sleep" and x.task == 0]
+    assert [x.name for x in sleeps] == ["sleep1_nap1", "sleep1_nap2", "sleep1"]
+    for x in sleeps:
+        assert [(s.name, s.algorithm) for s in x.stages] == [("nrem", "sra"), ("rem", "rem_dreams")]
+        assert x.params.cycles == 2
+    assert [x.params.epochs for x in p.phases if x.kind == "wake" and x.task == 0] == [4, 4, 4]
