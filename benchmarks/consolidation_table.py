@@ -2,14 +2,16 @@
 
 Runs every ``protocols/consolidation_*.yaml`` condition with ``--networks`` independent networks
 (seeds ``seed … seed+N−1``, one torch batch), reads the cued-recall scores of each network from
-``/recall/<phase>/`` and prints, per condition and test phase, mean ± SEM over networks of the
-graded sequence recall of A and B, full recall and no response (fractions of trials), pattern
-completion and discrimination, the synaptic footprint of network 0, and each condition's wall
-time; ``--baseline`` adds the same scores in windows without a cue. ``--engine brian2`` runs
-one network per seed instead. Writes the figure (recall per memory across test phases, one panel
-per condition).
+``/recall/<phase>/`` and prints, per condition and test phase, mean ± SEM over networks of each
+stored memory's (A, B, S2) graded sequence recall, full recall (fraction of trials, with the
+lowest network's) and no response, pattern completion and discrimination; the final tests
+paired by network against each condition's control; the synaptic footprint of network 0, and
+each condition's wall time. ``--baseline`` adds the same scores in windows without a cue.
+``--placement permuted`` runs the geometry-breaking null (every five-group memory placed off
+the ring order; docs/consolidation.md). ``--engine brian2`` runs one network per seed instead.
+Writes the figure (graded recall per memory across test phases, one panel per condition).
 
-    python benchmarks/consolidation_table.py --networks 5 --seed 11 \
+    python benchmarks/consolidation_table.py --networks 20 --seed 101 --baseline \
         --figure docs/img/consolidation/recall.png
 
 ``--reuse`` reads existing run files in ``--out`` instead of running again. ``--set KEY=VALUE``
@@ -221,16 +223,17 @@ def mean_sem(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
 
 
-def cell(values: np.ndarray) -> str:
+def cell(values: np.ndarray, minimum: bool = False) -> str:
+    """Mean ± SEM over networks (and, with ``minimum``, the lowest network's value)."""
     if np.isnan(values).all():
         return "–"
     m, s = mean_sem(values)
-    return f"{m:.2f} ± {s:.2f}"
+    return f"{m:.2f} ± {s:.2f}" + (f" (min {values.min():.2f})" if minimum else "")
 
 
-def table(results: dict[str, list[dict]], key: str, names: list[str]) -> str:
+def table(results: dict[str, list[dict]], key: str, names: list[str], minimum: bool = False) -> str:
     """One row per condition and test phase, one column per memory of ``names`` ("–" where a
-    condition stores fewer memories)."""
+    condition stores fewer memories); ``minimum`` adds the lowest network's value."""
     lines = [
         "| condition | test phase | " + " | ".join(f"{n} ({key})" for n in names) + " |",
         "|---|---|" + "---|" * len(names),
@@ -238,7 +241,10 @@ def table(results: dict[str, list[dict]], key: str, names: list[str]) -> str:
     for label, rows in results.items():
         for row in rows:
             values = row[key]
-            cells = [cell(values[:, j]) if j < values.shape[1] else "–" for j in range(len(names))]
+            cells = [
+                cell(values[:, j], minimum) if j < values.shape[1] else "–"
+                for j in range(len(names))
+            ]
             lines.append(f"| {label} | {row['phase']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -451,7 +457,7 @@ def main() -> None:
     print(f"graded sequence recall, {over} ({args.engine})\n")
     print(table(results, "sequence", names))
     print(f"\nfull recall (fraction of trials: every group fired, in stored order), {over}\n")
-    print(table(results, "full_recall", names))
+    print(table(results, "full_recall", names, minimum=True))
     print(f"\nno response (fraction of trials: no group beyond the cue fired), {over}\n")
     print(table(results, "no_response", names))
     if args.baseline:

@@ -186,14 +186,17 @@ def test_consolidation_sleep_run(root, tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     completion = s["final"]["completion"]
     names = [t["name"] for t in s["tests"]]
-    # R: "at start" = the last test before learning A; after task 0 = the last test before
-    # learning B; after task 1 = the last test of the run (after sleep)
+    # R: "at start" = the last test before learning A; after task k = the last test before
+    # learning task k+1 (none between B and S2, learned back to back); after the last task =
+    # the last test of the run (after sleep)
     kinds = [kind for kind, _ in schedule]
-    tests = [body["name"] for kind, body in schedule if kind == "test"]
-    first_wake, second_wake = [i for i, kind in enumerate(kinds) if kind == "wake"][:2]
-    before = [body["name"] for kind, body in schedule[:first_wake] if kind == "test"]
-    between = [body["name"] for kind, body in schedule[first_wake:second_wake] if kind == "test"]
-    expected = [before[-1] if before else None, between[-1], tests[-1]]
+    wakes = [i for i, kind in enumerate(kinds) if kind == "wake"] + [len(schedule)]
+
+    def last_test(start: int, stop: int) -> str | None:
+        names = [body["name"] for kind, body in schedule[start:stop] if kind == "test"]
+        return names[-1] if names else None
+
+    expected = [last_test(a, b) for a, b in zip([0, *wakes[:-1]], wakes, strict=True)]
     assert [None if r is None else names[r] for r in completion["matrix_evaluations"]] == expected
     sleep = next(p for p in s["phases"] if p["kind"] == "sleep")
     assert (

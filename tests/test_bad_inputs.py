@@ -449,7 +449,7 @@ case(
     "test.duration",
     "not a multiple of the model's dt",
 )
-case("off-grid-sleep", C, put("schedule.5.sleep.duration", "10000.01 ms"), "sleep.duration", "dt")
+case("off-grid-sleep", C, put("schedule.6.sleep.duration", "10000.01 ms"), "sleep.duration", "dt")
 case("off-grid-block", C, put("record.block", "100.05 ms"), "record.block", "dt")
 case("off-grid-interval", C, put("record.interval", "0.05 ms"), "record.interval", "dt")
 case("off-grid-memory-step", C, put("data.memories.step", "10.01 ms"), "data.memories.step", "dt")
@@ -462,7 +462,7 @@ case(
     "test.duration",
     "cannot read",
 )
-case("negative-rate", C, put("schedule.5.sleep.rates", {"stim": "-5 Hz"}), "sleep.rates", ">= 0 Hz")
+case("negative-rate", C, put("schedule.6.sleep.rates", {"stim": "-5 Hz"}), "sleep.rates", ">= 0 Hz")
 case(
     "negative-memory-rate",
     C,
@@ -789,18 +789,18 @@ case(
 case(
     "downscaling-unknown-projection",
     C,
-    put("schedule.5", {"sleep": {"kind": "downscaling", "factor": 0.5, "projections": ["xx"]}}),
+    put("schedule.6", {"sleep": {"kind": "downscaling", "factor": 0.5, "projections": ["xx"]}}),
     "sleep.projections[0]",
     "unknown projection 'xx'",
 )
 case(
     "rates-unknown-source",
     C,
-    put("schedule.5.sleep.rates", {"nope": "5 Hz"}),
+    put("schedule.6.sleep.rates", {"nope": "5 Hz"}),
     "sleep.rates.nope",
     "is not a source",
 )
-case("snn-phase-engine", C, put("schedule.5.sleep.engine", "brian2"), "sleep.engine", "one engine")
+case("snn-phase-engine", C, put("schedule.6.sleep.engine", "brian2"), "sleep.engine", "one engine")
 case(
     "snn-block-unknown", C, put("schedule.5.sleep.block", ["C"]), "sleep.block[0]", "unknown memory"
 )
@@ -832,7 +832,7 @@ case(
 case(
     "unknown-state",
     C,
-    put("schedule.5.sleep.state", "dreaming"),
+    put("schedule.6.sleep.state", "dreaming"),
     "sleep.state",
     "unknown state 'dreaming'",
 )

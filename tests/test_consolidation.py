@@ -170,7 +170,7 @@ def test_learning_b_damages_a_and_is_recorded(root, write_protocol, tmp_path):
         assert after_b[0] < after_a[0] - 0.3  # learning the reversed sequence damages A
         assert after_b[1] > 0.4  # and stores B
         per_network = rf.arrays(f"recall/{int(ev.phases[1])}")["sequence"]
-        assert per_network.shape == (2, 2) and np.all(per_network[:, 0] < after_a[0])
+        assert per_network.shape == (2, 3) and np.all(per_network[:, 0] < after_a[0])
         assert np.all(ev.metrics["intrusion"] < 0.1)  # the cue does not ignite the network
         w = rf.weights("ee")
         fp = footprint(w.values, w.pre, w.post, MEMORIES)

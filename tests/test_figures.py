@@ -119,11 +119,10 @@ def test_consolidation_figures_use_memory_names_and_one_time_unit(consolidation_
     acc = figures["accuracy"]
     matrix = next(ax for ax in acc.axes if ax.images and ax.get_label() != "<colorbar>")
     curve = next(ax for ax in acc.axes if ax.get_ylabel() == "completion" and not ax.images)
-    assert tick_texts(matrix) == ["A", "B"]
-    assert tick_texts(matrix, "y") == ["at start", "after A", "after B"]
-    assert curve.get_title(loc="left") == (
-        f"final: A {completion[-1, 0]:.2f}  B {completion[-1, 1]:.2f}"
-    )
+    assert tick_texts(matrix) == ["A", "B", "S2"]
+    assert tick_texts(matrix, "y") == ["at start", "after A", "after B", "after S2"]
+    c = completion[-1]
+    assert curve.get_title(loc="left") == f"final: A {c[0]:.2f}  B {c[1]:.2f}  S2 {c[2]:.2f}"
     assert curve.get_ylim() == (0.0, 1.0) or max(curve.get_ylim()) <= 0.2  # fixed or zoomed
     raster_unit = figures["raster"].axes[-1].get_xlabel()
     assert figures["replay"].axes[0].get_xlabel() == raster_unit  # replay beside raster: one unit
@@ -153,7 +152,7 @@ def test_compare_figure_per_memory(consolidation_run, tmp_path):
     fig = figure(group_runs(runs, ["protocol"]), ["completion"])
     assert text_problems(fig) == []
     bars, curves = fig.axes[:2]
-    assert tick_texts(bars) == ["A", "B"] and bars.get_xlabel() == "memory"
+    assert tick_texts(bars) == ["A", "B", "S2"] and bars.get_xlabel() == "memory"
     with open_run(consolidation_run) as r:
         names = {p.index: p.name for p in r.phases()}
         tests = [names[int(i)] for i in r.evaluations().phases]

@@ -97,7 +97,7 @@ def test_a_is_recalled_in_full_after_learning(spiking):
 @pytest.mark.slow
 @pytest.mark.torch
 def test_sleep_raises_a_above_no_sleep(spiking):
-    """Measured (seeds 11-18): A's graded score 0.23 before sleep, 0.66 after (gain 0.43,
+    """Measured (seeds 11-18): A's graded score 0.22 before sleep, 0.65 after (gain 0.43,
     higher in 8 of 8); the spontaneous baseline after sleep 0.01. A's full recall is 0 in every
     network before and after sleep: sleep does not restore complete recall in this model, so
     no margin on it is asserted (docs/results.md, the open part of #15)."""
@@ -116,7 +116,7 @@ def test_sleep_raises_a_above_no_sleep(spiking):
 @pytest.mark.torch
 def test_nightmares_stay_below_sleep(spiking):
     """A's discrimination (completion − intrusion) after nightmares minus after sleep, per
-    network. Measured (seeds 11-18): −0.44, lower in 7 of 8 (one network, seed 16, scores 0.79
+    network. Measured (seeds 11-18): −0.38, lower in 7 of 8 (one network, seed 16, scores 0.79
     after the nightmares)."""
 
     def discrimination(run: dict) -> np.ndarray:

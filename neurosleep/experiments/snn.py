@@ -532,7 +532,8 @@ class SNNExperiment(Experiment):
         keys = RECALL_KEYS + (SPONTANEOUS_KEYS if m.baseline else ())
         values = {k: np.full((nets, n_mem), np.nan) for k in keys}
         tasks = list(range(n_mem) if phase.task < 0 else [phase.task])
-        order = cue_order(tasks, trials, (self.seed, phase.index) if m.shuffle else None)
+        start = round(self.sim.t_ms / self.model.dt)  # the test's first step
+        order = cue_order(tasks, trials, (self.seed, start) if m.shuffle else None)
         self.enter("test", params, 0.0)
         self.sink.keep = {m.population: []}
 
@@ -751,7 +752,8 @@ RECALL_DESCRIPTIONS = {
 def cue_order(tasks: list[int], trials: int, seed: tuple[int, int] | None) -> list[tuple[int, int]]:
     """(memory, trial) pairs in the order a test cues them: memory by memory (``seed`` None),
     or round by round, each round the memories in a random order drawn from ``seed`` (the
-    run's seed and the phase index: the same every run, independent of the engine's draws).
+    run's seed and the test's first time step: the same every run, whether the sleep before it
+    is one staged phase or several, and independent of the engine's draws).
 
     >>> cue_order([0, 1], 2, None)
     [(0, 0), (0, 1), (1, 0), (1, 1)]
