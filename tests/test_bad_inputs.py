@@ -802,21 +802,21 @@ case(
 )
 case("snn-phase-engine", C, put("schedule.6.sleep.engine", "brian2"), "sleep.engine", "one engine")
 case(
-    "snn-block-unknown", C, put("schedule.5.sleep.block", ["C"]), "sleep.block[0]", "unknown memory"
+    "snn-block-unknown", C, put("schedule.6.sleep.block", ["C"]), "sleep.block[0]", "unknown memory"
 )
-case("snn-block-bias-positive", C, put("schedule.5.sleep.block_bias", "5 mV"), "block_bias", "0")
-case("snn-surrogate-unknown", C, put("schedule.5.sleep.surrogate", "space"), "sleep.surrogate")
+case("snn-block-bias-positive", C, put("schedule.6.sleep.block_bias", "5 mV"), "block_bias", "0")
+case("snn-surrogate-unknown", C, put("schedule.6.sleep.surrogate", "space"), "sleep.surrogate")
 case(
     "snn-state-form-unknown",
     C,
-    put("schedule.5.sleep.modulation", {"form": {"*": "hebbian"}}),
+    put("schedule.6.sleep.modulation", {"form": {"*": "hebbian"}}),
     "modulation.form",
 )
 case(
     "snn-state-form-brian2",
     C,
     both(
-        put("schedule.5.sleep.modulation", {"form": {"*": "symmetric"}}),
+        put("schedule.6.sleep.modulation", {"form": {"*": "symmetric"}}),
         flags("--engine", "brian2"),
     ),
     "sleep.modulation.form",
