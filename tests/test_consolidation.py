@@ -26,11 +26,12 @@ def model_dict(root) -> dict:
     return yaml.safe_load((root / "models" / "assemblies.yaml").read_text())
 
 
-def deterministic_model(root) -> SNNSpec:
-    """The shipped model with the noise off and sequence A given as fixed input spikes."""
+def deterministic_model(root, repeats: int = 3) -> SNNSpec:
+    """The shipped model with the noise off and sequence A given as fixed input spikes, once
+    every 100 ms, ``repeats`` times."""
     spec = model_dict(root)
     times, ids = [], []
-    for repeat in range(3):
+    for repeat in range(repeats):
         for k, group in enumerate(GROUPS):
             for offset in (1.0, 3.0, 5.0):
                 times += [f"{100 * repeat + 10 * k + offset} ms"] * group.size
@@ -70,6 +71,33 @@ def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
     fp = footprint(np.stack([pre_post.weight, w_torch]), pre_post.pre, pre_post.post, MEMORIES)
     assert fp["A"][1] > 1.5 * fp["A"][0]  # forward synapses of the presented sequence grow
     assert fp["B"][1] < fp["B"][0]  # and the backward ones shrink
+
+
+@pytest.mark.slow
+@pytest.mark.brian2
+@pytest.mark.torch
+def test_brain_states_switch_alike_on_both_engines(root):
+    """The model's states (wake: E->E x0.3 and adaptation x0; test: all x1, adaptation on;
+    sleep: leak x2, E->E x1.3, I->E x2, STDP x3 with depression x0.7), switched in one run as a
+    protocol does, give the same spikes and weights on both engines under the same drive, the
+    adaptation carried over from one state into the next."""
+    spec = deterministic_model(root, repeats=3)
+    results = {}
+    for engine in ("torch", "brian2"):
+        options = {"target": "numpy"} if engine == "brian2" else {}
+        sim = make_engine(engine, spec, seeds=[5], **options)
+        results[engine] = []
+        for state in ("wake", "test", "sleep"):
+            sim.set_modulation(spec.modulation[state])
+            sink = MemorySink()
+            sim.run(100.0, Recording(spikes=("exc",), block=100.0), sink)
+            results[engine].append((*sink.spike_array("exc"), sim.get_weights("ee")[0]))
+    counts = [len(times) for times, _, _ in results["torch"]]
+    assert counts[0] < counts[1] < counts[2]  # E->E x0.3 < x1 < x1.3 with I->E x2 and leak x2
+    for (tt, it, wt), (tb, ib, wb) in zip(results["torch"], results["brian2"], strict=True):
+        np.testing.assert_array_equal(it, ib)
+        np.testing.assert_allclose(tt, tb, atol=1e-9)
+        np.testing.assert_allclose(wt, wb, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.torch
