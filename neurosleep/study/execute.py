@@ -219,10 +219,10 @@ def start_fork_server() -> bool:
     from, with :data:`WORKER_IMPORTS` loaded and one OpenMP/BLAS thread; False where the
     platform has no fork server (the workers are then spawned, each importing for itself).
 
-    Spawned workers import torch and neurosleep each (about 2 s of CPU apiece, measured with
-    benchmarks/study_overhead.py), at the moment the first runs are due; forked from this
-    server, they start in a fraction of a second, and the server's one import overlaps the
-    driver's own work when started early (``study run`` starts it before reading the study).
+    Spawned workers import torch and neurosleep each, at the moment the first runs are due;
+    forked from this server, they start with everything a run uses loaded, and the server's
+    one import overlaps the driver's own work when started early (``study run`` starts it
+    before reading the study).
     """
     import multiprocessing
     from multiprocessing import forkserver
