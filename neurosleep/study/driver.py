@@ -123,7 +123,8 @@ class Driver:
         row = self.ledger.get(key)
         aside = row.aside + outcome.aside
         if outcome.reused and outcome.started:  # it found the run complete: not an execution
-            self.ledger.update(key, attempts=max(row.attempts - 1, 0))
+            # (at least one made the file: a worker of a killed driver may have, unrecorded)
+            self.ledger.update(key, attempts=max(row.attempts - 1, 1))
         if outcome.state == "complete":
             wall = outcome.wall_s if not outcome.reused or row.wall_s is None else row.wall_s
             self.ledger.update(

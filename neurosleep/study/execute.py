@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 from collections import deque
@@ -216,8 +217,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 def start_fork_server() -> bool:
     """Start (in the background; at once) the process that a LocalCluster's workers are forked
-    from, with :data:`WORKER_IMPORTS` loaded and one OpenMP/BLAS thread; False where the
-    platform has no fork server (the workers are then spawned, each importing for itself).
+    from, with :data:`WORKER_IMPORTS` loaded and one OpenMP/BLAS thread; False off Linux (on
+    macOS a fork without exec is unsafe once system frameworks are loaded; the workers are then
+    spawned, each importing for itself).
 
     Spawned workers import torch and neurosleep each, at the moment the first runs are due;
     forked from this server, they start with everything a run uses loaded, and the server's
@@ -227,7 +229,7 @@ def start_fork_server() -> bool:
     import multiprocessing
     from multiprocessing import forkserver
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if sys.platform != "linux":
         return False
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_IMPORTS))
     saved = {name: os.environ.get(name) for name in ONE_THREAD}
