@@ -266,6 +266,7 @@ def test_sleep_intensity_and_content_are_study_axes(tmp_path, root):
 def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_protocol):
     """A complete run file copied into another study's folder is reused, and its wall time in
     the ledger is the one its run file records (not 0)."""
+    import filecmp
     import shutil
 
     from neurosleep.cli import main
@@ -286,9 +287,11 @@ def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_pr
     study = write_study(second, hopfield_protocol, space, folder=str(second / "out"))
     assert main(["study", "run", str(study), "--workers", "1", "-q"]) == 0
     rows = Ledger(second / "out").rows()
-    assert len(rows) == 2 and all(r.attempts == 0 for r in rows)  # nothing ran again
-    for r in rows:
-        with open_run(second / "out" / "runs" / f"{r.key}.h5") as run:
+    assert len(rows) == 2 and all(r.state == "complete" for r in rows)
+    for r in rows:  # nothing ran again: each file is still the copy, byte for byte
+        copied = second / "out" / "runs" / f"{r.key}.h5"
+        assert filecmp.cmp(copied, first / "out" / "runs" / copied.name, shallow=False)
+        with open_run(copied) as run:
             recorded = sum(p.wall_seconds for p in run.phases())
         assert r.wall_s == pytest.approx(recorded) and r.wall_s > 0
 
