@@ -10,6 +10,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+TINY_MLP = {  # a 64-32-10 mlp for split digits (scikit-learn's 8x8 images)
+    "kind": "mlp",
+    "name": "tiny",
+    "layers": [64, 32, 10],
+    "bias": False,
+    "output": "relu",
+    "init": "uniform",
+    "init_scale": 0.1,
+}
+
+
 @pytest.fixture
 def one_torch_thread():
     """Small networks: one torch thread is faster, and a busy OpenMP pool is far slower."""

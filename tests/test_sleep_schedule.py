@@ -14,18 +14,9 @@ from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
 from neurosleep.study.spec import load_study
+from tests.conftest import TINY_MLP
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
-
-TINY_MLP = {
-    "kind": "mlp",
-    "name": "tiny",
-    "layers": [64, 32, 10],
-    "bias": False,
-    "output": "relu",
-    "init": "uniform",
-    "init_scale": 0.1,
-}
 
 
 def mlp_protocol(tmp_path: Path) -> dict:

@@ -8,6 +8,7 @@ import torch
 
 from neurosleep.engines.sra_brian2 import sra_sleep_brian2
 from neurosleep.sleep.sra import SRAParams, sra, sra_sleep
+from tests.conftest import TINY_MLP
 from tests.test_ann import WAKE, digits_protocol, run_dict
 from tests.test_sra import ALPHAS, RULE, THRESHOLDS, blocks, small_net
 
@@ -46,15 +47,7 @@ def test_sleep_phase_on_brian2_gives_the_torch_accuracies(write_protocol, tmp_pa
             "dtype": "float64",
         }
     }
-    model = {
-        "kind": "mlp",
-        "name": "tiny",
-        "layers": [64, 32, 10],
-        "bias": False,
-        "output": "relu",
-        "init": "uniform",
-        "init_scale": 0.1,
-    }
+    model = dict(TINY_MLP)
     schedule = [
         {"wake": dict(WAKE, epochs=3, task=0)},
         sleep,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from neurosleep.cli import main
-from tests.conftest import small_hopfield
+from tests.conftest import TINY_MLP, small_hopfield
 from tests.killpoint import ENV as KILLPOINT
 from tests.test_study import ENV, contents, ledger_rows
 
@@ -137,15 +137,7 @@ MLP = {  # split digits (local, scikit-learn), a tiny network, selected on the v
     "name": "mlp",
     "description": "wake learning rate on split digits",
     "seed": 1,
-    "model": {
-        "kind": "mlp",
-        "name": "tiny",
-        "layers": [64, 32, 10],
-        "bias": False,
-        "output": "relu",
-        "init": "uniform",
-        "init_scale": 0.1,
-    },
+    "model": TINY_MLP,
     "engine": "torch",
     "device": "cpu",
     "data": {"dataset": "digits", "stream": "split", "scenario": "class"},
