@@ -62,7 +62,7 @@ def main() -> None:
         for engine in ENGINES:
             run_args = argparse.Namespace(
                 engine=engine, networks=networks[engine], seed=args.seed, out=args.out,
-                tag="", reuse=args.reuse, set=[], model=None, placement="ring",
+                tag="", reuse=args.reuse, set=[], model=None, placement="ring", size="small",
             )  # fmt: skip
             paths, _ = run_condition(conditions[name], run_args)
             rows[name][engine] = recall_rows(paths)

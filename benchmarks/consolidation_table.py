@@ -14,7 +14,12 @@ Writes the figure (graded recall per memory across test phases, one panel per co
     python benchmarks/consolidation_table.py --networks 20 --seed 101 --baseline \
         --figure docs/img/consolidation/recall.png
 
-``--reuse`` reads existing run files in ``--out`` instead of running again. ``--set KEY=VALUE``
+``--only`` takes protocol names, condition labels and the named sets ``controls`` (no sleep,
+sleep and every control) and ``large``; ``--size large`` runs the conditions on the large
+configuration (``models/assemblies_large.yaml``, every memory's groups ×10; run files named
+``…_large``); ``benchmarks/consolidation_controls.sh`` runs the controls' tables in one command.
+``--reuse`` reads existing run files in ``--out`` instead of running again (refusing one made
+with another model than the condition's now). ``--set KEY=VALUE``
 overrides a key of every condition's protocol, model keys included (``model.…``: the model is
 written inline first), e.g. ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag``
 names such a variant's run files. ``--model FILE`` runs the conditions on another model file
@@ -87,6 +92,13 @@ CONDITIONS = [
     *CONTROLS,
 ]
 
+# named sets of conditions for --only: the controls table (docs/results.md, "Controls and the
+# causal link to replay") and the large configuration's conditions
+SUITES = {
+    "controls": ("no sleep", "sleep", *(c.label for c in CONTROLS)),
+    "large": ("no sleep", "sleep", "sleep, plasticity off", "nightmares"),
+}
+
 
 def load_condition(name: str, overrides: list[str], model: str | None = None):
     """A condition's protocol with its model (or ``model``, a file) written inline (so
@@ -106,47 +118,71 @@ def load_condition(name: str, overrides: list[str], model: str | None = None):
 PLACEMENTS = {"ring": None, "permuted": (1, 0, 2, 4, 3)}
 
 
-def placement(name: str, kind: str) -> list[str]:
+class Size(NamedTuple):
+    """A network size: the model file every condition runs on (None: each protocol's own) and
+    the factor its memories' neuron ranges are scaled by."""
+
+    model: str | None
+    scale: int
+
+
+# the large configuration (models/assemblies_large.yaml, protocols/consolidation_large.yaml):
+# 10x the neurons, groups of 200
+SIZES = {"small": Size(None, 1), "large": Size("models/assemblies_large.yaml", 10)}
+
+
+def memories(name: str, kind: str, scale: int = 1) -> list[str]:
     """The override placing every five-group memory of a condition's protocol by
-    ``PLACEMENTS[kind]`` (B, the reverse of A, stays A's reverse); none for ``ring``."""
+    ``PLACEMENTS[kind]`` (B, the reverse of A, stays A's reverse) and multiplying its neuron
+    ranges by ``scale``; none for ``ring`` at scale 1."""
     order = PLACEMENTS[kind]
-    if order is None:
+    if order is None and scale == 1:
         return []
     data, _ = load_yaml(ROOT / "protocols" / f"{name}.yaml")
     stored = data["data"]["memories"]["stored"]
     for memory in stored:  # B lists A's blocks in reverse: the same map keeps it A's reverse
-        if len(memory["groups"]) == len(order):
-            memory["groups"] = [memory["groups"][k] for k in order]
+        groups = [":".join(str(int(b) * scale) for b in g.split(":")) for g in memory["groups"]]
+        if order is not None and len(groups) == len(order):
+            groups = [groups[k] for k in order]
+        memory["groups"] = groups
     return [f"data.memories.stored={json.dumps(stored)}"]
 
 
 def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[Path], float]:
     """Run (or, with ``--reuse``, find) a condition's run files: one batched torch run of
-    ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network)."""
+    ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network). A file
+    found with ``--reuse`` must hold the model the condition would run now (a file left from
+    before a model change is an error, not a result)."""
     name = condition.protocol
     batched = args.engine == "torch"
     seeds = [args.seed] if batched else [args.seed + k for k in range(args.networks)]
     paths, wall = [], 0.0
+    size = SIZES[args.size]
     for seed in seeds:
-        suffix = "" if batched else f"_seed{seed}"
+        suffix = ("" if batched else f"_seed{seed}") + ("" if size.scale == 1 else f"_{args.size}")
         path = Path(args.out) / f"{name}{condition.tag}_{args.engine}{args.tag}{suffix}.h5"
         paths.append(path)
-        if args.reuse and path.exists():
-            with open_run(path) as rf:  # the phases' wall time, as measured when it ran
-                if rf.status != "complete":
-                    raise SystemExit(f"{path}: status {rf.status!r}, not a finished run")
-                wall += float(sum(p.wall_seconds for p in rf.phases()))
-            continue
         overrides = [
             f"data.networks={args.networks if batched else 1}",
             f"engine={args.engine}",
             "record.spikes=none",
             f"seed={seed}",
-            *placement(name, args.placement),
+            *memories(name, args.placement, size.scale),
             *condition.overrides,
             *args.set,
         ]
-        protocol = load_condition(name, overrides, args.model)
+        model = args.model or (str(ROOT / size.model) if size.model else None)
+        protocol = load_condition(name, overrides, model)
+        if args.reuse and path.exists():
+            with open_run(path) as rf:  # the phases' wall time, as measured when it ran
+                if rf.status != "complete":
+                    raise SystemExit(f"{path}: status {rf.status!r}, not a finished run")
+                if rf.stored_model() != json.loads(protocol.model.model_dump_json()):
+                    raise SystemExit(
+                        f"{path}: made with another model than {name}'s now; remove it to re-run"
+                    )
+                wall += float(sum(p.wall_seconds for p in rf.phases()))
+            continue
         start = time.perf_counter()
         run(protocol, output=path, overwrite=True, progress=False)
         wall += time.perf_counter() - start
@@ -423,7 +459,10 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/consolidation")
     parser.add_argument("--figure", default="docs/img/consolidation/recall.png")
     parser.add_argument(
-        "--only", nargs="*", help="protocol names or condition labels to run (default: all)"
+        "--only",
+        nargs="*",
+        help=f"protocol names, condition labels or sets ({', '.join(SUITES)}) to run "
+        "(default: all)",
     )
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
@@ -433,6 +472,12 @@ def main() -> None:
         choices=list(PLACEMENTS),
         default="ring",
         help="permuted: the geometry-breaking null (stored order is not the ring order)",
+    )
+    parser.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default="small",
+        help="large: every condition on models/assemblies_large.yaml, memories' groups x10",
     )
     parser.add_argument("--model", help="model file to run every condition on (default: each's)")
     parser.add_argument(
@@ -444,9 +489,10 @@ def main() -> None:
     if args.baseline:
         args.set.append("data.memories.baseline=true")
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    only = {n for name in args.only or () for n in SUITES.get(name, (name,))}
     results, walls, files, replays = {}, {}, {}, {}
     for condition in CONDITIONS:
-        if args.only and not {condition.protocol, condition.label} & set(args.only):
+        if args.only and not {condition.protocol, condition.label} & only:
             continue
         paths, wall = run_condition(condition, args)
         results[condition.label], walls[condition.label] = recall_rows(paths), wall

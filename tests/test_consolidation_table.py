@@ -1,0 +1,76 @@
+"""benchmarks/consolidation_table.py: the large size's memories and model, the named sets."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def table(root):
+    sys.path.insert(0, str(root / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "consolidation_table", root / "benchmarks/consolidation_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(root / "benchmarks"))
+
+
+def stored(protocol) -> dict[str, list[str]]:
+    return {m.name: m.groups for m in protocol.data.memories.stored}
+
+
+def test_large_size_scales_every_memory_and_runs_on_the_large_model(table):
+    size = table.SIZES["large"]
+    overrides = table.memories("consolidation_no_sleep", "ring", size.scale)
+    model = str(table.ROOT / size.model)
+    protocol = table.load_condition("consolidation_no_sleep", overrides, model)
+    assert protocol.model.populations["exc"].size == 2000
+    groups = stored(protocol)
+    assert groups["A"] == ["0:200", "200:400", "400:600", "600:800", "800:1000"]
+    assert groups["B"] == groups["A"][::-1]
+    assert groups["S2"][0] == "1000:1200" and groups["S2"][-1] == "1800:2000"
+    # the large protocol shipped for GPUs stores the same memories
+    large = table.load_condition("consolidation_large", ["device=cpu"], None)
+    assert stored(large) == groups
+
+
+def test_permuted_placement_composes_with_the_scale(table):
+    groups = stored(
+        table.load_condition(
+            "consolidation_sleep", table.memories("consolidation_sleep", "permuted", 10), None
+        )
+    )
+    assert groups["A"] == ["200:400", "0:200", "400:600", "800:1000", "600:800"]
+    assert groups["B"] == groups["A"][::-1]
+    assert table.memories("consolidation_sleep", "ring", 1) == []
+
+
+def test_named_sets_are_condition_labels(table):
+    labels = {c.label for c in table.CONDITIONS}
+    for name, members in table.SUITES.items():
+        assert set(members) <= labels, name
+    assert len(table.SUITES["controls"]) == 2 + len(table.CONTROLS)
+
+
+def test_reuse_reads_a_finished_run_and_refuses_one_of_another_model(table, tmp_path):
+    short = 'schedule=[{"test": {"name": "before", "duration": "100 ms"}}]'
+    args = argparse.Namespace(
+        engine="torch", networks=2, seed=101, out=str(tmp_path), tag="", reuse=True,
+        set=[short], model=None, placement="ring", size="small",
+    )  # fmt: skip
+    condition = table.Condition("no sleep", "consolidation_no_sleep")
+    (path,), wall = table.run_condition(condition, args)  # missing: run
+    assert path == tmp_path / "consolidation_no_sleep_torch.h5" and wall > 0
+    before = path.stat().st_mtime_ns
+    (again,), _ = table.run_condition(condition, args)  # found, same model: read
+    assert again == path and path.stat().st_mtime_ns == before
+    args.set = [short, f"model.populations.exc.neuron.tau_m={json.dumps('25 ms')}"]
+    with pytest.raises(SystemExit, match="made with another model"):
+        table.run_condition(condition, args)
