@@ -484,3 +484,53 @@ def test_compare_and_report_read_a_study_folder_from_anywhere(
     assert "| hop_t1 [test] | 1 |" in out and "| hop_t10 [test] | 1 |" in out
     assert main(["study", "report", "moved", "-q"]) == 0
     assert (moved / "report" / "runs.csv").read_text().count(",moved/runs/") == 2
+
+
+def test_controls_run_as_written_beside_the_search_and_in_the_confirmation(
+    make_study, tmp_path, hopfield_protocol, capsys
+):
+    """A control (here: no dreaming, a protocol the axis schedule.dream.t cannot address) runs on
+    the development seeds and in the confirmation, is never the best, and the report shows it."""
+    control = dict(hopfield_protocol, name="hop_no_dream")
+    control["schedule"] = [{"wake": {"name": "store"}}, {"test": {"name": "after"}}]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(control, sort_keys=False))
+    study = {
+        "controls": ["c.yaml"],
+        "space": {"schedule.dream.t": {"values": [1, 10]}},
+        "confirm": {"seeds": [11, 12], "split": "test", "against": "base"},
+    }
+    path = make_study(study)
+    assert main(["study", "run", str(path), "-q"]) == 0
+    rows = ledger_rows(tmp_path / "out")
+    staged = sorted((r["stage"], r["label"], r["seed"]) for r in rows)
+    controls = [s for s in staged if s[1] == "hop_no_dream"]
+    assert controls == [
+        ("confirm", "hop_no_dream", 11),
+        ("confirm", "hop_no_dream", 12),
+        ("control", "hop_no_dream", 1),
+        ("control", "hop_no_dream", 2),
+    ]
+    # 2 configurations × 2 seeds, the control on 2 seeds, best + base + control on 2 seeds
+    assert len(rows) == 4 + 2 + 6 and {r["state"] for r in rows} == {"complete"}
+    assert all(json.loads(r["params"]) == {} for r in rows if r["label"] == "hop_no_dream")
+    capsys.readouterr()
+    assert main(["study", "report", str(tmp_path / "out"), "-q"]) == 0
+    summary = (tmp_path / "out" / "report" / "summary.md").read_text()
+    assert "| hop_no_dream (control) | — | " in summary
+    best = summary.split("Best configuration: ")[1].split("\n")[0]
+    assert best.startswith("hop_t")  # a control is never selected
+    assert f"| {best} (best) | " in summary and "| hop_no_dream (control) | " in summary
+    assert "Paired difference best − hop_no_dream: " in summary
+    assert "Paired difference best − hop: " in summary
+    # the control ran as written: its run files hold its own two phases, no dreaming
+    for r in rows:
+        if r["label"] == "hop_no_dream":
+            with h5py.File(r["path"], "r") as f:
+                assert [p[1] for p in f["phases"][()]] == [b"store", b"after"]
+
+
+def test_bad_controls_are_located(make_study, tmp_path):
+    with pytest.raises(SpecError, match=r"study\.yaml:\d+: controls\[0\]: protocol file not found"):
+        load_study(make_study({"controls": ["missing.yaml"]}))
+    with pytest.raises(SpecError, match=r"study\.yaml:\d+: controls: .*list"):
+        load_study(make_study({"controls": "c.yaml"}))

@@ -22,6 +22,7 @@ from neurosleep.study.ledger import Ledger, Row
 from neurosleep.study.search import (
     Batches,
     confirmation_runs,
+    control_runs,
     grid_search,
     random_search,
 )
@@ -167,10 +168,12 @@ class Driver:
 
     # ------------------------------------------------------------------ the whole study
     def run(self, progress: bool = False) -> Summary:
-        """Search, then confirm; return the counts (``ok`` only if every run completed)."""
+        """Search, run the controls, then confirm; return the counts (``ok`` only if every run
+        completed)."""
         self.bar = tqdm(desc=self.study.name, unit="run", disable=not progress)
         try:
             best = SEARCHES.get(self.study.spec.search.kind)(self)
+            self.run_batch(control_runs(self.study))
             if self.study.spec.confirm and best is not None:
                 self.run_batch(confirmation_runs(self.study, best))
         finally:

@@ -2,8 +2,9 @@
 
 The table has one row per run (configuration, axis values, seed, split, state, wall time and
 every final metric). The summary gives the objective's mean ± SEM per configuration over the
-development seeds (SEM = sample SD / √n), the best configuration, and its confirmation on the
-held-out seeds and split beside the base protocol, paired by seed.
+development seeds (SEM = sample SD / √n) with the controls (protocols run as written, no axis)
+among them, the best configuration, and its confirmation on the held-out seeds and split beside
+the base protocol and the controls, paired by seed.
 """
 
 from __future__ import annotations
@@ -100,10 +101,10 @@ def summary(folder: Path, ledger: Ledger) -> str:
         "## Search",
         "",
     ]
-    search = [r for r in rows if r.stage == "search"]
     groups: dict[str, list[Row]] = {}
-    for r in search:
-        groups.setdefault(r.label, []).append(r)
+    for r in rows:
+        if r.stage in ("search", "control"):
+            groups.setdefault(r.label, []).append(r)
     stats = {label: stat(r.metrics.get(column) for r in g) for label, g in groups.items()}
     sign = -1 if spec.objective is None or spec.objective.goal == "maximize" else 1
     order = sorted(groups, key=lambda k: (stats[k].n == 0, sign * np.nan_to_num(stats[k].mean)))
@@ -113,7 +114,10 @@ def summary(folder: Path, ledger: Ledger) -> str:
     for label in order:
         g = groups[label]
         wall = stat(r.wall_s for r in g if r.state == "complete")
-        cells = [label, *(str(g[0].params.get(a, "base")) for a in axes)]
+        if g[0].stage == "control":
+            cells = [f"{label} (control)", *("—" for _ in axes)]
+        else:
+            cells = [label, *(str(g[0].params.get(a, "base")) for a in axes)]
         cells += [f"{stats[label]} ({stats[label].n})", f"{wall.mean:.2f}" if wall.n else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     best = ledger.meta("best") or None
@@ -156,18 +160,21 @@ def _confirmation(spec: StudyFile, rows: list[Row], column: str, best: str | Non
         f"| configuration | {column} (n) |",
         "|---|---|",
     ]
+    searched = len(spec.protocol) if isinstance(spec.protocol, list) else 1
+    controls = {r.label for r in rows if r.condition >= searched}
     for label, values in by_label.items():
         s = stat(values.values())
-        role = " (best)" if label == best else ""
+        role = " (best)" if label == best else " (control)" if label in controls else ""
         lines.append(f"| {label}{role} | {s} ({s.n}) |")
     others = [label for label in by_label if label != best]
-    if spec.confirm.against == "base" and best in by_label and not others:
+    if spec.confirm.against == "base" and best in by_label and set(others) <= controls:
         lines += ["", "The best configuration makes the base protocol itself (one set of runs)."]
     if best in by_label and others:
-        base = by_label[others[0]]
-        pairs = [by_label[best][s] - base[s] for s in by_label[best] if s in base]
-        d = stat(pairs)
-        lines += ["", f"Paired difference best − {others[0]}: {d} (n = {d.n} seeds)."]
+        lines.append("")
+        for other in others:
+            paired = by_label[other]
+            d = stat(v - paired[s] for s, v in by_label[best].items() if s in paired)
+            lines.append(f"Paired difference best − {other}: {d} (n = {d.n} seeds).")
     return lines
 
 
@@ -182,10 +189,15 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
     from neurosleep.analysis import style
 
     spec = study_spec(ledger)
-    rows = [r for r in ledger.rows() if r.stage == "search" and r.state == "complete"]
+    done = [r for r in ledger.rows() if r.state == "complete"]
+    rows = [r for r in done if r.stage == "search"]
     column = _column(spec, rows)
     if column is None:
         return []
+    controls: dict[str, list[float]] = {}  # each control's objective: a band across the axis
+    for r in done:
+        if r.stage == "control":
+            controls.setdefault(r.label, []).append(r.metrics.get(column, math.nan))
     written = []
     out.mkdir(parents=True, exist_ok=True)
     with style.context():
@@ -204,7 +216,16 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
                 yerr=[np.nan_to_num(s.sem) for s in stats],
                 marker="o",
                 capsize=3,
+                label="search",
             )
+            for i, (label, values) in enumerate(controls.items()):
+                s = stat(values)
+                color = f"C{i + 1}"
+                ax.axhline(s.mean, color=color, linestyle="--", label=f"{label} (control)")
+                if s.n > 1:
+                    ax.axhspan(s.mean - s.sem, s.mean + s.sem, color=color, alpha=0.15, lw=0)
+            if controls:
+                ax.legend(fontsize="x-small")
             ax.set_xticks(x, [str(v) for v in values], rotation=30, ha="right")
             ax.set_xlabel(axis)
             ax.set_ylabel(f"{column}\n(mean ± SEM over runs)")

@@ -67,9 +67,18 @@ def search_runs(study: Study, configs: Sequence[Configuration], trial=None) -> l
     return [study.run(c, s, split, "search", trial) for c in configs for s in study.spec.seeds]
 
 
+def control_runs(study: Study) -> list[Run]:
+    """The controls on the development seeds and the search's split (stage ``control``)."""
+    split = study.spec.select_on
+    return [study.run(c, s, split, "control") for c in study.controls for s in study.spec.seeds]
+
+
 def confirmation_runs(study: Study, best: Configuration) -> list[Run]:
+    """The best configuration, the base (``against: base``) and each control on the held-out
+    seeds and split."""
     confirm = study.spec.confirm
     configs = [best] + ([study.base(best.condition)] if confirm.against == "base" else [])
+    configs += study.controls
     return [study.run(c, s, confirm.split, "confirm") for c in configs for s in confirm.seeds]
 
 
@@ -83,7 +92,7 @@ def random_search(driver: Batches) -> Configuration | None:
     rng = random.Random(study.spec.search.seed)
     configs = []
     for _ in range(study.spec.search.n):
-        condition = rng.randrange(len(study.protocols))
+        condition = rng.randrange(study.searched)
         params = {axis: _draw(rng, spec) for axis, spec in study.spec.space.items()}
         configs.append(study.configuration(condition, params))
     rows = driver.run_batch(search_runs(study, configs))

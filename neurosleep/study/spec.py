@@ -155,6 +155,11 @@ class StudyFile(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="study name")
     description: str = ""
     protocol: str | list[str] = Field(description="base protocol file(s), relative to this file")
+    controls: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="protocol files run as written beside the search (no axis applied)",
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="overrides of every run")
     seeds: list[Seed] = Field(min_length=1, max_length=MAX_VALUES)
     select_on: Literal["validation", "test"] = "validation"
@@ -398,10 +403,16 @@ class Study:
     path: Path
     spec: StudyFile
     locate: Locator
-    protocols: list[Path]
+    protocols: list[Path]  # the searched conditions, then the controls
     base_raw: list[dict]  # each condition's raw protocol with the study's ``set`` applied
     folder: Path
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    searched: int = 1  # conditions 0 .. searched - 1 are searched; the rest are controls
+
+    @property
+    def controls(self) -> list[Configuration]:
+        """The control conditions: each protocol as written (no axis), never selected."""
+        return [self.base(c) for c in range(self.searched, len(self.protocols))]
 
     @property
     def name(self) -> str:
@@ -423,7 +434,7 @@ class Study:
         lists = [axis.values for axis in self.spec.space.values()]
         return [
             self.configuration(c, dict(zip(self.axes, combo, strict=True)))
-            for c in range(len(self.protocols))
+            for c in range(self.searched)
             for combo in itertools.product(*lists)
         ]
 
@@ -529,9 +540,14 @@ def load_study(path: str | Path, folder: str | Path | None = None) -> Study:
         raise SpecError(problems_from(exc, locate)) from None
     problems: list[Problem] = []
     names = spec.protocol if isinstance(spec.protocol, list) else [spec.protocol]
+    keys: list[KeyPath] = (
+        [("protocol", i) for i in range(len(names))]
+        if isinstance(spec.protocol, list)
+        else [("protocol",)]
+    )
+    keys += [("controls", i) for i in range(len(spec.controls))]
     protocols, raws = [], []
-    for i, name in enumerate(names):
-        key: KeyPath = ("protocol", i) if isinstance(spec.protocol, list) else ("protocol",)
+    for key, name in zip(keys, names + spec.controls, strict=True):
         file = path.parent / name
         if not file.is_file():
             problems.append(locate.problem(key, f"protocol file not found: {file}"))
@@ -560,6 +576,7 @@ def load_study(path: str | Path, folder: str | Path | None = None) -> Study:
         protocols=protocols,
         base_raw=raws,
         folder=Path(folder) if folder else Path(spec.folder.format(name=spec.name)),
+        searched=len(names),
     )
     study.splits = _splits(study)
     plan_checked(study)
@@ -599,19 +616,21 @@ def plan_checked(study: Study) -> None:
     then every grid point, on each split the study uses, and the base for the confirmation.
     (The seed only sets the ``seed`` key, which the study schema has checked.)"""
     spec = study.spec
-    conditions = range(len(study.protocols))
+    conditions = range(study.searched)
     n_configs = len(conditions) * (
         math.prod(len(a.values) for a in spec.space.values())
         if spec.search.kind == "grid"
         else spec.search.n
-    )
-    total = n_configs * len(spec.seeds) + (len(spec.confirm.seeds) * 2 if spec.confirm else 0)
+    ) + len(spec.controls)
+    confirmed = 2 + len(spec.controls)  # the best, the base and each control
+    total = n_configs * len(spec.seeds)
+    total += len(spec.confirm.seeds) * confirmed if spec.confirm else 0
     if total > MAX_RUNS:
         raise SpecError(
             [study.locate.problem(("space",), f"{total} runs planned; at most {MAX_RUNS}")]
         )
     splits = sorted({spec.select_on} | ({spec.confirm.split} if spec.confirm else set()))
-    singles = [study.base(c) for c in conditions] + [
+    singles = [study.base(c) for c in range(len(study.protocols))] + [
         Configuration(c, ((axis, value),), study._label(c, ((axis, value),)))
         for axis, spec_axis in spec.space.items()
         for value in spec_axis.ends()

@@ -127,10 +127,8 @@ def _batch(tpe, study: Study, numbers: range) -> dict[int, Configuration]:
 def _suggest(trial, study: Study) -> dict[str, Any]:
     """A trial's parameters (listed values by index; ``condition`` when there are several)."""
     params = {}
-    if len(study.protocols) > 1:
-        params["condition"] = trial.suggest_categorical(
-            "condition", list(range(len(study.protocols)))
-        )
+    if study.searched > 1:
+        params["condition"] = trial.suggest_categorical("condition", list(range(study.searched)))
     for axis, spec in study.spec.space.items():
         if spec.values is not None:
             params[axis] = trial.suggest_categorical(axis, list(range(len(spec.values))))
