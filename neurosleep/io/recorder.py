@@ -34,7 +34,7 @@ from neurosleep.errors import OutputError
 from neurosleep.io import layout as L
 
 FLUSH_SECONDS = 1.0  # most wall time between a block's data and the flush that makes it durable
-PENDING_BYTES = 1 << 20  # a group's blocks are written once they hold this much
+PENDING_BYTES = 1 << 22  # a group's blocks are written once they hold this much
 
 
 class Recorder:
@@ -58,9 +58,9 @@ class Recorder:
         self._phase_wall = 0.0
         self._n_phases = 0
         self._flushed = time.perf_counter()
-        self._pending: dict[str, dict[str, list[np.ndarray]]] = {}  # group -> dataset -> blocks
-        self._pending_bytes: dict[str, int] = {}  # group -> bytes of its waiting blocks
-        self._streams: dict[str, dict[str, h5py.Dataset]] = {}  # group -> datasets, opened once
+        self._streams: dict[str, dict[str, _Stream]] = {}  # group -> datasets, opened once
+        self._pending_bytes: dict[str, int] = {}  # group -> bytes of its waiting rows
+        self._report_time: dict[str, tuple[h5py.Dataset, float, float]] = {}  # mapping/time
 
     # ------------------------------------------------------------------ creation and status
     @classmethod
@@ -135,36 +135,39 @@ class Recorder:
 
     def flush(self) -> None:
         """Write every waiting block and flush the file."""
-        for path in list(self._pending):
+        for path in list(self._pending_bytes):
             self._write_pending(path)
         self.file.flush()
         self._flushed = time.perf_counter()
 
     def _queue(self, path: str, blocks: dict[str, np.ndarray]) -> None:
-        """Keep blocks for the datasets of group ``path``; write them once they are large."""
-        pending = self._pending.setdefault(path, {name: [] for name in blocks})
+        """Copy blocks into the waiting rows of the datasets of group ``path`` (converted to
+        their dtypes); write them once the group holds :data:`PENDING_BYTES`."""
+        streams = self._streams[path]
+        if any(not streams[name].fits(block) for name, block in blocks.items()):
+            self._write_pending(path)  # room first: the group's datasets stay aligned
         size = self._pending_bytes.get(path, 0)
         for name, block in blocks.items():
-            pending[name].append(np.array(block))  # a copy: callers may reuse buffers
-            size += pending[name][-1].nbytes
+            size += streams[name].put(block)
         self._pending_bytes[path] = size
         if size >= PENDING_BYTES:
             self._write_pending(path)
         self._flush_block()
 
     def _write_pending(self, path: str) -> None:
+        if self._pending_bytes.pop(path, None) is None:
+            return
         streams = self._streams[path]
-        self._pending_bytes.pop(path, None)
-        for name, parts in self._pending.pop(path).items():
-            _append(streams[name], np.concatenate(parts))
-        if "mapping/time" in streams:  # a report: SONATA's [start, stop, dt] follows its rows
-            start, _, dt = streams["mapping/time"][:]
-            streams["mapping/time"][1] = start + streams["data"].shape[0] * dt
+        for stream in streams.values():
+            stream.write()
+        if path in self._report_time:  # a report: SONATA's [start, stop, dt] follows its rows
+            mapping, start, dt = self._report_time[path]
+            mapping[1] = start + streams["data"].dataset.shape[0] * dt
 
     def _open_stream(self, path: str, *names: str) -> None:
         """Keep the datasets ``names`` of the group ``path``, which blocks are appended to."""
         group = self.file[path]
-        self._streams[path] = {name: group[name] for name in names}
+        self._streams[path] = {name: _Stream(group[name]) for name in names}
 
     def _flush_block(self) -> None:
         """After a block of data: flush if the last flush is :data:`FLUSH_SECONDS` old."""
@@ -263,8 +266,7 @@ class Recorder:
         and Neo spike trains.
         """
         path = f"spikes/{population}"
-        times_ms = np.asarray(times_ms, dtype="f8")
-        node_ids = np.asarray(node_ids, dtype="u8")
+        times_ms, node_ids = np.asarray(times_ms), np.asarray(node_ids)  # converted as queued
         if times_ms.shape != node_ids.shape or times_ms.ndim != 1:
             raise ValueError("spike times and node ids must be 1-d arrays of one length")
         if path not in self._streams:
@@ -302,15 +304,17 @@ class Recorder:
         ``[start, stop, dt]`` with ``stop = start + n_rows·dt`` (exact when the report was
         sampled without gaps; the ``time`` dataset is always exact).
         """
-        rows = np.atleast_2d(np.asarray(rows))
-        times_ms = np.asarray(times_ms, dtype="f8")
+        rows, times_ms = np.atleast_2d(np.asarray(rows)), np.asarray(times_ms)
         if rows.shape[0] != times_ms.shape[0]:
             raise ValueError("report rows and times differ in length")
         path = f"reports/{name}/{population}"
         if path not in self._streams:
             if path not in self.file:
                 self._create_report(path, rows, times_ms[0], dt_ms, units, node_ids)
-            self._open_stream(path, "data", "time", "mapping/time")
+            self._open_stream(path, "data", "time")
+            mapping = self.file[path]["mapping/time"]
+            start, _, dt = mapping[()]
+            self._report_time[path] = (mapping, float(start), float(dt))
         self._queue(path, {"data": rows, "time": times_ms})
 
     def _create_report(self, path, rows, start, dt_ms, units, node_ids) -> None:
@@ -455,6 +459,36 @@ def _append(dataset: h5py.Dataset, block: np.ndarray) -> None:
     start, *rest = dataset.shape
     dataset.resize((start + block.shape[0], *rest))
     dataset[start:] = block
+
+
+class _Stream:
+    """An appended dataset and its rows waiting in memory: a buffer of the dataset's dtype
+    holding at least :data:`PENDING_BYTES`, filled by copying each block in (its one copy,
+    which converts it too) and written with one append."""
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.dataset = dataset
+        row = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
+        self.buffer = np.empty((-(-PENDING_BYTES // row), *dataset.shape[1:]), dataset.dtype)
+        self.rows = 0
+
+    def fits(self, block: np.ndarray) -> bool:
+        return self.rows + len(block) <= len(self.buffer)
+
+    def put(self, block: np.ndarray) -> int:
+        """Keep ``block`` (copied: a caller may reuse its buffer); returns its bytes. A block
+        larger than the buffer is appended at once (the buffer is empty then)."""
+        if self.fits(block):
+            self.buffer[self.rows : self.rows + len(block)] = block
+            self.rows += len(block)
+        else:
+            _append(self.dataset, np.asarray(block, self.dataset.dtype))
+        return len(block) * self.buffer[0].nbytes
+
+    def write(self) -> None:
+        if self.rows:
+            _append(self.dataset, self.buffer[: self.rows])
+            self.rows = 0
 
 
 def environment(command_line: list[str], device: str) -> str:
