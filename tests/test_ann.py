@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from neurosleep.errors import SpecError
-from neurosleep.experiments.ann_network import LOSSES, MLP
+from neurosleep.experiments.ann_network import LOSSES, MLP, SGD
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
@@ -106,6 +109,42 @@ def test_scaled_dropout_multiplies_by_keep_probability_at_test_time():
     inverted.eval()
     torch.testing.assert_close(inverted.activations(x)[0], torch.relu(inverted.linears[0](x)))
     assert h_train.shape == hidden.shape
+
+
+def test_sgd_is_torch_optim_sgd_bit_for_bit():
+    """The functional SGD gives torch.optim.SGD's weights and momentum buffers exactly over
+    steps in which a parameter has no gradient."""
+    nets = [torch.nn.Linear(7, 5), torch.nn.Linear(7, 5)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    ours = SGD(nets[0].parameters(), lr=0.1, momentum=0.5)
+    theirs = torch.optim.SGD(nets[1].parameters(), lr=0.1, momentum=0.5)
+    x = torch.randn(40, 7, generator=torch.Generator().manual_seed(2))
+    for step in range(6):
+        for net, opt in zip(nets, (ours, theirs), strict=True):
+            opt.zero_grad()
+            loss = net(x[step::6]).pow(2).sum()
+            loss.backward()
+            if step == 2:
+                net.bias.grad = None  # a parameter left out of one step
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+        buffer = ours.buffers[0 if a.ndim == 2 else 1]
+        assert torch.equal(buffer, theirs.state[b]["momentum_buffer"])
+    assert not torch.equal(nets[0].weight, torch.nn.Linear(7, 5).weight)
+
+
+def test_sgd_does_not_import_dynamo():
+    code = (
+        "import sys, torch\n"
+        "from neurosleep.experiments.ann_network import make_optimizer\n"
+        "w = torch.nn.Parameter(torch.ones(3))\n"
+        "opt = make_optimizer([w], 'sgd', 0.1, 0.5, (0.9, 0.999))\n"
+        "w.sum().backward(); opt.step(); opt.zero_grad()\n"
+        "print('torch._dynamo' in sys.modules, round(w.tolist()[0], 6))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "0.9"]
 
 
 def test_finetuning_forgets_joint_learns_and_runs_are_deterministic(write_protocol, tmp_path):
