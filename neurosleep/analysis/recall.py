@@ -86,9 +86,11 @@ def group_latencies(
     first = first_spikes(times, ids, n, t0, t1)
     out = np.full(len(groups), np.nan)
     for k, g in enumerate(groups):
-        fired = first[g][~np.isnan(first[g])]
-        if fired.size:
-            out[k] = np.median(fired)
+        fired = np.sort(first[g])  # NaN (silent) last
+        n = fired.size - int(np.isnan(fired).sum())
+        if n:  # np.median of the fired: the middle one, or the mean of the middle two
+            mid = n // 2
+            out[k] = fired[mid] if n % 2 else (fired[mid - 1] + fired[mid]) / 2
     return out
 
 

@@ -255,6 +255,7 @@ class TorchEngine(Engine):
         self.n = sum(p.size for p in spec.populations.values())
         self.width = self.n + sum(s.size for s in spec.sources.values())  # presynaptic rows
         self.offsets = _offsets(spec)
+        self.sizes = {name: spec.size(name) for name in self.offsets}
         self.bias = np.zeros(self.n)  # mV, per neuron (set_bias)
         self.params = neuron_params(spec, None, self.tdtype, device)
         self.state = self._initial_state()
@@ -276,12 +277,14 @@ class TorchEngine(Engine):
         # Poisson input is drawn on the CPU on every device (the same spikes on CUDA as on
         # the CPU), a block at a time
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.spike_p: dict[str, list[torch.Tensor]] = {}  # per source and network
         self.rules = [
             make_rule(self, name, k, rule)
             for name, proj in spec.projections.items()
             for k, rule in enumerate(proj.plasticity)
         ]
         self._views: tuple | None = None  # the fused loop's numpy views of the state and tables
+        self._out: np.ndarray | None = None  # the fused loop's spike rows per network
         # the tensor loop's spike entries per step (grows when a step has more)
         self.spike_cap = min(self.batch * self.width, 64)
         self.set_modulation(None)
@@ -374,10 +377,8 @@ class TorchEngine(Engine):
             self.kernel_rules = self.kernel.kernel_rules(
                 self.rules, self.batch, np.dtype(self.dtype)
             )
-        self.rates = {
-            name: rates_with_modulation(base, modulation, name)
-            for name, base in self.base_rates.items()
-        }
+        for name in self.base_rates:
+            self._set_spike_p(name)
 
     def _neuron_params(self) -> None:
         """The step constants of the current modulation and bias."""
@@ -397,7 +398,13 @@ class TorchEngine(Engine):
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
         rates = torch.as_tensor(np.asarray(rates_hz, dtype=float), dtype=torch.float64)
         self.base_rates[source] = rates.expand(self.batch, self.spec.sources[source].size).clone()
-        self.rates[source] = rates_with_modulation(self.base_rates[source], self.modulation, source)
+        self._set_spike_p(source)
+
+    def _set_spike_p(self, source: str) -> None:
+        """Each network's spike probability per step of a Poisson ``source`` ([size] per
+        network) under the current modulation."""
+        rates = rates_with_modulation(self.base_rates[source], self.modulation, source)
+        self.spike_p[source] = list(rates * (self.spec.dt * 1e-3))
 
     def get_weights(self, projection: str) -> list[np.ndarray]:
         return [
@@ -433,10 +440,9 @@ class TorchEngine(Engine):
                     inside = (given.steps >= self.step) & (given.steps < self.step + steps)
                     part[given.steps[inside] - self.step, b, given.indices[inside]] = True
             else:
-                p = self.rates[name] * (self.spec.dt * 1e-3)
-                for b, g in enumerate(self.generators):
+                for b, (g, p) in enumerate(zip(self.generators, self.spike_p[name], strict=True)):
                     draw = torch.rand((steps, src.size), generator=g, dtype=torch.float64)
-                    torch.lt(draw, p[b], out=part[:, b])
+                    torch.lt(draw, p, out=part[:, b])
         return block.to(self.device)
 
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
@@ -542,14 +548,18 @@ class TorchEngine(Engine):
         """The step loop as the compiled kernel: each network runs the whole block in one call,
         plasticity rules included, the networks spread over torch's threads."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
-        codes = np.concatenate(
-            [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()] or [[]]
-        ).astype(np.int64)
-        cols = np.concatenate([*columns.values()] or [[]]).astype(np.int64)
+        codes = cols = _NONE
+        if columns:
+            codes = np.concatenate(
+                [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()]
+            ).astype(np.int64)
+            cols = np.concatenate([*columns.values()]).astype(np.int64)
         n_samples = -(-steps // every) + 1 if every else 0
         samples = np.empty((n_samples, b, len(cols)), dtype=np.dtype(self.dtype))
         src = np.zeros((steps, b, 0), dtype=bool) if sources is None else sources.cpu().numpy()
-        out = np.empty((b, max(16 * width, 1 << 15)), dtype=np.int64)
+        if self._out is None or len(self._out) != b:  # the kernel's spike rows, kept
+            self._out = np.empty((b, max(16 * width, 1 << 15)), dtype=np.int64)
+        out = self._out
         written, done = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
         counts = np.zeros((steps, b), dtype=np.int64)
         if self._views is None or self._views[0] is not state:  # numpy views, made once
@@ -590,14 +600,13 @@ class TorchEngine(Engine):
                 per_network[j].append(out[j, : written[j]].copy())
             written[:] = 0
         spikes = _in_step_order(per_network, counts)
-        first = self.step + (-self.step % every) if every else 0
-        sample_steps = list(range(first, self.step + steps, every)) if every else []
-        split = np.cumsum([len(c) for c in columns.values()])[:-1]
-        blocks = (
-            np.split(samples[: len(sample_steps)], split, axis=2)
-            if every
-            else [None] * len(columns)
-        )
+        sample_steps: list[int] = []
+        blocks = [None] * len(columns)
+        if every:
+            first = self.step + (-self.step % every)
+            sample_steps = list(range(first, self.step + steps, every))
+            split = np.cumsum([len(c) for c in columns.values()])[:-1]
+            blocks = np.split(samples[: len(sample_steps)], split, axis=2)
         return (
             spikes,
             counts.sum(axis=1),
@@ -611,21 +620,25 @@ class TorchEngine(Engine):
             times = np.repeat((self.step + np.arange(len(counts))) * self.spec.dt, counts)
             batch, column = np.divmod(rows, self.width) if self.batch > 1 else (0, rows)
             for name in recording.spikes:
-                start, size = self.offsets[name], self.spec.size(name)
+                start, size = self.offsets[name], self.sizes[name]
                 mine = (column >= start) & (column < start + size)
                 ids = column[mine] - start
                 sink.spikes(name, times[mine], ids + batch[mine] * size if self.batch > 1 else ids)
-        times = np.asarray(sample_steps) * self.spec.dt
+        times = np.asarray(sample_steps) * self.spec.dt if samples else None
         for (var, pop), block in samples.items():
             if block is not None and len(block):
                 sink.state(var, pop, times, block.reshape(len(block), -1))
+
+
+_NONE = np.zeros(0, dtype=np.int64)  # no sampled columns
 
 
 def _in_step_order(per_network: list[list[np.ndarray]], counts: np.ndarray) -> np.ndarray:
     """One array of the rows each network wrote (``per_network[b]``: its pieces, in step
     order), in step order and, within a step, in network order; ``counts`` [steps, B]."""
     if len(per_network) == 1:
-        return np.concatenate(per_network[0])
+        pieces = per_network[0]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
     flat = counts.reshape(-1)
     start = (np.cumsum(flat) - flat).reshape(counts.shape)
     rows = np.empty(int(flat.sum()), dtype=np.int64)

@@ -20,7 +20,7 @@ the torch engine runs B networks (seeds ``seed … seed+B−1``) at once; node i
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -533,6 +533,7 @@ class SNNExperiment(Experiment):
         values = {k: np.full((nets, n_mem), np.nan) for k in keys}
         tasks = list(range(n_mem) if phase.task < 0 else [phase.task])
         start = round(self.sim.t_ms / self.model.dt)  # the test's first step
+        sets = [trial_sets(m, memory, size) for memory in m.stored]
         order = cue_order(tasks, trials, (self.seed, start) if m.shuffle else None)
         self.enter("test", params, 0.0)
         self.sink.keep = {m.population: []}
@@ -561,7 +562,7 @@ class SNNExperiment(Experiment):
                     mine = ids // size == b
                     t, i = times[mine], ids[mine] - b * size
                     for j in tasks if task is None else [task]:
-                        for key, v in score_trial(m, m.stored[j], size, t, i, onset).items():
+                        for key, v in score_trial(m, sets[j], t, i, onset).items():
                             scores[key][b, j, trial] = v
                 done = n + 1 + (0 if cued else len(order))
                 progress(done / (len(order) + m.baseline * trials))
@@ -766,23 +767,39 @@ def cue_order(tasks: list[int], trials: int, seed: tuple[int, int] | None) -> li
     return [(int(task), trial) for trial in range(trials) for task in rng.permutation(tasks)]
 
 
-def score_trial(
-    m: Memories, memory: Memory, size: int, t: np.ndarray, i: np.ndarray, onset: float
-) -> dict[str, float]:
-    """One network's recall measures (:data:`RECALL_KEYS`) of ``memory`` in the trial window
-    ``[onset, onset + window)`` (``t`` ms, ``i`` neuron indices of the memory population)."""
-    groups, cue = memory.indices(), m.cue(memory)
+class TrialSets(NamedTuple):
+    """What scoring a trial of one memory needs (:func:`trial_sets`), computed once per test."""
+
+    groups: list[np.ndarray]
+    cue: np.ndarray
+    members: np.ndarray
+    others: np.ndarray  # the population's neurons outside the memory
+    cued: int  # groups cued (sequences), or 1 (assemblies)
+
+
+def trial_sets(m: Memories, memory: Memory, size: int) -> TrialSets:
+    groups = memory.indices()
     members = np.concatenate(groups)
     others = np.setdiff1d(np.arange(size), members)
-    stop = onset + m.window
-    lat = group_latencies(t, i, groups, onset, stop)
     cued = m.cue_groups if len(groups) > 1 else len(groups)
+    return TrialSets(groups, m.cue(memory), members, others, cued)
+
+
+def score_trial(
+    m: Memories, sets: TrialSets, t: np.ndarray, i: np.ndarray, onset: float
+) -> dict[str, float]:
+    """One network's recall measures (:data:`RECALL_KEYS`) of a memory (its ``sets``) in the
+    trial window ``[onset, onset + window)`` (``t`` ms, ``i`` neuron indices of the memory
+    population)."""
+    stop = onset + m.window
+    lat = group_latencies(t, i, sets.groups, onset, stop)
     fired = np.unique(i[(t >= onset) & (t < stop)])
+    others = sets.others
     return {
-        "completion": completion(t, i, members, cue, onset, stop),
-        "sequence": sequence_recall(lat, cued),
-        "full_recall": full_recall(lat, cued),
-        "no_response": 1.0 - responded(lat, cued),
+        "completion": completion(t, i, sets.members, sets.cue, onset, stop),
+        "sequence": sequence_recall(lat, sets.cued),
+        "full_recall": full_recall(lat, sets.cued),
+        "no_response": 1.0 - responded(lat, sets.cued),
         "intrusion": float(np.isin(others, fired).mean()) if others.size else 0.0,
     }
 
