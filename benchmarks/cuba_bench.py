@@ -7,6 +7,7 @@ shared. Run one section at a time::
     python benchmarks/cuba_bench.py loop --repeats 5          # CUBA 4000, 1 s
     python benchmarks/cuba_bench.py loop --cpp                # + Brian2 cpp_standalone (1 thread)
     python benchmarks/cuba_bench.py plastic --cpp             # models/cuba_stdp.yaml (STDP on E→E)
+    python benchmarks/cuba_bench.py plastic --threads 2       # its batch of 32 on 2 threads
     python benchmarks/cuba_bench.py fidelity --seeds 5        # rates: torch vs Brian2's script
     python benchmarks/cuba_bench.py sweep --sizes 4000 16000 64000 256000
     python benchmarks/cuba_bench.py batch --networks 32
@@ -384,7 +385,9 @@ class PlasticTorch:
 
 def plastic(args) -> None:
     """Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s: torch against Brian2's own script
-    with the same STDP, interleaved; rates and mean |Δw| say they simulate the same network."""
+    with the same STDP, interleaved; rates and mean |Δw| say they simulate the same network.
+    With ``--threads 2``: the single network, the batch (its networks over the threads) and
+    Brian2 cython plastic only, and the batch's ratio in wall time."""
     runners = {
         "torch plastic": PlasticTorch("cuba_stdp", device=args.device),
         "torch static": PlasticTorch("cuba", device=args.device),
@@ -395,6 +398,10 @@ def plastic(args) -> None:
         "Brian2 cython plastic": ReferenceBrian2(4000, "cython", plastic=True),
         "Brian2 cython static": ReferenceBrian2(4000, "cython"),
     }
+    if args.threads > 1:  # threads serve the batch; the tensor loop's small operations only
+        # slow down on several threads
+        del runners["torch static"], runners["torch plastic, tensor loop"]
+        del runners["Brian2 cython static"]
     for run in runners.values():  # warm-up: code generation, compilation, caches
         run(10.0)
     if args.cpp:  # built once; its binary runs 1 s in turn with the others
