@@ -550,10 +550,9 @@ class TorchEngine(Engine):
         b, width, state, conn = self.batch, self.width, self.state, self.conn
         codes = cols = _NONE
         if columns:
-            codes = np.concatenate(
-                [np.full(len(c), self.kernel.STATE_CODES[key[0]]) for key, c in columns.items()]
-            ).astype(np.int64)
-            cols = np.concatenate([*columns.values()]).astype(np.int64)
+            sizes = [len(c) for c in columns.values()]
+            codes = np.repeat([self.kernel.STATE_CODES[var] for var, _ in columns], sizes)
+            cols = np.concatenate([*columns.values()], dtype=np.int64)
         n_samples = -(-steps // every) + 1 if every else 0
         samples = np.empty((n_samples, b, len(cols)), dtype=np.dtype(self.dtype))
         src = np.zeros((steps, b, 0), dtype=bool) if sources is None else sources.cpu().numpy()
@@ -600,13 +599,14 @@ class TorchEngine(Engine):
                 per_network[j].append(out[j, : written[j]].copy())
             written[:] = 0
         spikes = _in_step_order(per_network, counts)
-        sample_steps: list[int] = []
+        sample_steps = _NONE
         blocks = [None] * len(columns)
         if every:
             first = self.step + (-self.step % every)
-            sample_steps = list(range(first, self.step + steps, every))
-            split = np.cumsum([len(c) for c in columns.values()])[:-1]
-            blocks = np.split(samples[: len(sample_steps)], split, axis=2)
+            sample_steps = np.arange(first, self.step + steps, every)
+            ends = np.cumsum(sizes).tolist()
+            n = len(sample_steps)
+            blocks = [samples[:n, :, e - k : e] for k, e in zip(sizes, ends, strict=True)]
         return (
             spikes,
             counts.sum(axis=1),
