@@ -18,9 +18,21 @@ The load average (1 min) is printed before each timing: on a shared machine the 
 ratios mean little (Linux shares the cores between sessions, so a command gets its session's
 share however many processes it runs). The processor time of each arm (user + system, the
 command and every process it started, the fork server and Dask workers included) is printed
-too: it does not depend on the load as much, and says what the study machinery costs.
+too: it does not depend on the load as much, and says what the study machinery costs; for
+``--workers 2`` it is split by process (the command — driver, Dask scheduler and nannies —,
+the fork server, each worker; read from /proc every 0.1 s while they live).
 
-    python benchmarks/study_overhead.py [--runs 8] [--neurons 400] [--steps 300] [--repeat 3]
+The default study is 8 runs of about 10 s of processor time each (Hopfield N = 400, 750
+dreaming steps), a small but real CPU-bound study: the start-up that only ``--workers 2`` pays
+(the fork server's imports, the cluster's start) is then a few percent of it, as in a real
+study of many ~10 s runs, not a third of it as with 4 s runs.
+
+    python benchmarks/study_overhead.py [--runs 8] [--neurons 400] [--steps 750] [--repeat 2]
+
+``--idle SECONDS`` measures instead what an idle 2-worker LocalCluster made as ``study run
+--workers 2`` makes it costs in processor time over SECONDS (its driver process — scheduler,
+nannies, client — and its two workers), with Dask's default periodic monitors and with the ones
+``study run`` sets (``neurosleep.study.execute.QUIET_DASK``), each in a fresh process.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -106,23 +119,155 @@ def reap_orphans() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds of the command, and processor seconds (user + system) of it and of every
-    process it started."""
+class Processes:
+    """Processor seconds of each process descending from this one, read from /proc/<pid>/stat
+    every ``interval`` s while it lives (Linux; empty elsewhere): the last reading of each, so
+    up to ``interval`` s of a process's end is missed. Roles: ``command`` (the arm's process:
+    the driver, with Dask's scheduler and nannies in its threads), ``fork server`` and
+    ``worker`` (forked from the fork server), ``other`` (e.g. multiprocessing's resource
+    tracker)."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, command: int, interval: float = 0.1) -> None:
+        self.command, self.interval = command, interval
+        self.seconds: dict[int, float] = {}
+        self.parent: dict[int, int] = {}
+        self.server: set[int] = set()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _read(self, pid: int) -> tuple[int, float] | None:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / self.TICK
+
+    def _watch(self) -> None:
+        if not Path("/proc/self/stat").exists():
+            return
+        while not self.done.wait(self.interval):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                pid = int(entry)
+                read = self._read(pid)
+                if read is None:
+                    continue
+                parent, seconds = read
+                if pid == self.command or parent in self.seconds:
+                    self.parent.setdefault(pid, parent)
+                    self.seconds[pid] = seconds
+                    if pid not in self.server and "forkserver" in self._cmdline(pid):
+                        self.server.add(pid)
+
+    @staticmethod
+    def _cmdline(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            return ""
+
+    def stop(self) -> dict[str, list[float]]:
+        """Processor seconds by role (workers: one entry each)."""
+        self.done.set()
+        self.thread.join()
+        roles: dict[str, list[float]] = {}
+        for pid, seconds in self.seconds.items():
+            if pid == self.command:
+                role = "command"
+            elif self.parent[pid] in self.server:
+                role = "worker"
+            elif pid in self.server:
+                role = "fork server"
+            else:
+                role = "other"
+            roles.setdefault(role, []).append(seconds)
+        return roles
+
+
+def timed(cmd: list[str]) -> tuple[float, float, dict[str, list[float]]]:
+    """Wall seconds of the command, processor seconds (user + system) of it and of every
+    process it started, and those processor seconds by process (:class:`Processes`)."""
 
     def children() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
     cpu, start = children(), time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    processes = Processes(process.pid)
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, cmd)
     wall = time.perf_counter() - start
     while True:  # the orphans (fork server, workers) that outlived it
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
-    return wall, children() - cpu
+    return wall, children() - cpu, processes.stop()
+
+
+def split(roles: dict[str, list[float]], total: float) -> str:
+    """``command 4.61 s, fork server 3.38 s, workers 18.06 + 18.39 s, ...`` as sampled, and
+    what the samples missed of ``total`` (the processor seconds of them all, from rusage)."""
+    parts = [
+        f"{role}{'s' if len(v) > 1 else ''} {' + '.join(f'{x:.2f}' for x in v)} s"
+        for role in ("command", "fork server", "worker", "other")
+        if (v := sorted(roles.get(role, [])))
+    ]
+    missed = total - sum(sum(v) for v in roles.values())
+    return ", ".join(parts) + f"; not sampled (ends of processes) {missed:.2f} s"
+
+
+def idle_arm(seconds: float, quiet: bool) -> None:
+    """(Internal, in a fresh process) print the processor seconds an idle 2-worker cluster's
+    driver process and workers use over ``seconds``, as JSON."""
+    import json
+
+    from dask.distributed import Client
+
+    from neurosleep.study import execute
+
+    def used() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    if not quiet:
+        execute.QUIET_DASK = {}  # Dask's defaults
+    cluster, config = execute._local_cluster(2)
+    client = Client(cluster)
+    try:
+        before, driver = client.run(used), used()
+        time.sleep(seconds)
+        after, driver = client.run(used), used() - driver
+    finally:
+        client.close()
+        cluster.close()
+        config.__exit__(None, None, None)
+    workers = sorted(after[w] - before[w] for w in after)
+    print(json.dumps({"driver": driver, "workers": workers}))
+
+
+def idle(seconds: float) -> None:
+    """Processor use of an idle 2-worker cluster with Dask's defaults and with study run's."""
+    import json
+
+    print(f"an idle 2-worker LocalCluster as `study run --workers 2` makes it, for {seconds:g} s")
+    total = {}
+    for label, quiet in (("Dask's default monitors", "default"), ("study run's", "quiet")):
+        cmd = [sys.executable, __file__, "--idle-arm", quiet, str(seconds)]
+        used = json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout)
+        total[quiet] = used["driver"] + sum(used["workers"])
+        workers = " + ".join(f"{w:.2f}" for w in used["workers"])
+        print(
+            f"{label:>24}: driver process {used['driver']:.2f} s, workers {workers} s: "
+            f"{total[quiet]:.2f} s = {total[quiet] / seconds:.1%} of a core"
+        )
+    print(f"study run's / Dask's defaults: {total['quiet'] / total['default']:.2f}")
 
 
 def mean_wall(folder: Path) -> float:
@@ -140,12 +285,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="runs (even: 2 values × runs/2 seeds)")
     parser.add_argument("--neurons", type=int, default=400)
-    parser.add_argument("--steps", type=int, default=300, help="dreaming steps per run")
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the three arms")
+    parser.add_argument("--steps", type=int, default=750, help="dreaming steps per run")
+    parser.add_argument("--repeat", type=int, default=2, help="repetitions of the three arms")
+    parser.add_argument("--idle", type=float, metavar="SECONDS", help="idle cluster's cost only")
     parser.add_argument("--one-by-one", nargs=2, metavar=("STUDY", "FOLDER"), help="(internal)")
+    parser.add_argument("--idle-arm", nargs=2, metavar=("KIND", "SECONDS"), help="(internal)")
     args = parser.parse_args()
     if args.one_by_one:
         one_by_one(*args.one_by_one)
+        return
+    if args.idle_arm:
+        idle_arm(float(args.idle_arm[1]), args.idle_arm[0] == "quiet")
+        return
+    if args.idle:
+        idle(args.idle)
         return
     print(
         f"{args.runs} runs: Hopfield N = {args.neurons}, {args.steps} dreaming steps each; "
@@ -160,11 +313,11 @@ def main() -> None:
         study = write_study(tmp, args.runs, args.neurons, args.steps)
         for rep in range(args.repeat):
             order = ARMS[rep % 3 :] + ARMS[: rep % 3]
-            wall, cpu, load = {}, {}, {}
+            wall, cpu, load, roles = {}, {}, {}, {}
             for arm in order:
                 folder = tmp / f"{rep}-{ARMS.index(arm)}"
                 load[arm] = os.getloadavg()[0]
-                wall[arm], cpu[arm] = timed(command(arm, study, folder))
+                wall[arm], cpu[arm], roles[arm] = timed(command(arm, study, folder))
                 if arm in per_run:
                     per_run[arm].append(mean_wall(folder))
             overheads.append(wall["--workers 1"] / wall["one by one"] - 1)
@@ -174,7 +327,10 @@ def main() -> None:
             cells = "".join(f"{wall[a]:9.2f} s (load {load[a]:4.1f})" for a in ARMS)
             print(f"{rep + 1:>3} {cells} {overheads[-1]:+9.1%} {speedups[-1]:9.2f}x")
             cells = "".join(f"{cpu[a]:9.2f} s processor     " for a in ARMS)
-            print(f"{'':>3} {cells} {cpu_overheads[-1]:+9.1%}")
+            print(f"{'':>3} {cells} {cpu_overheads[-1]:+9.1%} {cpu_ratios[-1]:9.2f} (processor)")
+            if roles["--workers 2"]:
+                by_process = split(roles["--workers 2"], cpu["--workers 2"])
+                print(f"{'':>3} --workers 2 by process: {by_process}")
     median = statistics.median
     print(
         f"median overhead of study run --workers 1 over one by one: {median(overheads):+.1%} "

@@ -39,7 +39,6 @@ LAYERS = {
     "neurosleep.replay": "algorithms",
     "neurosleep.experiments": "experiments",
     "neurosleep.runner": "runner",
-    "neurosleep.sweep": "runner",
     "neurosleep.study": "runner",
     "neurosleep": "commands",  # the package itself: the Python API's names (exactly this name)
     "neurosleep.api": "commands",

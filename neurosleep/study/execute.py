@@ -213,6 +213,15 @@ class InProcess:
 # Loaded once into the fork server that a LocalCluster's workers fork from: what a run uses.
 WORKER_IMPORTS = ("distributed", "neurosleep.study.warm")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# Dask's own periodic machinery, slowed down (documented keys of distributed.yaml): the event
+# loop's health tick (20 ms), the system monitor (500 ms) and the worker memory monitor
+# (100 ms); `benchmarks/study_overhead.py --idle 20` prints what an idle cluster costs with
+# Dask's values and with these (docs/scaling.md).
+QUIET_DASK = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
 def start_fork_server() -> bool:
@@ -253,9 +262,10 @@ def _local_cluster(workers: int):
     adapting its mmap threshold and every large tensor is mapped and unmapped again: the same
     Hopfield run took 2.1x the CPU time in a worker (9.5 s against 4.5 s in the task's thread,
     measured on this project's 2-core machine). Unset here, as Dask's config allows; the
-    workers' statistical profiler is switched off too (nobody looks at its dashboard here).
-    The configuration stays set while the cluster lives: a worker that dies is restarted with
-    it. Returns the cluster and the configuration's context (exit it after closing)."""
+    workers' statistical profiler is switched off (nobody looks at its dashboard here) and
+    Dask's periodic monitors are slowed down (:data:`QUIET_DASK`). The configuration
+    stays set while the cluster lives: a worker that dies is restarted with it. Returns the
+    cluster and the configuration's context (exit it after closing)."""
     import dask
     from dask.distributed import LocalCluster
 
@@ -265,6 +275,7 @@ def _local_cluster(workers: int):
             "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
             "distributed.worker.profile.enabled": False,  # it samples stacks every 10 ms
             "distributed.worker.multiprocessing-method": method,
+            **QUIET_DASK,
         }
     )
     try:
