@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 OUT=${OUT:-outputs/controls20}
 LARGE_NETWORKS=${LARGE_NETWORKS:-4}
-BRIAN2_NETWORKS=${BRIAN2_NETWORKS:-6}
+BRIAN2_NETWORKS=${BRIAN2_NETWORKS:-4}
 table=("$PYTHON" benchmarks/consolidation_table.py --seed 101 --out "$OUT" --figure "" --reuse)
 
 echo "## controls, 20 networks (seeds 101-120)"
 "${table[@]}" --networks 20 --baseline --only controls
 echo "## large configuration, $LARGE_NETWORKS networks"
 "${table[@]}" --networks "$LARGE_NETWORKS" --baseline --size large --only large
-echo "## engines: torch (20 networks) against Brian2 ($BRIAN2_NETWORKS networks)"
+echo "## engines, nightmares: torch (20 networks) against Brian2 ($BRIAN2_NETWORKS networks)"
 "$PYTHON" benchmarks/consolidation_engines.py --networks 20 --brian2-networks "$BRIAN2_NETWORKS" \
     --seed 101 --out "$OUT" --reuse \
-    --only consolidation_no_sleep consolidation_sleep consolidation_nightmares
+    --only consolidation_nightmares

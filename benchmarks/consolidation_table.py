@@ -377,11 +377,21 @@ def replay_counts(paths: list[Path]) -> dict[str, np.ndarray] | None:
     return {k: np.concatenate(v) for k, v in out.items()} | {"memories": names}
 
 
+MIN_VARYING = 3
+
+
+def varying(values: np.ndarray) -> int:
+    """How many of ``values`` differ from their most common value."""
+    return len(values) - int(np.unique(values, return_counts=True)[1].max())
+
+
 def bootstrap_r(x: np.ndarray, y: np.ndarray, resamples: int = 10000, seed: int = 0):
     """Pearson's r of ``x`` and ``y`` (one value per network) and its 95 % percentile
     bootstrap interval (networks resampled with replacement; resamples without variance in
-    ``x`` or ``y`` left out); NaNs when ``x`` or ``y`` does not vary."""
-    if np.std(x) == 0 or np.std(y) == 0:
+    ``x`` or ``y`` left out); NaNs when fewer than ``MIN_VARYING`` networks differ from the most
+    common value of ``x`` or of ``y`` (a correlation carried by one or two networks, e.g. one
+    replay event in 20 networks, whose resamples mostly leave them out)."""
+    if min(varying(x), varying(y)) < MIN_VARYING:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(x), (resamples, len(x)))

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -74,3 +75,23 @@ def test_reuse_reads_a_finished_run_and_refuses_one_of_another_model(table, tmp_
     args.set = [short, f"model.populations.exc.neuron.tau_m={json.dumps('25 ms')}"]
     with pytest.raises(SystemExit, match="made with another model"):
         table.run_condition(condition, args)
+
+
+def test_replay_correlation_and_its_interval(table):
+    rng = np.random.default_rng(1)
+    events = rng.integers(0, 20, 20).astype(float)
+    r, low, high = table.bootstrap_r(events, 0.1 * events + 0.5)
+    assert r == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    noisy = 0.1 * events + rng.normal(0, 0.5, 20)
+    r, low, high = table.bootstrap_r(events, noisy)
+    assert r == pytest.approx(np.corrcoef(events, noisy)[0, 1]) and low < r < high
+    flipped = table.bootstrap_r(-events, noisy)  # the sign follows the data, and the interval
+    assert flipped == pytest.approx((-r, -high, -low), abs=0.02)
+    # one network with one event (or two) carries no correlation
+    one = np.zeros(20)
+    one[3] = 1.0
+    assert np.isnan(table.bootstrap_r(one, noisy)).all()
+    one[7] = 2.0
+    assert np.isnan(table.bootstrap_r(one, noisy)).all()
+    one[9] = 1.0
+    assert not np.isnan(table.bootstrap_r(one, noisy)[0])
