@@ -496,7 +496,7 @@ def test_controls_run_as_written_beside_the_search_and_in_the_confirmation(
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(control, sort_keys=False))
     study = {
         "controls": ["c.yaml"],
-        "space": {"schedule.dream.t": {"values": [1, 10]}},
+        "space": {"schedule.dream.t": {"values": [1, 5, 10]}},
         "confirm": {"seeds": [11, 12], "split": "test", "against": "base"},
     }
     path = make_study(study)
@@ -510,12 +510,14 @@ def test_controls_run_as_written_beside_the_search_and_in_the_confirmation(
         ("control", "hop_no_dream", 1),
         ("control", "hop_no_dream", 2),
     ]
-    # 2 configurations × 2 seeds, the control on 2 seeds, best + base + control on 2 seeds
-    assert len(rows) == 4 + 2 + 6 and {r["state"] for r in rows} == {"complete"}
+    # 3 configurations × 2 seeds, the control on 2 seeds, best + base + control on 2 seeds
+    assert len(rows) == 6 + 2 + 6 and {r["state"] for r in rows} == {"complete"}
     assert all(json.loads(r["params"]) == {} for r in rows if r["label"] == "hop_no_dream")
     capsys.readouterr()
     assert main(["study", "report", str(tmp_path / "out"), "-q"]) == 0
-    summary = (tmp_path / "out" / "report" / "summary.md").read_text()
+    report = tmp_path / "out" / "report"
+    summary = (report / "summary.md").read_text()
+    assert (report / "objective_schedule.dream.t.png").stat().st_size > 1000
     assert "| hop_no_dream (control) | — | " in summary
     best = summary.split("Best configuration: ")[1].split("\n")[0]
     assert best.startswith("hop_t")  # a control is never selected

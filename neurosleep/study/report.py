@@ -218,8 +218,8 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
                 capsize=3,
                 label="search",
             )
-            for i, (label, values) in enumerate(controls.items()):
-                s = stat(values)
+            for i, (label, scores) in enumerate(controls.items()):
+                s = stat(scores)
                 color = f"C{i + 1}"
                 ax.axhline(s.mean, color=color, linestyle="--", label=f"{label} (control)")
                 if s.n > 1:
