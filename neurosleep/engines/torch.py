@@ -268,11 +268,8 @@ class TorchEngine(Engine):
         self.inputs = [  # per ring slot: views of its g_e and g_i parts, and the whole slot
             (row[:b_n].view(shape), row[b_n : 2 * b_n].view(shape), row) for row in self.buffer
         ]
-        self.base_rates = {  # on the CPU, where the input is drawn
-            name: torch.as_tensor(
-                np.tile(source_rates(spec, name), (self.batch, 1)), dtype=torch.float64
-            )
-            for name in spec.sources
+        self.base_rates = {  # [B, size] Hz (numpy: the input is drawn on the CPU)
+            name: np.tile(source_rates(spec, name), (self.batch, 1)) for name in spec.sources
         }
         # Poisson input is drawn on the CPU on every device (the same spikes on CUDA as on
         # the CPU), a block at a time
@@ -396,15 +393,15 @@ class TorchEngine(Engine):
         self._neuron_params()
 
     def set_rates(self, source: str, rates_hz: np.ndarray) -> None:
-        rates = torch.as_tensor(np.asarray(rates_hz, dtype=float), dtype=torch.float64)
-        self.base_rates[source] = rates.expand(self.batch, self.spec.sources[source].size).clone()
+        shape = (self.batch, self.spec.sources[source].size)
+        self.base_rates[source] = np.broadcast_to(np.asarray(rates_hz, dtype=float), shape).copy()
         self._set_spike_p(source)
 
     def _set_spike_p(self, source: str) -> None:
         """Each network's spike probability per step of a Poisson ``source`` ([size] per
         network) under the current modulation."""
         rates = rates_with_modulation(self.base_rates[source], self.modulation, source)
-        self.spike_p[source] = list(rates * (self.spec.dt * 1e-3))
+        self.spike_p[source] = [torch.from_numpy(p) for p in rates * (self.spec.dt * 1e-3)]
 
     def get_weights(self, projection: str) -> list[np.ndarray]:
         return [
