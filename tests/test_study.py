@@ -536,3 +536,14 @@ def test_bad_controls_are_located(make_study, tmp_path):
         load_study(make_study({"controls": ["missing.yaml"]}))
     with pytest.raises(SpecError, match=r"study\.yaml:\d+: controls: .*list"):
         load_study(make_study({"controls": "c.yaml"}))
+
+
+def test_workers_and_the_driver_do_not_import_matplotlib(make_study):
+    """What a LocalCluster's fork server preloads and what the driver imports to plan a study
+    leave matplotlib out (only figures need it): it would be imported once more per study."""
+    code = (
+        "import sys; import neurosleep.study.warm; from neurosleep.study.spec import load_study; "
+        f"load_study({str(make_study())!r}); print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

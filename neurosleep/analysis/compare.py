@@ -15,15 +15,17 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from neurosleep.analysis import style
 from neurosleep.analysis.summary import summarize
 from neurosleep.errors import RunFileError
 from neurosleep.io.runfile import open_run
+
+if TYPE_CHECKING:  # matplotlib (and the house style) only where a figure is drawn: a study's
+    # workers read each run's metrics with :func:`load` and never draw
+    from matplotlib.figure import Figure
 
 QUANTITIES = ("ACC", "BWT", "FWT", "forgetting", "BWT_before_sleep", "forgetting_before_sleep")
 DEFAULT_QUANTITIES = ("ACC", "BWT")  # what the table shows unless --quantity says otherwise
@@ -203,6 +205,10 @@ def figure(groups: list[Group], metrics: Iterable[str] | None = None) -> Figure:
     """Per metric: the final value of each task (memory) per condition (bars, mean ± SEM over
     the group's runs; no error bar for one run), and each task's value after every test phase,
     the test phases named on the x-axis. House style (:mod:`neurosleep.analysis.style`)."""
+    from matplotlib.figure import Figure
+
+    from neurosleep.analysis import style
+
     chosen = [m for m, _ in columns(groups, metrics, ("ACC",))] or list(metrics or [])
     with style.context():
         fig = Figure(figsize=(style.TWO_COLUMN_IN, 0.6 + 2.3 * len(chosen)), layout="constrained")
@@ -216,11 +222,15 @@ def figure(groups: list[Group], metrics: Iterable[str] | None = None) -> Figure:
 
 
 def _bounds(groups: list[Group], metric: str) -> tuple[float, float] | None:
+    from neurosleep.analysis import style
+
     values = [v for g in groups for r in g.runs for row in r.curve.get(metric, []) for v in row]
     return style.value_range(metric, np.asarray(values, dtype=float))
 
 
 def _final_bars(ax, groups: list[Group], metric: str) -> None:
+    from neurosleep.analysis import style
+
     tasks = names_of_tasks(groups)
     width = 0.8 / max(len(groups), 1)
     for i, g in enumerate(groups):
@@ -254,6 +264,8 @@ def _memories(tasks: list[str]) -> bool:
 
 def _curves(ax, groups: list[Group], metric: str) -> None:
     """Each task's value after every test phase; colour = condition, line style = task."""
+    from neurosleep.analysis import style
+
     names: list[str] = []
     for i, g in enumerate(groups):
         runs = [r for r in g.runs if metric in r.curve]
