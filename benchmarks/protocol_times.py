@@ -10,7 +10,8 @@
   ≤ 60 s per condition.
 - ``split_mnist_sra``: ``protocols/split_mnist_sra.yaml``, one seed — goal ≤ 12 s.
 
-Each case runs ``--repeats`` times (median printed) with ``--threads 1``. Times are wall
+Each case runs ``--repeats`` times (median printed) with ``--threads 1`` (``--threads 0``: torch's
+own choice, ``neurosleep run``'s default, on every core; ``OMP_NUM_THREADS`` unset). Times are wall
 seconds of the whole command and depend on what else runs: the load average is printed
 beside each table, and comparisons belong to runs at similar load.
 """
@@ -39,14 +40,19 @@ CASES = {
 }
 
 
-def wall(protocol: str, overrides: list[str], out: Path) -> tuple[float, float]:
-    """(wall, processor) seconds of ``neurosleep run`` in a fresh process (processor time:
-    user + system of the process, which a busy machine inflates less than wall time)."""
+def wall(protocol: str, overrides: list[str], out: Path, threads: int) -> tuple[float, float]:
+    """(wall, processor) seconds of ``neurosleep run`` in a fresh process with ``threads`` torch
+    threads (0: torch's default) (processor time: user + system of the process, which a busy
+    machine inflates less than wall time)."""
     command = [sys.executable, "-m", "neurosleep.cli", "run", f"protocols/{protocol}.yaml"]
-    command += ["--quiet", "--threads", "1", "--overwrite", "--output", str(out)]
+    command += ["--quiet", "--overwrite", "--output", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OMP_NUM_THREADS", None)
+    if threads:
+        command += ["--threads", str(threads)]
+        env["OMP_NUM_THREADS"] = str(threads)
     for item in overrides:
         command += ["--set", item]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -62,19 +68,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", nargs="*", help="case names (prefixes) to run")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per run (0: torch's default)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (protocol, overrides, goal) in CASES.items():
             if args.only and not any(name.startswith(o) for o in args.only):
                 continue
-            runs = [wall(protocol, overrides, Path(tmp) / "run.h5") for _ in range(args.repeats)]
+            out = Path(tmp) / "run.h5"
+            runs = [wall(protocol, overrides, out, args.threads) for _ in range(args.repeats)]
             median, cpu = (float(np.median(x)) for x in zip(*runs, strict=True))
             load = os.getloadavg()[0]
             rows.append((name, median, cpu, goal, load))
             print(f"{name}: {median:.1f} s wall, {cpu:.1f} s processor (goal ≤ {goal:g} s); "
                   f"load {load:.2f}", flush=True)  # fmt: skip
-    print(f"\nseconds of the whole command, median of {args.repeats}, 1 torch thread")
+    threads = f"{args.threads} torch thread(s)" if args.threads else "torch's default threads"
+    print(f"\nseconds of the whole command, median of {args.repeats}, {threads}")
     print("| protocol | wall s | processor s | goal s | load (1 min) |\n|---|---|---|---|---|")
     for name, median, cpu, goal, load in rows:
         print(f"| {name} | {median:.1f} | {cpu:.1f} | ≤ {goal:g} | {load:.2f} |")
