@@ -547,3 +547,18 @@ def test_workers_and_the_driver_do_not_import_matplotlib(make_study):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["sra_schedule", "consolidation_sleep", "hopfield_capacity"])
+def test_shipped_studies_validate_and_their_controls_have_no_sleep(name):
+    """Every run of each shipped study validates; a study with controls (the no-sleep arms of
+    sra_schedule and consolidation_sleep) plans them with no sleep phase."""
+    from neurosleep.protocol import load_protocol
+
+    study = load_study(ROOT / "studies" / f"{name}.yaml")
+    assert study.grid()
+    for control in study.controls:
+        planned = study.run(control, study.spec.seeds[0], study.spec.select_on, "control")
+        protocol = load_protocol(planned.protocol, list(planned.overrides))
+        assert not [p for p in protocol.phases if p.kind == "sleep"]
+    assert len(study.controls) == (0 if name == "hopfield_capacity" else 1)
