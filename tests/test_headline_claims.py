@@ -127,39 +127,30 @@ def test_nightmares_stay_below_sleep(spiking):
     assert (drop < 0).sum() >= 6, drop
 
 
+# Sleep's recovery of A above each control's (A's graded score after sleep minus after the
+# control, per network), seeds 11-18; measured: A's neurons inhibited all sleep long (``block:
+# [A]``) 0.40 (0.17 … 0.64), 8 of 8, blocked − no sleep 0.03; the same sleep with every learning
+# rate ×0 0.39, 8 of 8; the sleep's STDP applied to its own spikes shuffled in time
+# (``surrogate: time``) 0.30 (0.15 … 0.58), 8 of 8, surrogate − no sleep 0.13.
 @pytest.mark.slow
 @pytest.mark.torch
-def test_blocked_reactivation_recovers_less_than_sleep(spiking):
-    """A's neurons inhibited all sleep long (``block: [A]``): A's graded score after sleep
-    minus after the blocked sleep, per network. Measured (seeds 11-18): 0.40 (0.17 … 0.64),
-    higher in 8 of 8; blocked − no sleep 0.03."""
-    loss = spiking["sleep"]["sequence"] - spiking["A blocked"]["sequence"]
-    assert loss.mean() > 0.2, loss
+@pytest.mark.parametrize(
+    ("control", "margin"), [("A blocked", 0.2), ("plasticity off", 0.2), ("surrogate", 0.15)]
+)
+def test_sleep_recovers_more_than_its_control(spiking, control, margin):
+    loss = spiking["sleep"]["sequence"] - spiking[control]["sequence"]
+    assert loss.mean() > margin, loss
     assert (loss > 0).sum() >= 7, loss
 
 
 @pytest.mark.slow
 @pytest.mark.torch
 def test_plasticity_off_sleep_recovers_nothing_beyond_no_sleep(spiking):
-    """The same sleep with every learning rate ×0: A's graded score minus no sleep's
-    (measured 0.04; per network −0.16 … 0.26, the test–retest noise of 18 trials), and sleep's
-    above it (measured 0.39, higher in 8 of 8)."""
+    """The same sleep with every learning rate ×0: A's graded score minus no sleep's stays
+    within 0.15 (measured 0.04; per network −0.16 … 0.26, the test–retest noise of 18
+    trials)."""
     gain = spiking["plasticity off"]["sequence"] - spiking["no sleep"]["sequence"]
-    assert gain.mean() < 0.15, gain
-    above = spiking["sleep"]["sequence"] - spiking["plasticity off"]["sequence"]
-    assert above.mean() > 0.2, above
-    assert (above > 0).sum() >= 7, above
-
-
-@pytest.mark.slow
-@pytest.mark.torch
-def test_rate_matched_surrogate_recovers_less_than_sleep(spiking):
-    """The sleep's STDP applied to its own spikes shuffled in time (``surrogate: time``):
-    A's graded score after sleep minus after the surrogate, per network. Measured (seeds
-    11-18): 0.30 (0.15 … 0.58), higher in 8 of 8; surrogate − no sleep 0.13."""
-    loss = spiking["sleep"]["sequence"] - spiking["surrogate"]["sequence"]
-    assert loss.mean() > 0.15, loss
-    assert (loss > 0).sum() >= 7, loss
+    assert abs(gain.mean()) < 0.15, gain
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ from neurosleep.io.recorder import Recorder
 
 
 def test_blocks_round_trip_through_the_buffers(tmp_path, monkeypatch):
-    monkeypatch.setattr(rec_module, "PENDING_BYTES", 256)  # buffers of 32 rows of float64
+    # buffers of 32 rows of a 1-d float64/uint64 dataset, 11 rows of a 3-column report
+    monkeypatch.setattr(rec_module, "PENDING_BYTES", 256)
     rng = np.random.default_rng(3)
     sizes = [0, 5, 31, 1, 40, 100, 7, 64, 2]  # empty, filling, overflowing, larger than a buffer
     times = [np.sort(rng.uniform(0, 10, n)) for n in sizes]
