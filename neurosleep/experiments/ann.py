@@ -43,7 +43,7 @@ from neurosleep.data import (
     split_stream,
 )
 from neurosleep.errors import KeyPath
-from neurosleep.experiments.ann_network import LOSSES, MLP, SGD, make_optimizer, predict
+from neurosleep.experiments.ann_network import LOSSES, MLP, Optimizer, make_optimizer, predict
 from neurosleep.experiments.base import (
     Evaluation,
     Experiment,
@@ -198,7 +198,7 @@ class ANNExperiment(Experiment):
             )
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.net = MLP(self.model, self.generator, self.device)
-        self.optimizer: SGD | torch.optim.Optimizer | None = None
+        self.optimizer: Optimizer | None = None
         self.optimizer_key: tuple | None = None
         self.replay: ReplayStrategy | None = None
         self.seen: list[int] = []
@@ -304,7 +304,7 @@ class ANNExperiment(Experiment):
         self.recorder.add_scalar("optimisation_steps", len(losses), "1")
         self._snapshot()
 
-    def _optimizer(self, params: ANNWake) -> SGD | torch.optim.Optimizer:
+    def _optimizer(self, params: ANNWake) -> Optimizer:
         key = (params.optimizer, params.lr, params.momentum, params.betas)
         if self.optimizer is None or params.reset_optimizer or key != self.optimizer_key:
             self.optimizer = make_optimizer(
@@ -454,7 +454,7 @@ def build_stream(data: ANNData, seed: int) -> Stream:
 
 def train(
     net: MLP,
-    optimizer: SGD | torch.optim.Optimizer,
+    optimizer: Optimizer,
     x: torch.Tensor,
     y: torch.Tensor,
     params: ANNWake,

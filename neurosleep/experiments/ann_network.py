@@ -184,7 +184,12 @@ class SGD:
             self.buffers[i] = buffer
 
 
-def make_optimizer(params, kind: str, lr: float, momentum: float, betas: tuple[float, float]):
+Optimizer = SGD | torch.optim.Optimizer
+
+
+def make_optimizer(
+    params, kind: str, lr: float, momentum: float, betas: tuple[float, float]
+) -> Optimizer:
     """SGD (the toolbox's momentum form is torch's: v = μv + g; W −= lr·v; :class:`SGD`) or
     Adam (``torch.optim.Adam``); both have ``zero_grad`` and ``step``."""
     if kind == "sgd":

@@ -173,9 +173,11 @@ class Driver:
         self.bar = tqdm(desc=self.study.name, unit="run", disable=not progress)
         try:
             best = SEARCHES.get(self.study.spec.search.kind)(self)
-            self.run_batch(control_runs(self.study))
-            if self.study.spec.confirm and best is not None:
-                self.run_batch(confirmation_runs(self.study, best))
+            confirm = self.study.spec.confirm and best is not None
+            # one batch: the controls need nothing of the search, the workers stay busy
+            self.run_batch(
+                control_runs(self.study) + (confirmation_runs(self.study, best) if confirm else [])
+            )
         finally:
             self.bar.close()
             if self.executor is not None:

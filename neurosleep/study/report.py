@@ -160,8 +160,7 @@ def _confirmation(spec: StudyFile, rows: list[Row], column: str, best: str | Non
         f"| configuration | {column} (n) |",
         "|---|---|",
     ]
-    searched = len(spec.protocol) if isinstance(spec.protocol, list) else 1
-    controls = {r.label for r in rows if r.condition >= searched}
+    controls = {r.label for r in rows if r.condition >= len(spec.searched)}
     for label, values in by_label.items():
         s = stat(values.values())
         role = " (best)" if label == best else " (control)" if label in controls else ""

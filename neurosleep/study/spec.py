@@ -185,6 +185,11 @@ class StudyFile(BaseModel):
             raise ValueError("a confirmation, random or tpe search needs an objective")
         return self
 
+    @property
+    def searched(self) -> list[str]:
+        """The searched protocol files (the study's conditions, before its controls)."""
+        return self.protocol if isinstance(self.protocol, list) else [self.protocol]
+
     @field_validator("folder")
     @classmethod
     def _folder_template(cls, value: str) -> str:
@@ -407,7 +412,11 @@ class Study:
     base_raw: list[dict]  # each condition's raw protocol with the study's ``set`` applied
     folder: Path
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
-    searched: int = 1  # conditions 0 .. searched - 1 are searched; the rest are controls
+
+    @property
+    def searched(self) -> int:
+        """Conditions 0 .. searched - 1 are searched; the rest are controls."""
+        return len(self.spec.searched)
 
     @property
     def controls(self) -> list[Configuration]:
@@ -539,7 +548,7 @@ def load_study(path: str | Path, folder: str | Path | None = None) -> Study:
     except ValidationError as exc:
         raise SpecError(problems_from(exc, locate)) from None
     problems: list[Problem] = []
-    names = spec.protocol if isinstance(spec.protocol, list) else [spec.protocol]
+    names = spec.searched
     keys: list[KeyPath] = (
         [("protocol", i) for i in range(len(names))]
         if isinstance(spec.protocol, list)
@@ -576,7 +585,6 @@ def load_study(path: str | Path, folder: str | Path | None = None) -> Study:
         protocols=protocols,
         base_raw=raws,
         folder=Path(folder) if folder else Path(spec.folder.format(name=spec.name)),
-        searched=len(names),
     )
     study.splits = _splits(study)
     plan_checked(study)
