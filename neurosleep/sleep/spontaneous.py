@@ -124,7 +124,8 @@ def drive(cue: Cue, context: SNNContext) -> Drive:
 
 def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
     before = plastic_weights(context)
-    every = {name: context.engine.get_weights(name) for name in before}
+    surrogate = params.surrogate != "none"  # every network's weights, to go back to
+    initial = {name: context.engine.get_weights(name) for name in before} if surrogate else {}
     cue = drive(params.cue, context) if params.cue else None
     blocked, start = _block(params, context), context.engine.t_ms
     try:
@@ -139,8 +140,8 @@ def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
         rates["rate_blocked"] = float(per_neuron[:, blocked].mean())
     for name, value in rates.items():
         context.record.scalar(name, value, "Hz")
-    if params.surrogate != "none":
-        _surrogate(params, context, every, start)
+    if surrogate:
+        _surrogate(params, context, initial, start)
     write_change(context, before, rates)
     return SNNOutcome(changed=tuple(before))
 
@@ -185,16 +186,19 @@ def _surrogate(
     state = compose(model, "sleep", params, params.plasticity)
     n_steps = steps_of(params.duration, model.dt)
     rasters: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    spikes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # steps, network, id
 
     def shuffled(pop: str, b: int) -> tuple[np.ndarray, np.ndarray]:
         if (pop, b) not in rasters:
-            times, ids = context.spikes(pop)
-            size = model.size(pop)
-            mine = ids // size == b
-            steps = np.rint((times[mine] - start_ms) / model.dt).astype(np.int64)
+            if pop not in spikes:  # every network's spikes, joined once per population
+                times, ids = context.spikes(pop)
+                steps = np.rint((times - start_ms) / model.dt).astype(np.int64)
+                spikes[pop] = (steps, *np.divmod(ids, model.size(pop)))
+            steps, network, node = spikes[pop]
+            mine = network == b
             rng = np.random.default_rng([engine.seeds[b], len(rasters)])
             rasters[pop, b] = SHUFFLES.get(params.surrogate)(
-                steps, ids[mine] - b * size, n_steps, size, rng
+                steps[mine], node[mine], n_steps, model.size(pop), rng
             )
         return rasters[pop, b]
 
