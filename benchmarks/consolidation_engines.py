@@ -57,6 +57,7 @@ def main() -> None:
     if min(networks.values()) < 2:
         raise SystemExit(f"Welch's t-test needs at least 2 networks per engine, got {networks}")
     rows: dict[str, dict[str, list[dict]]] = {}
+    memories: dict[str, list[str]] = {}  # each condition's stored memories (balance: A, B)
     for name in args.only:
         rows[name] = {}
         for engine in ENGINES:
@@ -66,7 +67,7 @@ def main() -> None:
             )  # fmt: skip
             paths, _ = run_condition(conditions[name], run_args)
             rows[name][engine] = recall_rows(paths)
-    memories = memory_names(paths[0])
+        memories[name] = memory_names(paths[0])
     first = args.only[0]
     pairs = [
         (name, k, j, measure)
@@ -74,7 +75,7 @@ def main() -> None:
         for name in rows
         for k in range(len(rows[name]["torch"]))
         if name == first or not shared(rows[name], rows[first], k)
-        for j in range(len(memories))
+        for j in range(len(memories[name]))
     ]
     alpha = 0.05 / len(pairs)
     seeds = {e: f"{args.seed}–{args.seed + n - 1}" for e, n in networks.items()}
@@ -91,8 +92,8 @@ def main() -> None:
         p = float(ttest_ind(t, b, equal_var=False).pvalue) if np.ptp(np.r_[t, b]) > 0 else 1.0
         worst = min(worst, p)
         print(
-            f"| {measure} | {labels[name]} | {rows[name]['torch'][k]['phase']} | {memories[j]} | "
-            f"{cell(t)} | "
+            f"| {measure} | {labels[name]} | {rows[name]['torch'][k]['phase']} | "
+            f"{memories[name][j]} | {cell(t)} | "
             f"{cell(b)} | {t.mean() - b.mean():+.2f} | {p:.3f}{' *' if p < alpha else ''} |"
         )
     verdict = "agree" if worst >= alpha else "DIFFER"
@@ -101,14 +102,15 @@ def main() -> None:
     for name in rows:
         if name == control or control not in rows:
             continue
+        shared_memories = min(len(memories[name]), len(memories[control]))  # A, B, (S2)
         for measure, j, engine in product(
-            ("sequence", "discrimination"), range(len(memories)), ENGINES
+            ("sequence", "discrimination"), range(shared_memories), ENGINES
         ):
             final, control_final = rows[name][engine][-1], rows[control][engine][-1]
             d = final[measure][:, j] - control_final[measure][:, j]
             print(
-                f"{labels[name]} − no sleep, {memories[j]} {measure} final, {engine}: {cell(d)} "
-                f"(higher in {(d > 0).sum()} of {len(d)})"
+                f"{labels[name]} − no sleep, {memories[name][j]} {measure} final, {engine}: "
+                f"{cell(d)} (higher in {(d > 0).sum()} of {len(d)})"
             )
 
 
