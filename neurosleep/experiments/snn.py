@@ -375,23 +375,8 @@ class SNNExperiment(Experiment):
             raise ValueError("a cue during sleep needs data.memories (its source drives it)")
         steps_of(duration_ms, self.model.dt)
         neurons = np.asarray(drive.neurons, dtype=np.int64)
-        done = 0.0
-        try:
-            while done < duration_ms - 1e-9:
-                for cue, length in (
-                    (neurons, drive.duration_ms),
-                    (None, drive.every_ms - drive.duration_ms),
-                ):
-                    this = min(length, duration_ms - done)
-                    if this <= 1e-9:
-                        continue
-                    self.show(cue, drive.rate_hz)
-                    self._run_blocks(this, lambda f: None, 0.0, 1.0)
-                    done += this
-                    progress(done / duration_ms)
-        finally:
-            self.show(None)
-        self.time_ms = self.sim.t_ms
+        segments = [(neurons, drive.duration_ms), (None, drive.every_ms - drive.duration_ms)]
+        self.play(segments, duration_ms, progress, drive.rate_hz)
 
     def leave(self, phase: PhaseState) -> None:
         self.sim.set_modulation(None)
@@ -505,17 +490,31 @@ class SNNExperiment(Experiment):
         segments = []
         for memory in chosen:
             segments += [(g, m.step) for g in memory.indices()] + [(None, m.gap)]
+        self.play(segments, duration_ms, progress)
+
+    def play(
+        self,
+        segments: list[tuple[np.ndarray | None, float]],
+        duration_ms: float,
+        progress: Progress,
+        rate_hz: float | None = None,
+    ) -> None:
+        """Drive the memories' source with each segment in turn — ``(neurons or None: silence,
+        length ms)``, at ``rate_hz`` (None: the memories' rate) — over and over for
+        ``duration_ms``; silent afterwards. A segment of zero length is skipped."""
         done = 0.0
-        while done < duration_ms - 1e-9:
-            for neurons, length in segments:
-                this = min(length, duration_ms - done)
-                if this <= 1e-9:
-                    break
-                self.show(neurons)
-                self._run_blocks(this, lambda f: None, 0.0, 1.0)
-                done += this
-                progress(done / duration_ms)
-        self.show(None)
+        try:
+            while done < duration_ms - 1e-9:
+                for neurons, length in segments:
+                    this = min(length, duration_ms - done)
+                    if this <= 1e-9:
+                        continue
+                    self.show(neurons, rate_hz)
+                    self._run_blocks(this, lambda f: None, 0.0, 1.0)
+                    done += this
+                    progress(done / duration_ms)
+        finally:
+            self.show(None)
         self.time_ms = self.sim.t_ms
 
     def recall_test(self, phase: PlannedPhase, params: SNNTest, progress: Progress) -> Evaluation:
