@@ -437,10 +437,7 @@ class SNNExperiment(Experiment):
             raise ValueError(
                 f"no spikes of {population!r} kept; populations: {list(self.sink.keep)}"
             )
-        blocks = self.sink.keep[population]
-        if not blocks:
-            return np.zeros(0), np.zeros(0, dtype=np.int64)
-        return np.concatenate([t for t, _ in blocks]), np.concatenate([i for _, i in blocks])
+        return joined(self.sink.keep[population])
 
     def test(self, phase: PlannedPhase, progress: Progress) -> Evaluation:
         params: SNNTest = phase.params
@@ -547,9 +544,7 @@ class SNNExperiment(Experiment):
             self._run_blocks(m.cue_duration, lambda f: None, 0.0, 1.0)
             self.show(None)
             self._run_blocks(m.window + m.gap - m.cue_duration, lambda f: None, 0.0, 1.0)
-            blocks = self.sink.keep[m.population]
-            times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
-            ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
+            times, ids = joined(self.sink.keep[m.population])
             return times, ids, onset
 
         def trials_of(cued: bool) -> None:
@@ -601,8 +596,7 @@ class SNNExperiment(Experiment):
 
         m = self.data.memories
         size = self.model.size(m.population)
-        times = np.concatenate([t for t, _ in blocks]) if blocks else np.zeros(0)
-        ids = np.concatenate([i for _, i in blocks]) if blocks else np.zeros(0, int)
+        times, ids = joined(blocks)
         memories = {mem.name: mem.indices() for mem in m.stored}
         names = list(memories)
         per_network = []
@@ -713,6 +707,13 @@ class SNNExperiment(Experiment):
         numbered = all(n.startswith("task ") for n in task_names or ["task"])
         what = "mean over tasks" if not task_names else "per task" if numbered else "per memory"
         return f"test phases ({what}):\n" + "\n".join(rows)
+
+
+def joined(blocks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Kept spike blocks as one (times ms, node ids) pair; empty arrays when there are none."""
+    if not blocks:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate([t for t, _ in blocks]), np.concatenate([i for _, i in blocks])
 
 
 def _recorded_spikes(record: SNNRecord, every: list[str]) -> list[str]:
