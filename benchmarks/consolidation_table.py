@@ -181,7 +181,7 @@ def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[
                     raise SystemExit(
                         f"{path}: made with another model than {name}'s now; remove it to re-run"
                     )
-                wall += float(sum(p.wall_seconds for p in rf.phases()))
+                wall += rf.wall_seconds()
             continue
         start = time.perf_counter()
         run(protocol, output=path, overwrite=True, progress=False)

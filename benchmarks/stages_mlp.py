@@ -56,7 +56,7 @@ def measures(path: str) -> tuple[str, int, dict[str, float]]:
     with open_run(path) as run:
         phases = run.phases()
         R, _ = accuracy_matrix(phases, run.evaluations(), "accuracy", len(result.task_names))
-        seconds = float(sum(p.wall_seconds for p in phases))
+        seconds = run.wall_seconds()
         noise = "source: noise" in (run.provenance("protocol") or "")
     return (
         NOISE if noise else CONDITIONS[result.name],

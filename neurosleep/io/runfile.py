@@ -225,6 +225,10 @@ class RunFile:
             for r in rows
         ]
 
+    def wall_seconds(self) -> float:
+        """The wall time (s) the run's phases took: the sum of their ``wall_seconds``."""
+        return float(self.file["phases"]["wall_seconds"].sum())
+
     def stages(self) -> list[Stage]:
         """Sub-phases of staged sleep phases (``[]`` for a run without them)."""
         if "stages" not in self.file:

@@ -106,14 +106,6 @@ def final_metrics(path: str | Path) -> dict[str, float]:
     return {f"{m} {q}": v for m, values in load(path).final.items() for q, v in values.items()}
 
 
-def recorded_wall(path: str | Path) -> float:
-    """The wall time (s) a complete run file records: the sum of its phases' wall seconds."""
-    from neurosleep.io.runfile import open_run
-
-    with open_run(path) as run:
-        return float(sum(phase.wall_seconds for phase in run.phases()))
-
-
 # ---------------------------------------------------------------------------- the worker
 def execute(job: Job, announce: Callable[[dict], dict] | None = None) -> Outcome:
     """Run one job in this process (a Dask task, or the in-process loop); never raises for a
@@ -137,7 +129,10 @@ def _attempt(job: Job, path: Path) -> Outcome:
     try:
         wait_for_writer(path)
         if verify(path, key) is None:  # complete already: its own recorded time
-            wall = recorded_wall(path)
+            from neurosleep.io.runfile import open_run
+
+            with open_run(path) as run:  # the wall time its phases record
+                wall = run.wall_seconds()
             return Outcome(key, "complete", wall, metrics=final_metrics(path), reused=True)
         for stale in (path, partial_path(path)):  # a dead writer's file: kept, out of the way
             if os.path.lexists(stale):
