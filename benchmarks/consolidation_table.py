@@ -18,12 +18,13 @@ Writes the figure (graded recall per memory across test phases, one panel per co
 sleep and every control) and ``large``; ``--size large`` runs the conditions on the large
 configuration (``models/assemblies_large.yaml``, every memory's groups ×10; run files named
 ``…_large``); ``benchmarks/consolidation_controls.sh`` runs the controls' tables in one command.
-``--reuse`` reads existing run files in ``--out`` instead of running again (refusing one made
-with another model than the condition's now). ``--set KEY=VALUE``
-overrides a key of every condition's protocol, model keys included (``model.…``: the model is
-written inline first), e.g. ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag``
-names such a variant's run files. ``--model FILE`` runs the conditions on another model file
-(e.g. ``models/assemblies_random.yaml``, the random-connectivity model of the earlier results).
+``--reuse`` reads existing run files in ``--out`` instead of running again (refusing one whose
+resolved protocol or model differs from what the command would run, naming what differs).
+``--set KEY=VALUE`` overrides a key of every condition's protocol, model keys included
+(``model.…``: the model is written inline first), e.g.
+``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag`` names such a variant's run
+files. ``--model FILE`` runs the conditions on another model file (e.g.
+``models/assemblies_random.yaml``, the random-connectivity model of the earlier results).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ import yaml
 
 from neurosleep.analysis.recall import footprint
 from neurosleep.experiments.snn import Memory
-from neurosleep.io.runfile import open_run
-from neurosleep.protocol import build_protocol
+from neurosleep.io.runfile import RunFile, open_run
+from neurosleep.protocol import Protocol, build_protocol
 from neurosleep.runner import run
-from neurosleep.yamlfile import load_yaml
+from neurosleep.yamlfile import load_yaml, load_yaml_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,11 +149,62 @@ def memories(name: str, kind: str, scale: int = 1) -> list[str]:
     return [f"data.memories.stored={json.dumps(stored)}"]
 
 
+class Absent:
+    """A key one side of :func:`differences` lacks."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = Absent()
+
+
+def differences(stored: object, now: object, key: str = "") -> list[str]:
+    """The dotted keys at which ``stored`` and ``now`` (nested mappings and lists) differ,
+    each with both values: ``"seed: 11 in the file, 101 now"``."""
+    if isinstance(stored, dict) and isinstance(now, dict):
+        return [
+            line
+            for k in [*stored, *(k for k in now if k not in stored)]
+            for line in differences(stored.get(k, ABSENT), now.get(k, ABSENT), f"{key}.{k}")
+        ]
+    if isinstance(stored, list) and isinstance(now, list) and len(stored) == len(now):
+        return [
+            line
+            for j, (a, b) in enumerate(zip(stored, now, strict=True))
+            for line in differences(a, b, f"{key}[{j}]")
+        ]
+    if stored == now:
+        return []
+    return [f"{key.lstrip('.') or 'the whole'}: {stored!r:.60} in the file, {now!r:.60} now"]
+
+
+def refuse_other(rf: RunFile, protocol: Protocol) -> None:
+    """Exit with an error naming the run file and what differs unless it is a complete run of
+    ``protocol``: the same resolved protocol (seed, networks, overrides, the model inline; its
+    ``output`` and ``name`` aside) and the same validated model (defaults included)."""
+    if rf.status != "complete":
+        raise SystemExit(f"{rf.path}: status {rf.status!r}, not a finished run")
+    labels = ("output", "name")
+    stored = {k: v for k, v in rf.stored_protocol().items() if k not in labels}
+    now, _ = load_yaml_text(protocol.resolved_yaml(), "the protocol now")
+    found = differences(stored, {k: v for k, v in now.items() if k not in labels})
+    found += differences(
+        rf.stored_model(), json.loads(protocol.model.model_dump_json()), "model (validated)"
+    )
+    if found:
+        shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+        raise SystemExit(
+            f"{rf.path}: made with another protocol than this command runs ({shown}); "
+            "remove it to re-run"
+        )
+
+
 def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[Path], float]:
     """Run (or, with ``--reuse``, find) a condition's run files: one batched torch run of
     ``--networks`` networks, or one Brian2 run per seed (Brian2 runs one network). A file
-    found with ``--reuse`` must hold the model the condition would run now (a file left from
-    before a model change is an error, not a result)."""
+    found with ``--reuse`` must hold the protocol the condition would run now (a file left
+    from another seed, network count, override or model is an error, not a result)."""
     name = condition.protocol
     batched = args.engine == "torch"
     seeds = [args.seed] if batched else [args.seed + k for k in range(args.networks)]
@@ -175,12 +227,7 @@ def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[
         protocol = load_condition(name, overrides, model)
         if args.reuse and path.exists():
             with open_run(path) as rf:  # the phases' wall time, as measured when it ran
-                if rf.status != "complete":
-                    raise SystemExit(f"{path}: status {rf.status!r}, not a finished run")
-                if rf.stored_model() != json.loads(protocol.model.model_dump_json()):
-                    raise SystemExit(
-                        f"{path}: made with another model than {name}'s now; remove it to re-run"
-                    )
+                refuse_other(rf, protocol)
                 wall += rf.wall_seconds()
             continue
         start = time.perf_counter()

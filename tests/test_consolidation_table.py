@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 
 import numpy as np
@@ -60,7 +59,7 @@ def test_named_sets_are_condition_labels(table):
     assert len(table.SUITES["controls"]) == 2 + len(table.CONTROLS)
 
 
-def test_reuse_reads_a_finished_run_and_refuses_one_of_another_model(table, tmp_path):
+def test_reuse_reads_a_finished_run_and_refuses_one_of_another_protocol(table, tmp_path):
     short = 'schedule=[{"test": {"name": "before", "duration": "100 ms"}}]'
     args = argparse.Namespace(
         engine="torch", networks=2, seed=101, out=str(tmp_path), tag="", reuse=True,
@@ -72,9 +71,25 @@ def test_reuse_reads_a_finished_run_and_refuses_one_of_another_model(table, tmp_
     before = path.stat().st_mtime_ns
     (again,), _ = table.run_condition(condition, args)  # found, same model: read
     assert again == path and path.stat().st_mtime_ns == before
-    args.set = [short, f"model.populations.exc.neuron.tau_m={json.dumps('25 ms')}"]
-    with pytest.raises(SystemExit, match="made with another model"):
-        table.run_condition(condition, args)
+    refused = {  # what the command would run differently -> what the error names
+        "model.populations.exc.neuron.tau_m='25 ms'": "model.populations.exc.neuron.tau_m: ",
+        "seed": "seed: 101 in the file, 102 now",
+        "networks": "data.networks: 2 in the file, 3 now",
+        "data.memories.baseline=true": "data.memories.baseline: absent in the file, True now",
+    }
+    for change, named in refused.items():
+        again = argparse.Namespace(**vars(args))
+        if change == "seed":
+            again.seed = 102
+        elif change == "networks":
+            again.networks = 3
+        else:
+            again.set = [*args.set, change]
+        with pytest.raises(SystemExit) as refusal:
+            table.run_condition(condition, again)
+        message = str(refusal.value)
+        assert message.startswith(f"{path}: made with another protocol") and named in message
+        assert path.stat().st_mtime_ns == before  # left as it was
 
 
 def test_replay_correlation_and_its_interval(table):
