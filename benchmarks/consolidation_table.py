@@ -381,25 +381,23 @@ def recovery(rows: list[dict], key: str) -> np.ndarray | None:
 
 def controls_table(results: dict[str, list[dict]]) -> str:
     """A's and B's recovery (final − after B) in every condition that has both tests: graded
-    and full recall, mean ± SEM, and A's graded recovery paired against no sleep's and
-    sleep's."""
+    and full recall, mean ± SEM, and A's graded recovery paired against sleep's. (Against no
+    sleep's it is the paired table's ``sequence`` row: the conditions share the test after B.)
+    """
     lines = [
         "| condition | A recovery, graded | A recovery, full recall | B change, graded "
-        "| A graded − no sleep | A graded − sleep |",
-        "|---|---|---|---|---|---|",
+        "| A graded − sleep |",
+        "|---|---|---|---|---|",
     ]
-    base = {c: recovery(results[c], "sequence") for c in ("no sleep", "sleep") if c in results}
+    sleep = recovery(results["sleep"], "sequence") if "sleep" in results else None
     for label, rows in results.items():
         graded, full = recovery(rows, "sequence"), recovery(rows, "full_recall")
         if graded is None:
             continue
-        cells = [cell(graded[:, 0]), cell(full[:, 0]), cell(graded[:, 1])]
-        for control in ("no sleep", "sleep"):
-            if control not in base or label == control:
-                cells.append("–")
-                continue
-            d = graded[:, 0] - base[control][:, 0]
-            cells.append(f"{cell(d)} (higher in {(d > 0).sum()}/{len(d)})")
+        cells = [cell(graded[:, 0]), cell(full[:, 0]), cell(graded[:, 1]), "–"]
+        if sleep is not None and label != "sleep":
+            d = graded[:, 0] - sleep[:, 0]
+            cells[-1] = f"{cell(d)} (higher in {(d > 0).sum()}/{len(d)})"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -110,3 +110,32 @@ def test_replay_correlation_and_its_interval(table):
     assert np.isnan(table.bootstrap_r(one, noisy)).all()
     one[9] = 1.0
     assert not np.isnan(table.bootstrap_r(one, noisy)[0])
+
+
+def test_recovery_table_pairs_with_sleep_only_the_paired_table_has_no_sleep(table):
+    """A's graded recovery against no sleep's is the paired table's sequence cell (the
+    conditions share the test after B): printed there once, not again as a column."""
+    after_b = np.array([[0.2, 0.5], [0.4, 0.3], [0.1, 0.6]])  # 3 networks x (A, B)
+    finals = {"no sleep": [0.2, 0.3, 0.1], "sleep": [0.6, 0.5, 0.4], "sleep, A blocked": [0.3] * 3}
+    results = {
+        label: [
+            {"phase": "after_B", "sequence": after_b, "full_recall": 0 * after_b},
+            {
+                "phase": "final",
+                "sequence": np.column_stack([a, after_b[:, 1]]),
+                "full_recall": 0 * after_b,
+                "discrimination": 0 * after_b,
+            },
+        ]
+        for label, a in finals.items()
+    }
+    recovery = table.controls_table(results).splitlines()
+    assert recovery[0].count("|") == 6 and "no sleep" not in recovery[0]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in recovery[2:]}
+    assert rows["sleep"][-1] == "– |"
+    # A recovered: no sleep 0, -0.1, 0; sleep 0.4, 0.1, 0.3; A blocked 0.1, -0.1, 0.2
+    assert rows["no sleep"][-1].startswith("-0.30 ± 0.06 (higher in 0/3)")
+    assert rows["sleep, A blocked"][-1].startswith("-0.20 ± 0.06 (higher in 0/3)")
+    paired = table.paired(results, ["A", "B"])
+    assert "| sleep − no sleep | sequence | 0.30 ± 0.06 (higher in 3/3) |" in paired
+    assert "| sleep, A blocked − no sleep | sequence | 0.10 ± 0.06 (higher in 2/3) |" in paired
