@@ -275,7 +275,7 @@ def mean_wall(folder: Path) -> float:
 
     ledger = Ledger(folder, readonly=True)
     try:
-        walls = [row.wall_s for row in ledger.rows()]
+        walls = [row.attempt_s for row in ledger.rows()]
     finally:
         ledger.close()
     return sum(walls) / len(walls)

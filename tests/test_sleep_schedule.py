@@ -255,10 +255,13 @@ def test_sleep_intensity_and_content_are_study_axes(tmp_path, root):
 
 
 def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_protocol):
-    """A complete run file copied into another study's folder is reused, and its wall time in
-    the ledger is the one its run file records (not 0)."""
+    """A complete run file copied into another study's folder is reused: its ledger row has the
+    phases' wall time its run file records (``phases_s``, as where it was made) and no attempt
+    time (``attempt_s``: nothing executed it here). A ledger from before the two columns (one
+    ``wall_s``) reads: ``phases_s`` from the run files, ``attempt_s`` NULL."""
     import filecmp
     import shutil
+    import sqlite3
 
     from neurosleep.cli import main
     from neurosleep.io.runfile import open_run
@@ -270,6 +273,8 @@ def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_pr
     first.mkdir()
     study = write_study(first, hopfield_protocol, space, folder=str(first / "out"))
     assert main(["study", "run", str(study), "--workers", "1", "-q"]) == 0
+    made = {r.key: r for r in Ledger(first / "out", readonly=True).rows()}
+    assert all(r.attempt_s > r.phases_s > 0 for r in made.values())  # start-up, checks too
     second = tmp_path / "b"
     second.mkdir()
     (second / "out" / "runs").mkdir(parents=True)
@@ -284,7 +289,19 @@ def test_a_run_found_complete_keeps_its_recorded_wall_time(tmp_path, hopfield_pr
         assert filecmp.cmp(copied, first / "out" / "runs" / copied.name, shallow=False)
         with open_run(copied) as run:
             recorded = sum(p.wall_seconds for p in run.phases())
-        assert r.wall_s == pytest.approx(recorded) and r.wall_s > 0
+        assert r.phases_s == pytest.approx(recorded) == made[r.key].phases_s
+        assert r.attempt_s is None
+    db = sqlite3.connect(first / "out" / "ledger.sqlite")  # the layout before the two times
+    with db:
+        db.execute("ALTER TABLE runs RENAME COLUMN attempt_s TO wall_s")
+        db.execute("ALTER TABLE runs DROP COLUMN phases_s")
+    db.close()
+    for readonly in (True, False):  # status/report, then study run (which adds the columns)
+        old = {r.key: r for r in Ledger(first / "out", readonly=readonly).rows()}
+        assert {k: (r.attempt_s, r.phases_s) for k, r in old.items()} == {
+            k: (None, pytest.approx(r.phases_s)) for k, r in made.items()
+        }
+    assert main(["study", "report", str(first / "out")]) == 0
 
 
 def test_naps_of_a_staged_dreaming_sleep_are_staged_copies(tmp_path, root):

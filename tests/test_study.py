@@ -162,7 +162,9 @@ def test_in_process_study_ledger_report_and_resume(make_study, tmp_path, capsys)
     import pandas as pd
 
     table = pd.read_parquet(report / "runs.parquet")
-    assert len(table) == 12 and {"overlap ACC", "seed", "split", "wall_s"} <= set(table.columns)
+    assert len(table) == 12 and {"overlap ACC", "seed", "split", "attempt_s", "phases_s"} <= set(
+        table.columns
+    )
     assert pd.read_csv(report / "runs.csv").shape == table.shape
     assert (report / "heatmap_data.patterns__schedule.dream.t.png").stat().st_size > 1000
     assert (report / "objective_data.patterns.png").stat().st_size > 1000

@@ -127,11 +127,11 @@ class Driver:
             # (at least one made the file: a worker of a killed driver may have, unrecorded)
             self.ledger.update(key, attempts=max(row.attempts - 1, 1))
         if outcome.state == "complete":
-            wall = outcome.wall_s if not outcome.reused or row.wall_s is None else row.wall_s
             self.ledger.update(
                 key,
                 state="complete",
-                wall_s=wall,
+                attempt_s=row.attempt_s if outcome.reused else outcome.attempt_s,
+                phases_s=outcome.phases_s,
                 metrics=outcome.metrics,
                 aside=aside,
                 reason=None,
@@ -151,7 +151,7 @@ class Driver:
                 reason=outcome.reason,
                 aside=aside,
                 traceback=outcome.traceback,
-                wall_s=outcome.wall_s,
+                attempt_s=outcome.attempt_s,
             )
             self.active.pop(key)
 

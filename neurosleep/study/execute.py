@@ -49,7 +49,8 @@ class Outcome:
 
     key: str
     state: str  # complete | failed
-    wall_s: float = 0.0
+    attempt_s: float = 0.0  # this attempt, start to end (for a reused run: only the check)
+    phases_s: float | None = None  # the complete run file's phases' wall seconds
     reason: str = ""
     traceback: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -128,12 +129,8 @@ def _attempt(job: Job, path: Path) -> Outcome:
     start = time.perf_counter()
     try:
         wait_for_writer(path)
-        if verify(path, key) is None:  # complete already: its own recorded time
-            from neurosleep.io.runfile import open_run
-
-            with open_run(path) as run:  # the wall time its phases record
-                wall = run.wall_seconds()
-            return Outcome(key, "complete", wall, metrics=final_metrics(path), reused=True)
+        if verify(path, key) is None:  # complete already: nothing executed
+            return _complete(key, path, time.perf_counter() - start, reused=True)
         for stale in (path, partial_path(path)):  # a dead writer's file: kept, out of the way
             if os.path.lexists(stale):
                 aside.append(str(move_aside(stale)))
@@ -141,14 +138,25 @@ def _attempt(job: Job, path: Path) -> Outcome:
         problem = verify(path, key)
         if problem is not None:
             raise RuntimeError(f"{path}: {problem} after the run")
-        wall = time.perf_counter() - start
-        return Outcome(key, "complete", wall, metrics=final_metrics(path), aside=aside)
+        return _complete(key, path, time.perf_counter() - start, aside=aside)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed outcome
         tb = Path(job.folder) / "tracebacks" / f"{key}.{int(time.time() * 1000)}.txt"
         tb.parent.mkdir(parents=True, exist_ok=True)
         tb.write_text(traceback.format_exc())
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        return Outcome(key, "failed", time.perf_counter() - start, reason, str(tb), aside=aside)
+        attempt_s = time.perf_counter() - start
+        return Outcome(key, "failed", attempt_s, reason=reason, traceback=str(tb), aside=aside)
+
+
+def _complete(key: str, path: Path, attempt_s: float, **more: Any) -> Outcome:
+    """The outcome of a complete run file: its metrics and the phases' recorded wall time."""
+    from neurosleep.io.runfile import open_run
+
+    with open_run(path) as run:
+        phases_s = run.wall_seconds()
+    return Outcome(
+        key, "complete", attempt_s, phases_s=phases_s, metrics=final_metrics(path), **more
+    )
 
 
 def _run(job: Job, path: Path) -> None:

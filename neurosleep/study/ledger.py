@@ -6,6 +6,12 @@ one writer and any number of readers (``neurosleep study status`` while a study 
 States: ``queued`` → ``running`` (worker, pid, host, start) → ``complete`` | ``failed``
 (one-line reason, path of the traceback file). ``attempts`` counts starts; ``aside`` lists the
 partial or stale files a re-run moved out of the way (never deleted).
+
+Two times per run: ``attempt_s``, the worker's whole attempt that executed it (for a failed run,
+the failed attempt), and ``phases_s``, what its complete run file records for the phases (the same
+for a run made here and for one found complete in the folder). A ledger written before these
+columns (one ``wall_s`` with either meaning) stays readable: its ``wall_s`` is not read, its
+``attempt_s`` is NULL, and ``phases_s`` of a complete run is read from the run file.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ CREATE TABLE IF NOT EXISTS runs (
     attempts INTEGER NOT NULL DEFAULT 0,  -- executions (a start that found it complete: not one)
     aside TEXT NOT NULL DEFAULT '[]',  -- JSON list of files moved aside before a re-run
     worker TEXT, pid INTEGER, host TEXT, started REAL,
-    wall_s REAL,               -- seconds of the attempt that completed
+    attempt_s REAL,            -- seconds of the last attempt that executed the run (start-up,
+                               -- run, checks); NULL for a run found complete in its folder
+    phases_s REAL,             -- wall seconds of the phases, as the complete run file records
     reason TEXT, traceback TEXT,
     metrics TEXT,              -- JSON: "metric quantity" -> final value
     updated REAL NOT NULL
@@ -72,7 +80,8 @@ class Row:
     pid: int | None
     host: str | None
     started: float | None
-    wall_s: float | None
+    attempt_s: float | None
+    phases_s: float | None
     reason: str | None
     traceback: str | None
     metrics: dict[str, float]
@@ -99,7 +108,14 @@ class Ledger:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            with self.db:  # a ledger from before the two times: add their columns
+                for name in ("attempt_s", "phases_s"):
+                    if name not in self._columns():
+                        self.db.execute(f"ALTER TABLE runs ADD COLUMN {name} REAL")
         self.db.row_factory = sqlite3.Row
+
+    def _columns(self) -> set[str]:
+        return {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
 
     def close(self) -> None:
         self.db.close()
@@ -184,9 +200,25 @@ class Ledger:
 def _row(r: sqlite3.Row, folder: Path) -> Row:
     d = dict(r)
     d.pop("updated")
+    d.pop("wall_s", None)  # a ledger from before attempt_s / phases_s: either of the two
     d["path"] = str(folder / "runs" / PurePath(d["path"]).name)
+    d.setdefault("attempt_s", None)
+    if d.get("phases_s") is None:
+        d["phases_s"] = _phases_s(d["path"]) if d["state"] == "complete" else None
     d["params"] = json.loads(d["params"])
     d["overrides"] = json.loads(d["overrides"])
     d["aside"] = json.loads(d["aside"])
     d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else {}
     return Row(**d)
+
+
+def _phases_s(path: str) -> float | None:
+    """The phases' wall seconds a run file records (None when it cannot be read)."""
+    from neurosleep.errors import RunFileError
+    from neurosleep.io.runfile import open_run
+
+    try:
+        with open_run(path) as run:
+            return run.wall_seconds()
+    except (RunFileError, OSError):
+        return None

@@ -66,7 +66,8 @@ def table(rows: list[Row], axes: list[str]):
             "state": r.state,
             "attempts": r.attempts,
             "rerun": r.rerun,
-            "wall_s": r.wall_s,
+            "attempt_s": r.attempt_s,
+            "phases_s": r.phases_s,
         }
         record |= {m: r.metrics.get(m, math.nan) for m in metrics}
         record |= {"reason": r.reason or "", "path": r.path}
@@ -109,11 +110,11 @@ def summary(folder: Path, ledger: Ledger) -> str:
     sign = -1 if spec.objective is None or spec.objective.goal == "maximize" else 1
     order = sorted(groups, key=lambda k: (stats[k].n == 0, sign * np.nan_to_num(stats[k].mean)))
     axes = list(spec.space)
-    head = ["configuration", *axes, f"{column} (n)", "wall s / run"]
+    head = ["configuration", *axes, f"{column} (n)", "phases s / run"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in order:
         g = groups[label]
-        wall = stat(r.wall_s for r in g if r.state == "complete")
+        wall = stat(r.phases_s for r in g if r.state == "complete")
         if g[0].stage == "control":
             cells = [f"{label} (control)", *("—" for _ in axes)]
         else:
