@@ -39,6 +39,7 @@ import numpy as np
 import yaml
 
 from neurosleep.analysis.recall import footprint
+from neurosleep.analysis.stats import mean_sem
 from neurosleep.experiments.snn import Memory
 from neurosleep.io.runfile import RunFile, open_run
 from neurosleep.protocol import Protocol, build_protocol
@@ -301,16 +302,11 @@ def footprint_rows(path: Path) -> tuple[list[str], list[str]]:
         ], list(fp)
 
 
-def mean_sem(values: np.ndarray) -> tuple[float, float]:
-    n = len(values)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
-
-
 def cell(values: np.ndarray, minimum: bool = False) -> str:
     """Mean ± SEM over networks (and, with ``minimum``, the lowest network's value)."""
     if np.isnan(values).all():
         return "–"
-    m, s = mean_sem(values)
+    m, s, _ = mean_sem(values)
     return f"{m:.2f} ± {s:.2f}" + (f" (min {values.min():.2f})" if minimum else "")
 
 
@@ -493,7 +489,7 @@ def figure(results: dict[str, list[dict]], names: list[str], path: Path) -> None
         for j, (memory, color) in enumerate(zip(names, ("C0", "C3", "C2"), strict=False)):
             if j >= rows[0]["sequence"].shape[1]:
                 break
-            stats = np.array([mean_sem(r["sequence"][:, j]) for r in rows])
+            stats = np.array([mean_sem(r["sequence"][:, j])[:2] for r in rows])
             ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", label=memory)
         ax.set_xticks(x, [r["phase"] for r in rows], rotation=60, ha="right", fontsize=7)
         ax.set_title(label, fontsize=9)

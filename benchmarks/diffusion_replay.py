@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurosleep.analysis.dreams import manifold_precision_recall  # noqa: E402
+from neurosleep.analysis.stats import mean_sem  # noqa: E402
 from neurosleep.experiments.ann import ANNData, ANNWake, build_stream, train  # noqa: E402
 from neurosleep.experiments.ann_network import MLP  # noqa: E402
 from neurosleep.io.runfile import open_run  # noqa: E402
@@ -100,12 +101,6 @@ def run_all(jobs: list[tuple[str, str, int, list[str]]], out: Path, workers: int
 def final_acc(path: Path) -> float:
     with open_run(path) as r:
         return float(np.nanmean(r.evaluations().metrics["accuracy"][-1]))
-
-
-def mean_sem(values) -> str:
-    v = np.asarray(values, dtype=float)
-    sem = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
-    return f"{v.mean():.3f} ± {sem:.3f}"
 
 
 # ------------------------------------------------------------------ dream quality

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurosleep.analysis.stats import mean_sem
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
@@ -48,10 +49,6 @@ def after_sleep(path: Path) -> tuple[np.ndarray, np.ndarray]:
         sleeps = [p.index for p in r.phases() if p.kind == "sleep"]
         spikes = np.array([r.arrays(f"sleep/{i}")["spike_count"] for i in sleeps])
     return accuracy, spikes
-
-
-def sem(values: list[float]) -> float:
-    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
 
 
 def main() -> None:
@@ -84,7 +81,8 @@ def main() -> None:
     print("\nfinal ACC, mean ± SEM over seeds:")
     final = {c: [float(results[c][s][0][-1]) for s in args.seeds] for c in CONFIGS}
     for config, values in final.items():
-        print(f"  {config:8s} {statistics.mean(values):.4f} ± {sem(values):.4f}")
+        mean, sem, _ = mean_sem(values)
+        print(f"  {config:8s} {mean:.4f} ± {sem:.4f}")
     for a, b in (("torch64", "brian2"), ("torch32", "brian2"), ("torch32", "torch64")):
         diffs = [abs(x - y) for x, y in zip(final[a], final[b], strict=True)]
         first = [

@@ -20,12 +20,12 @@ conditions, not machines).
 from __future__ import annotations
 
 import argparse
-import math
 from collections import defaultdict
 
 import numpy as np
 
 from neurosleep.analysis.compare import load
+from neurosleep.analysis.stats import mean_sem
 from neurosleep.analysis.summary import accuracy_matrix
 from neurosleep.io.runfile import open_run
 
@@ -69,12 +69,6 @@ def measures(path: str) -> tuple[str, int, dict[str, float]]:
             "time (s)": seconds,
         },
     )
-
-
-def mean_sem(values: list[float]) -> str:
-    v = np.asarray(values, dtype=float)
-    sem = v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan
-    return f"{v.mean():.3f} ± {sem:.3f}"
 
 
 def main() -> None:

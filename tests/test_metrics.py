@@ -90,3 +90,18 @@ def test_after_each_task_is_each_metric_of_the_leading_matrix():
     assert np.isnan(M.after_each_task(partial, M.ContinualOptions())["ACC"][3])
     with pytest.raises(ValueError, match="reference"):
         M.after_each_task(R, M.ContinualOptions(reference=(0.9, 0.9)))
+
+
+def test_mean_sem_over_runs_leaves_out_missing_values():
+    from neurosleep.analysis.stats import mean_sem
+
+    m = mean_sem(np.array([1.0, 2.0, np.nan, 3.0, 4.0]))
+    assert m.n == 4 and m.mean == 2.5
+    assert m.sem == pytest.approx(np.sqrt(5 / 3) / 2)  # sample SD √(5/3), over √4
+    assert str(m) == "2.500 ± 0.645"
+    one = mean_sem([None, 0.25, float("inf")])
+    assert (one.mean, one.n, str(one)) == (0.25, 1, "0.250") and np.isnan(one.sem)
+    none = mean_sem([])
+    assert none.n == 0 and np.isnan(none.mean) and str(none) == "-"
+    mean, sem, n = mean_sem([0.1, 0.3])  # unpacks as (mean, sem, n)
+    assert (round(mean, 6), round(sem, 6), n) == (0.2, 0.1, 2)

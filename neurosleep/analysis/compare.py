@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurosleep.analysis.stats import MeanSEM, mean_sem
 from neurosleep.analysis.summary import summarize
 from neurosleep.errors import RunFileError
 from neurosleep.io.runfile import open_run
@@ -94,14 +95,9 @@ class Group:
     def values(self, metric: str, quantity: str) -> np.ndarray:
         return np.array([r.final.get(metric, {}).get(quantity, np.nan) for r in self.runs])
 
-    def mean_sem(self, metric: str, quantity: str) -> tuple[float, float, int]:
+    def mean_sem(self, metric: str, quantity: str) -> MeanSEM:
         """Mean and SEM over the runs with a finite value, and how many they are."""
-        v = self.values(metric, quantity)
-        v = v[np.isfinite(v)]
-        if not v.size:
-            return math.nan, math.nan, 0
-        sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
-        return float(v.mean()), sem, int(v.size)
+        return mean_sem(self.values(metric, quantity))
 
 
 def group_runs(runs: Iterable[RunResult], by: Iterable[str]) -> list[Group]:

@@ -10,35 +10,15 @@ the base protocol and the controls, paired by seed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from neurosleep.analysis.stats import mean_sem
 from neurosleep.study.ledger import Ledger, Row
 from neurosleep.study.spec import StudyFile
-
-
-@dataclass(frozen=True)
-class Stat:
-    mean: float
-    sem: float
-    n: int
-
-    def __str__(self) -> str:
-        if self.n == 0:
-            return "-"
-        return f"{self.mean:.3f}" if self.n < 2 else f"{self.mean:.3f} ± {self.sem:.3f}"
-
-
-def stat(values) -> Stat:
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if not v.size:
-        return Stat(math.nan, math.nan, 0)
-    sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
-    return Stat(float(v.mean()), sem, int(v.size))
 
 
 def study_spec(ledger: Ledger) -> StudyFile:
@@ -106,7 +86,7 @@ def summary(folder: Path, ledger: Ledger) -> str:
     for r in rows:
         if r.stage in ("search", "control"):
             groups.setdefault(r.label, []).append(r)
-    stats = {label: stat(r.metrics.get(column) for r in g) for label, g in groups.items()}
+    stats = {label: mean_sem(r.metrics.get(column) for r in g) for label, g in groups.items()}
     sign = -1 if spec.objective is None or spec.objective.goal == "maximize" else 1
     order = sorted(groups, key=lambda k: (stats[k].n == 0, sign * np.nan_to_num(stats[k].mean)))
     axes = list(spec.space)
@@ -114,7 +94,7 @@ def summary(folder: Path, ledger: Ledger) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in order:
         g = groups[label]
-        wall = stat(r.phases_s for r in g if r.state == "complete")
+        wall = mean_sem(r.phases_s for r in g if r.state == "complete")
         if g[0].stage == "control":
             cells = [f"{label} (control)", *("—" for _ in axes)]
         else:
@@ -163,7 +143,7 @@ def _confirmation(spec: StudyFile, rows: list[Row], column: str, best: str | Non
     ]
     controls = {r.label for r in rows if r.condition >= len(spec.searched)}
     for label, values in by_label.items():
-        s = stat(values.values())
+        s = mean_sem(values.values())
         role = " (best)" if label == best else " (control)" if label in controls else ""
         lines.append(f"| {label}{role} | {s} ({s.n}) |")
     others = [label for label in by_label if label != best]
@@ -173,7 +153,7 @@ def _confirmation(spec: StudyFile, rows: list[Row], column: str, best: str | Non
         lines.append("")
         for other in others:
             paired = by_label[other]
-            d = stat(v - paired[s] for s, v in by_label[best].items() if s in paired)
+            d = mean_sem(v - paired[s] for s, v in by_label[best].items() if s in paired)
             lines.append(f"Paired difference best − {other}: {d} (n = {d.n} seeds).")
     return lines
 
@@ -204,7 +184,7 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
         for axis in spec.space:
             values = sorted({_key(r.params.get(axis)) for r in rows}, key=_order)
             stats = [
-                stat(r.metrics.get(column) for r in rows if _key(r.params.get(axis)) == v)
+                mean_sem(r.metrics.get(column) for r in rows if _key(r.params.get(axis)) == v)
                 for v in values
             ]
             fig = Figure(figsize=(3.6, 2.6))
@@ -219,7 +199,7 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
                 label="search",
             )
             for i, (label, scores) in enumerate(controls.items()):
-                s = stat(scores)
+                s = mean_sem(scores)
                 color = f"C{i + 1}"
                 ax.axhline(s.mean, color=color, linestyle="--", label=f"{label} (control)")
                 if s.n > 1:
@@ -237,7 +217,7 @@ def figures(folder: Path, ledger: Ledger, out: Path) -> list[Path]:
             grid = np.full((len(va), len(vb)), np.nan)
             for i, x in enumerate(va):
                 for j, y in enumerate(vb):
-                    grid[i, j] = stat(
+                    grid[i, j] = mean_sem(
                         r.metrics.get(column)
                         for r in rows
                         if _key(r.params.get(a)) == x and _key(r.params.get(b)) == y
