@@ -141,11 +141,24 @@ def test_blocked_memory_is_silent_in_sleep_and_recalled_after(tmp_path, one_torc
         assert final["completion"][:, 0].min() > 0.2
 
 
-def test_surrogate_replaces_the_sleeps_weight_change(tmp_path, one_torch_thread):
+def test_surrogate_replaces_the_sleeps_weight_change(tmp_path, one_torch_thread, monkeypatch):
     """A time-shuffled surrogate gives other weights than the sleep itself, from the same
-    activity (same rates, same replay counts)."""
+    activity (same rates, same replay counts). The sleep keeps in memory only the spikes read
+    after it: the memory population's (replay diagnostics) and, for the surrogate, both sides
+    of the plastic projection (E->E: exc again), never inh's."""
+    from neurosleep.experiments.snn import RecorderSink
+
+    kept: dict[str, set[str]] = {}
+    handed = RecorderSink.spikes
+
+    def spikes(self, population, times_ms, node_ids):
+        handed(self, population, times_ms, node_ids)
+        kept[surrogate] |= set(self.keep)
+
+    monkeypatch.setattr(RecorderSink, "spikes", spikes)
     runs = {}
     for surrogate in ("none", "time"):
+        kept[surrogate] = set()
         out = tmp_path / surrogate
         out.mkdir()
         with open_run(short_sleep(out, surrogate=surrogate)) as rf:
@@ -157,3 +170,4 @@ def test_surrogate_replaces_the_sleeps_weight_change(tmp_path, one_torch_thread)
         d_sleep["network_replay_count"], d_surrogate["network_replay_count"]
     )
     assert np.abs(w_sleep - w_surrogate).max() > 0.1
+    assert kept == {"none": {"exc"}, "time": {"exc"}}

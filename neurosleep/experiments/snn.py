@@ -409,7 +409,11 @@ class SNNExperiment(Experiment):
         if phase.engine not in (None, self.engine):
             raise ValueError("snn runs keep one engine for the whole run (phase engine override)")
         memories = self.data.memories
-        self.sink.keep = {name: [] for name in self.model.populations}
+        algorithm = SLEEP.get(phase.algorithm)
+        read = algorithm.spikes(phase.params, self.model) if algorithm.spikes else set()
+        if memories:  # the replay diagnostics
+            read.add(memories.population)
+        self.sink.keep = {name: [] for name in self.model.populations if name in read}
         start = self.sim.t_ms
         context = SNNContext(
             model=self.model,
@@ -424,7 +428,7 @@ class SNNExperiment(Experiment):
             spikes=self._kept_spikes,
         )
         try:
-            SLEEP.get(phase.algorithm)(phase.params, context)
+            algorithm(phase.params, context)
         finally:
             kept, self.sink.keep = self.sink.keep, {}
         if memories and self.sim.t_ms > start:
@@ -435,7 +439,8 @@ class SNNExperiment(Experiment):
         """The spikes of ``population`` kept since the sleep phase began (times ms, node ids)."""
         if population not in self.sink.keep:
             raise ValueError(
-                f"no spikes of {population!r} kept; populations: {list(self.sink.keep)}"
+                f"no spikes of {population!r} kept: the sleep algorithm's `spikes` names the "
+                f"populations it reads; kept: {list(self.sink.keep)}"
             )
         return joined(self.sink.keep[population])
 

@@ -109,7 +109,8 @@ class SNNContext:
     ``memories``: the protocol's stored memories by name, each its groups of neuron indices (in
     stored order) in ``memory_population`` (empty without ``data.memories``).
     ``spikes(population)``: that population's spikes since the sleep phase began, every
-    network — times (ms) and node ids ``b·size + i``.
+    network — times (ms) and node ids ``b·size + i``; kept in memory only for the populations
+    the algorithm's ``spikes`` names (and ``memory_population``), an error for any other.
     """
 
     model: SNNSpec
@@ -233,6 +234,9 @@ class SleepAlgorithm(Generic[C, O_co]):
     #: ``check(params, model, before) -> [(key in the phase, message)]``: what the parameters
     #: need of the model spec and of the phases ``before`` this one, checked at validation
     check: Callable[[Any, Any, list], list[tuple[tuple, str]]] | None = None
+    #: ``spikes(params, model) -> {population}``: the populations whose spikes ``run`` reads
+    #: through ``SNNContext.spikes`` (the experiment keeps only those in memory during sleep)
+    spikes: Callable[[Any, Any], set[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.model_kind not in CONTRACTS:

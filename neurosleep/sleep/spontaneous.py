@@ -246,6 +246,15 @@ def _surrogate_rules(params: SpontaneousParams, model: SNNSpec) -> list[tuple[tu
     ]
 
 
+def spikes_read(params: SpontaneousParams, model: SNNSpec) -> set[str]:
+    """A surrogate reads both sides' spikes of every plastic projection; a sleep without one
+    reads none."""
+    if params.surrogate == "none":
+        return set()
+    plastic = [proj for proj in model.projections.values() if proj.plasticity]
+    return {proj.pre for proj in plastic} | {proj.post for proj in plastic}
+
+
 def check(params: SpontaneousParams, model: SNNSpec, before: list) -> list[tuple[tuple, str]]:
     """A cue's times on the dt grid; a surrogate's rules."""
     return _cue_on_grid(params, model) + _surrogate_rules(params, model)
@@ -259,5 +268,6 @@ register(
         run=run,
         summary="spiking network runs without task input under the sleep state, plasticity on",
         check=check,
+        spikes=spikes_read,
     )
 )
