@@ -820,7 +820,7 @@ case(
         flags("--engine", "brian2"),
     ),
     "sleep.modulation.form",
-    "cannot change",
+    "runs 'ee''s STDP in its own form (additive), not 'symmetric'",
 )
 case(
     "brian2-two-networks",

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from neurosleep.errors import SpecError
+from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from tests.conftest import ROOT
 
@@ -178,7 +179,7 @@ def test_expressions_are_not_python(write_protocol, good):
 
 # shipped protocols that use what only the torch engine does, and Brian2's refusal
 TORCH_ONLY = {
-    "consolidation_sleep_symmetric_stdp": r"sleep.modulation.form: engine 'brian2' cannot change",
+    "consolidation_sleep_symmetric_stdp": r"sleep.modulation.form: the brian2 engine runs 'ee''s",
 }
 
 
@@ -205,3 +206,32 @@ def test_shipped_protocols_validate(path):
     else:
         with pytest.raises(SpecError, match="engine=brian2: engine: engine 'brian2' does not"):
             load_protocol(path, ["engine=brian2", *overrides])
+
+
+@pytest.mark.brian2
+def test_brian2_runs_a_states_form_only_when_it_is_the_rules_own(tmp_path):
+    """The Brian2 engine compiles each STDP rule in its own form: a state's ``form`` naming
+    that form (for the projection or ``"*"``) validates, and runs (numpy target, 20 ms of wake
+    and of sleep); another form is refused at validation, the key and both forms named."""
+    from neurosleep.runner import run
+
+    path = ROOT / "protocols" / "consolidation_sleep.yaml"
+    short = [
+        "engine=brian2",
+        "data.target=numpy",
+        "record.spikes=none",
+        'schedule=[{"wake": {"name": "learn_A", "task": 0, "duration": "20 ms"}},'
+        ' {"sleep": {"name": "sleep", "kind": "spontaneous", "duration": "20 ms"}}]',
+    ]
+    assert load_protocol(path, [*short, 'schedule.sleep.modulation.form={"*": additive}'])
+    protocol = load_protocol(path, [*short, "schedule.sleep.modulation.form={ee: additive}"])
+    with open_run(run(protocol, output=tmp_path / "run.h5").path) as rf:
+        assert rf.status == "complete" and [p.kind for p in rf.phases()] == ["wake", "sleep"]
+    for form in ({"ee": "symmetric"}, {"*": "multiplicative"}):
+        with pytest.raises(SpecError) as refused:
+            load_protocol(path, [*short, f"schedule.sleep.modulation.form={form}"])
+        asked = next(iter(form.values()))
+        assert (
+            "sleep.modulation.form: the brian2 engine runs 'ee''s STDP in its own form "
+            f"(additive), not {asked!r}; another form needs the torch engine"
+        ) in str(refused.value)

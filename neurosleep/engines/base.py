@@ -294,7 +294,12 @@ class Engine(ABC):
     name: ClassVar[str]
     max_batch: ClassVar[int | None] = None
     devices: ClassVar[tuple[str, ...] | None] = None  # torch device types it runs on (None: any)
-    switches_stdp_form: ClassVar[bool] = True  # a brain state may change an STDP rule's form
+
+    @classmethod
+    def form_problems(cls, spec: SNNSpec, modulation: Modulation | None) -> list[str]:
+        """Why this engine cannot run ``modulation``'s STDP ``form`` for ``spec`` (one message
+        per projection; none: it can). The base engine runs every form in every state."""
+        return []
 
     def __init__(
         self, spec: SNNSpec, *, seeds: Sequence[int], device: str = "cpu", dtype: str = "float64"

@@ -204,7 +204,6 @@ class Brian2Engine(Engine):
     name = "brian2"
     max_batch = 1
     devices = ("cpu",)
-    switches_stdp_form = False  # each rule's code is compiled in its form
 
     def __init__(
         self,
@@ -334,15 +333,22 @@ class Brian2Engine(Engine):
         return synapses
 
     # ------------------------------------------------------------------ phase-boundary controls
+    @classmethod
+    def form_problems(cls, spec: SNNSpec, modulation: Modulation | None) -> list[str]:
+        """Each rule's code is compiled in its own form: a state's ``form`` may only name a
+        projection's STDP rules' own form (or a projection without STDP)."""
+        return [
+            f"the brian2 engine runs {name!r}'s STDP in its own form ({rule.form}), not "
+            f"{stdp_form(modulation, name, rule.form)!r}; another form needs the torch engine"
+            for name, proj in spec.projections.items()
+            for rule in proj.plasticity
+            if getattr(rule, "form", None) and stdp_form(modulation, name, rule.form) != rule.form
+        ]
+
     def set_modulation(self, modulation: Modulation | None) -> None:
-        for name, proj in self.spec.projections.items():
-            for rule in proj.plasticity:
-                own = getattr(rule, "form", None)
-                if own and stdp_form(modulation, name, own) != own:
-                    raise ValueError(
-                        f"the brian2 engine runs {name!r}'s STDP in its own form ({own}); a "
-                        "state's `form` needs the torch engine"
-                    )
+        problems = self.form_problems(self.spec, modulation)
+        if problems:
+            raise ValueError(problems[0])
         self.modulation = modulation
         for name in self.spec.populations:
             values = population_params(self.spec, name, modulation)

@@ -52,7 +52,7 @@ from neurosleep.experiments.base import (
 )
 from neurosleep.limits import memory_problem
 from neurosleep.sleep import SLEEP, Drive, SleepRecord, SNNContext
-from neurosleep.spec.snn import Patterns, SNNSpec
+from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.spec.states import PhaseState, compose
 from neurosleep.units import Rate, Time, Unit
 
@@ -251,9 +251,11 @@ class SNNExperiment(Experiment):
                 problems.append((phase.source + ("state",), message))
             inline = getattr(phase.params, "modulation", None)
             named = model.modulation.get(state or phase.kind)
-            if not simulator.switches_stdp_form and any(m and m.form for m in (inline, named)):
-                message = f"engine {engine!r} cannot change an STDP rule's form in a state"
-                problems.append((phase.source + ("modulation", "form"), message))
+            forms = {**(named.form if named else {}), **(inline.form if inline else {})}
+            problems += [
+                (phase.source + ("modulation", "form"), message)
+                for message in simulator.form_problems(model, Modulation(form=forms))
+            ]
             problems += [
                 (phase.source + ("block", i), f"unknown memory {name!r}; stored: {stored}")
                 for i, name in enumerate(getattr(phase.params, "block", None) or [])
