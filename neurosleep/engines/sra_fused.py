@@ -41,58 +41,65 @@ def _ceil_log2(x):
 
 
 @numba.njit(inline="always", boundscheck=False)
-def _cascade(w, pre, first, stride, size, lo, hi, acc, out):
+def _add_row(row, lo, hi, out):
+    """``out[c] += row[c]`` for columns ``lo`` … ``hi − 1``."""
+    for c in range(lo, hi):
+        out[c] += row[c]
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _cascade(w, pre, first, stride, size, lo, hi, levels, out):
     """torch's ``multi_row_sum`` of columns ``lo`` … ``hi − 1``: ``out[c]`` = the sum of
-    ``w[pre[first + stride·i], c]`` for i < size; ``acc`` [4, columns] is scratch. Rows are
-    added in chunks of ``2**level_power`` into level 0, each chunk's sum carried into level 1,
-    every 16 of those into level 2, and so on; the levels are added up at the end."""
+    ``w[pre[first + stride·i], c]`` for i < size; ``levels`` [3, columns] is scratch. Rows are
+    added in chunks of ``2**level_power`` into level 0 (``out``), each chunk's sum carried into
+    level 1, every 16 of those into level 2, and so on; the levels are added up at the end.
+    Only the levels the rows reach are used: the others would add zeros (a level's sum, started
+    at +0, is never −0, so adding +0 to it changes nothing)."""
     level_power = max(4, _ceil_log2(size) // 4)
     level_step = 1 << level_power
     level_mask = level_step - 1
-    acc[:, lo:hi] = 0
-    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    used = 1  # levels reached: level k once size ≥ level_step**k
+    while used < 4 and size >> (level_power * used):
+        used += 1
+    out[lo:hi] = 0
+    levels[: used - 1, lo:hi] = 0
     i = 0
     while i + level_step <= size:
         for _ in range(level_step):
-            row = w[pre[first + stride * i]]
-            for c in range(lo, hi):
-                a0[c] += row[c]
+            _add_row(w[pre[first + stride * i]], lo, hi, out)
             i += 1
-        for level in range(1, 4):
-            for c in range(lo, hi):
-                acc[level, c] += acc[level - 1, c]
-                acc[level - 1, c] = 0
+        _add_row(out, lo, hi, levels[0])
+        out[lo:hi] = 0
+        for level in range(1, 3):
             if i & (level_mask << (level * level_power)):
                 break
+            _add_row(levels[level - 1], lo, hi, levels[level])
+            levels[level - 1, lo:hi] = 0
     while i < size:
-        row = w[pre[first + stride * i]]
-        for c in range(lo, hi):
-            a0[c] += row[c]
+        _add_row(w[pre[first + stride * i]], lo, hi, out)
         i += 1
-    for c in range(lo, hi):
-        out[c] = ((a0[c] + a1[c]) + a2[c]) + a3[c]
+    for level in range(used - 1):
+        _add_row(levels[level], lo, hi, out)
 
 
 @numba.njit(boundscheck=False)
 def row_sum(w, pre, out, lanes, acc):
     """``out = torch.sum(w[pre], 0)`` in torch's order, for vectors of ``lanes`` elements;
-    ``acc`` [8, columns] is scratch. Columns in groups of four vectors take the cascade; the
+    ``acc`` [7, columns] is scratch. Columns in groups of four vectors take the cascade; the
     rest four interleaved partial sums (rows k, k + 4, …), the leftover rows added to the
     first, the four then added in turn."""
     n, columns = pre.shape[0], w.shape[1]
     group = 4 * lanes if columns >= lanes else 4
     cascaded = columns - columns % group
-    _cascade(w, pre, 0, 1, n, 0, cascaded, acc[:4], out)
+    levels, partial = acc[:3], acc[3:]
+    _cascade(w, pre, 0, 1, n, 0, cascaded, levels, out)
     if cascaded == columns:
         return
     quarter = n // 4
-    partial = acc[4:]
     for k in range(4):
-        _cascade(w, pre, k, 4, quarter, cascaded, columns, acc[:4], partial[k])
+        _cascade(w, pre, k, 4, quarter, cascaded, columns, levels, partial[k])
     for i in range(4 * quarter, n):
-        row = w[pre[i]]
-        for c in range(cascaded, columns):
-            partial[0, c] += row[c]
+        _add_row(w[pre[i]], cascaded, columns, partial[0])
     for c in range(cascaded, columns):
         out[c] = ((partial[0, c] + partial[1, c]) + partial[2, c]) + partial[3, c]
 
@@ -112,13 +119,12 @@ def advance(
         if counts[t] == 0:
             continue
         row_sum(w_alpha, cols[starts[t] : starts[t] + counts[t]], impulse, lanes, acc)
-        largest = v[0] + impulse[0]
+        reached = False  # torch's max is NaN or ≥ threshold: some potential is
         for i in range(v.shape[0]):
             x = v[i] + impulse[i]
             v[i] = x
-            if x > largest or x != x:  # torch's max: NaN wins
-                largest = x
-        if not (float(largest) < threshold):
+            reached |= not (x < threshold)
+        if reached:
             return t
     return counts.shape[0]
 
@@ -148,7 +154,7 @@ def torch_lanes(w_alpha: torch.Tensor) -> int | None:
 
 def scratch(w_alpha: torch.Tensor) -> np.ndarray:
     """The scratch array :func:`row_sum` needs for the rows of ``w_alpha``."""
-    return np.zeros((8, w_alpha.shape[1]), dtype=w_alpha.numpy().dtype)
+    return np.zeros((7, w_alpha.shape[1]), dtype=w_alpha.numpy().dtype)
 
 
 def _sums(w: np.ndarray, pre: np.ndarray, lanes: int, acc: np.ndarray) -> np.ndarray:
