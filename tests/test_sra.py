@@ -17,6 +17,7 @@ from neurosleep.sleep.sra import (
     sra_sleep,
     sra_sleep_dense,
     weight_factor,
+    window_spikes,
 )
 from neurosleep.sleep.sra import run as sra_sleep_phase
 
@@ -155,6 +156,34 @@ def test_input_spikes_window_and_rate():
     whole = SRAParams(steps=200, window=0, dtype="float64")
     all_pixels = torch.cat(list(input_spikes(image, (28, 28), whole, g)))
     assert float(all_pixels.double().mean()) == pytest.approx(p, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("shape", "window", "dtype"),
+    [((28, 28), 11, torch.float32), ((8, 8), 4, torch.float64), ((3, 6, 5), 4, torch.float32),
+     ((20,), 7, torch.float64)],
+)  # fmt: skip
+@pytest.mark.parametrize("one_image", [True, False])
+def test_compiled_window_spikes_equal_torch_operations(shape, window, dtype, one_image):
+    """The compiled pass and torch's mask, ``where`` and product: the same spikes, for 1–3
+    dimensions, one image or one per step, including draws of exactly 0 (spikes outside the
+    window too)."""
+    g = torch.Generator().manual_seed(3)
+    steps, n = 300, torch.Size(shape).numel()
+    windows = tuple(min(window, size) for size in shape)
+    corners = torch.stack([torch.randint(0, s - w + 1, (steps,), generator=g)
+                           for s, w in zip(shape, windows, strict=True)], dim=1)  # fmt: skip
+    draw = torch.rand((steps, n), generator=g, dtype=dtype)
+    draw[torch.rand((steps, n), generator=g) < 0.02] = 0.0
+    pixels = torch.rand((1 if one_image else steps, n), generator=g, dtype=dtype)
+    pixels[:, ::3] = 0.0
+    spikes = {
+        fused: window_spikes(draw, pixels.expand(steps, n), corners, shape, windows, 1.3, fused)
+        for fused in (True, False)
+    }
+    assert torch.equal(spikes[True], spikes[False])
+    assert spikes[True][draw == 0].all()  # 0 ≤ x: inside the window or not
+    assert 0.01 < float(spikes[True][draw != 0].double().mean()) < 0.5
 
 
 def test_run_is_deterministic_and_records_layers():

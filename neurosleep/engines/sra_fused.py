@@ -15,6 +15,10 @@ four vectors, as four interleaved partial sums; which columns take which depends
 ``lanes`` of torch's vectors, so :func:`torch_lanes` finds it by comparing with ``torch.sum``
 on the layer's own rows and the engine uses the kernel only where one width reproduces it.
 The decay and the addition are one float operation each, as torch's.
+
+:func:`window_spikes` draws nothing: from torch's uniform draws and window corners it makes a
+block's input spikes in one pass, the comparisons torch's mask, ``where`` and product make in
+five (:func:`neurosleep.sleep.sra.input_spikes`).
 """
 
 from __future__ import annotations
@@ -129,6 +133,29 @@ def advance(
     return counts.shape[0]
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def window_spikes(draw, pixels, corners, sizes, windows, half, out):
+    """The sleep's input spikes of a block: ``out[t, i] = draw[t, i]·half ≤ x`` with ``x`` pixel
+    ``pixels[t, i]`` inside step t's window, else 0 (bool [steps × pixels]); the window spans
+    ``corners[t, d]`` … ``+ windows[d] − 1`` along each dimension d of ``sizes`` (C order, the
+    last the fastest). ``half`` has the draws' type: one multiplication and one comparison per
+    pixel, as torch's ``draw * half <= torch.where(mask, pixels, 0)``."""
+    steps, n = draw.shape
+    last = sizes.shape[0] - 1
+    for t in range(steps):
+        lo, hi = corners[t, last], corners[t, last] + windows[last]
+        for r in range(n // sizes[last]):
+            rest, inside = r, True  # is row r (all but the last dimension) in the window?
+            for d in range(last - 1, -1, -1):
+                p = rest % sizes[d]
+                rest //= sizes[d]
+                inside &= corners[t, d] <= p < corners[t, d] + windows[d]
+            first = r * sizes[last]
+            for j in range(sizes[last]):
+                x = pixels[t, first + j] if inside and lo <= j < hi else 0.0
+                out[t, first + j] = draw[t, first + j] * half <= x
+
+
 def torch_lanes(w_alpha: torch.Tensor) -> int | None:
     """The vector width (elements) for which :func:`row_sum` gives ``torch.sum(w_alpha[pre],
     0)`` bit for bit, for sets of 1 … 257 rows of ``w_alpha`` [in × out] (CPU); ``None`` when
@@ -166,4 +193,4 @@ def _sums(w: np.ndarray, pre: np.ndarray, lanes: int, acc: np.ndarray) -> np.nda
     return impulse
 
 
-__all__ = ["advance", "row_sum", "scratch", "torch_lanes"]
+__all__ = ["advance", "row_sum", "scratch", "torch_lanes", "window_spikes"]

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
+import numpy as np
 import torch
 from pydantic import Field, field_validator
 
@@ -60,6 +61,7 @@ __all__ = [
     "sra_sleep",
     "sra_sleep_dense",
     "weight_factor",
+    "window_spikes",
 ]
 
 
@@ -219,6 +221,7 @@ def input_spikes(
     features, default the image's)."""
     rescale = 1.0 / (params.dt * 1e-3 * params.max_rate)
     half = rescale / 2  # draw·rescale/2 in one multiplication: halving is exact either way
+    windows = tuple(params.window if 0 < params.window <= size else size for size in shape)
     fixed = isinstance(image, torch.Tensor)
     n = image.numel() if fixed else n
     device = image.device if fixed else None
@@ -236,16 +239,49 @@ def input_spikes(
             held = (last, shown[-1])
             device = shown.device
             pixels = shown[(segment - first).to(device)]
-        mask = torch.ones((b, 1), dtype=torch.bool, device=device)
-        for size in shape:
-            window = params.window if 0 < params.window <= size else size
-            corner = torch.randint(0, size - window + 1, (b, 1), generator=generator, device=device)
-            pos = torch.arange(size, device=device)
-            inside = (pos >= corner) & (pos < corner + window)  # [b × size]
-            mask = (mask[:, :, None] & inside[:, None, :]).reshape(b, -1)
-        x = torch.where(mask, pixels, torch.zeros((), dtype=pixels.dtype, device=device))
+        corners = torch.cat(
+            [torch.randint(0, size - window + 1, (b, 1), generator=generator, device=device)
+             for size, window in zip(shape, windows, strict=True)],
+            dim=1,
+        )  # fmt: skip
         draw = torch.rand((b, n), generator=generator, device=device, dtype=pixels.dtype)
-        yield draw * half <= x
+        yield window_spikes(draw, pixels.expand(b, n), corners, shape, windows, half)
+
+
+def window_spikes(
+    draw: torch.Tensor,
+    pixels: torch.Tensor,
+    corners: torch.Tensor,
+    shape: tuple[int, ...],
+    windows: tuple[int, ...],
+    half: float,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """A block's input spikes [steps × pixels]: ``draw·half ≤ x``, ``x`` the pixel (``pixels``
+    [steps × pixels], an image of ``shape``) inside the step's window (top-left corner
+    ``corners`` [steps × dimensions], sides ``windows``), else 0. ``fused`` (default: on the
+    CPU): in one compiled pass (:func:`neurosleep.engines.sra_fused.window_spikes`), the same
+    spikes as the torch operations (``tests/test_sra.py``)."""
+    steps, device = draw.shape[0], draw.device
+    if fused is None:
+        fused = device.type == "cpu"
+    if fused:
+        from neurosleep.engines import sra_fused  # numba: imported where it runs
+
+        spikes = torch.empty(draw.shape, dtype=torch.bool)
+        sizes, sides = np.array(shape), np.array(windows)
+        scale = draw.numpy().dtype.type(half)  # torch's product: in the draws' type
+        sra_fused.window_spikes(
+            draw.numpy(), pixels.numpy(), corners.numpy(), sizes, sides, scale, spikes.numpy()
+        )
+        return spikes
+    mask = torch.ones((steps, 1), dtype=torch.bool, device=device)
+    for d, (size, window) in enumerate(zip(shape, windows, strict=True)):
+        pos = torch.arange(size, device=device)
+        inside = (pos >= corners[:, d : d + 1]) & (pos < corners[:, d : d + 1] + window)
+        mask = (mask[:, :, None] & inside[:, None, :]).reshape(steps, -1)  # [steps × pixels]
+    x = torch.where(mask, pixels, torch.zeros((), dtype=pixels.dtype, device=device))
+    return draw * half <= x
 
 
 def sra(
