@@ -485,8 +485,8 @@ def train(
         idx = order[
             (step % per_epoch) * params.batch_size : (step % per_epoch + 1) * params.batch_size
         ]
-        z, a = net.forward_pre(x[idx])
-        target = y[idx]
+        z, a = net.forward_pre(x.index_select(0, idx))
+        target = y.index_select(0, idx)
         if units is not None:
             z, a, target = z[:, units], a[:, units], torch.searchsorted(units, target)
         loss, reported = loss_fn(z, a, target)

@@ -94,8 +94,8 @@ class MLP(nn.Module):
 def _dropout(x: torch.Tensor, p: float, style: str, training: bool) -> torch.Tensor:
     if style == "inverted":
         return F.dropout(x, p, training)
-    if training:  # the toolbox's mask without rescaling
-        return x * (torch.rand_like(x) > p).to(x.dtype)
+    if training:  # the toolbox's mask without rescaling (1.0 where the draw > p, else 0.0)
+        return x * torch.rand_like(x).gt_(p)
     return x * (1.0 - p)
 
 
