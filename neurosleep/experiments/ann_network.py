@@ -95,7 +95,9 @@ def _dropout(x: torch.Tensor, p: float, style: str, training: bool) -> torch.Ten
     if style == "inverted":
         return F.dropout(x, p, training)
     if training:  # the toolbox's mask without rescaling (1.0 where the draw > p, else 0.0)
-        return x * torch.rand_like(x).gt_(p)
+        from neurosleep import uniform  # numba: imported where it draws
+
+        return x * uniform.rand(x.shape, dtype=x.dtype, device=x.device).gt_(p)
     return x * (1.0 - p)
 
 

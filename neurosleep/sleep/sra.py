@@ -219,6 +219,8 @@ def input_spikes(
     """Blocks [steps × feature] of boolean input spikes from a random window of ``image`` (one
     image [feature], or ``draw(count)``: a fresh image every ``image_steps`` steps; ``n``
     features, default the image's)."""
+    from neurosleep import uniform  # numba: imported where it draws
+
     rescale = 1.0 / (params.dt * 1e-3 * params.max_rate)
     half = rescale / 2  # draw·rescale/2 in one multiplication: halving is exact either way
     windows = tuple(params.window if 0 < params.window <= size else size for size in shape)
@@ -244,7 +246,7 @@ def input_spikes(
              for size, window in zip(shape, windows, strict=True)],
             dim=1,
         )  # fmt: skip
-        draw = torch.rand((b, n), generator=generator, device=device, dtype=pixels.dtype)
+        draw = uniform.rand((b, n), generator, pixels.dtype, device)
         yield window_spikes(draw, pixels.expand(b, n), corners, shape, windows, half)
 
 
