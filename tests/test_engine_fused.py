@@ -216,3 +216,46 @@ def test_modulation_gains_and_spike_buffer_overflow(threads):
 def test_fused_refuses_a_gpu_device():
     with pytest.raises(ValueError, match="CPU only"):
         make_engine("torch", small_network(), seeds=[1], device="cuda", fused=True)
+
+
+def test_a_block_runs_its_tensor_operations_on_one_thread_and_networks_on_torchs(monkeypatch):
+    """On torch's 2 threads the fused loop draws its sources with one intra-op thread (OpenMP's
+    waiting threads spin on a busy machine) and still advances the 3 networks on 2 pool threads;
+    torch's count is 2 again after every block; spikes equal to a run on one thread."""
+    import neurosleep.engines.torch as engine_torch
+
+    spec = small_network([STDP], noise=True)
+    seen: dict[str, list[int]] = {"draws": [], "pool": [], "after": []}
+    draw = engine_torch.TorchEngine._source_block
+    pool = engine_torch.ThreadPoolExecutor
+
+    def source_block(self, steps):
+        seen["draws"].append(torch.get_num_threads())
+        return draw(self, steps)
+
+    def executor(threads):
+        seen["pool"].append(threads)
+        return pool(threads)
+
+    class After(MemorySink):
+        def spikes(self, population, times_ms, node_ids):
+            seen["after"].append(torch.get_num_threads())
+            super().spikes(population, times_ms, node_ids)
+
+    monkeypatch.setattr(engine_torch.TorchEngine, "_source_block", source_block)
+    monkeypatch.setattr(engine_torch, "ThreadPoolExecutor", executor)
+    previous = torch.get_num_threads()
+    sinks = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            engine = make_engine("torch", spec, seeds=[4, 5, 6], fused=True)
+            sinks.append(After())
+            engine.run(40.0, Recording(spikes=("cur",), block=13.0), sinks[-1])
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
+    assert set(seen["draws"]) == {1} and len(seen["draws"]) == 8  # 4 blocks, 2 runs
+    assert seen["pool"] == [2] * 4 and set(seen["after"][:4]) == {2}
+    for a, b in zip(*(sink.spike_array("cur") for sink in sinks), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -59,7 +59,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
+        help="torch CPU threads (default: torch's choice, one per core). An snn run on the CPU "
+        "advances a batch's networks on N threads, its own tensor operations on one; other "
+        "kinds use N for their tensor operations. 1 is faster on a busy machine",
     )
     run.set_defaults(func=_run)
 

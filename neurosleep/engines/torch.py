@@ -20,7 +20,9 @@ other devices (CUDA) and with ``fused=False``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -135,6 +137,20 @@ def _scalar_or(values: np.ndarray, tensor) -> float | int | torch.Tensor:
     if len(values) and np.all(values == values[0]):
         return values[0].item()
     return tensor(values)
+
+
+@contextmanager
+def one_intra_op_thread() -> Iterator[int]:
+    """Torch's intra-op threads set to one while the fused loop runs a block; yields their
+    number before, the threads the loop advances networks on. Its own tensor operations (the
+    sources' draws) gain nothing from more, and on a busy machine OpenMP's waiting threads spin
+    (docs/performance.md); restored after the block."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 def lif_step(state: NeuronState, p: NeuronParams, step: int) -> tuple[torch.Tensor, NeuronState]:
@@ -443,11 +459,15 @@ class TorchEngine(Engine):
         return block.to(self.device)
 
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
-        sources = self._source_block(steps)
         every = max(1, steps_of(recording.interval, self.spec.dt)) if recording.states else 0
         columns = {key: self.offsets[key[1]] + idx for key, idx in recording.states.items()}
-        loop = self._loop_fused if self.fused else self._loop_tensors
-        rows, counts, samples, sample_steps = loop(steps, sources, every, columns)
+        if self.fused:
+            with one_intra_op_thread() as threads:
+                sources = self._source_block(steps)
+                block = self._loop_fused(steps, sources, every, columns, threads)
+        else:
+            block = self._loop_tensors(steps, self._source_block(steps), every, columns)
+        rows, counts, samples, sample_steps = block
         if sink is not None:
             self._hand_over(sink, recording, rows, counts, samples, sample_steps)
 
@@ -541,9 +561,9 @@ class TorchEngine(Engine):
             rule.x.copy_(x)
             rule.y.copy_(y)
 
-    def _loop_fused(self, steps, sources, every, columns):
+    def _loop_fused(self, steps, sources, every, columns, threads: int):
         """The step loop as the compiled kernel: each network runs the whole block in one call,
-        plasticity rules included, the networks spread over torch's threads."""
+        plasticity rules included, the networks spread over ``threads`` threads."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
         codes = cols = _NONE
         if columns:
@@ -584,7 +604,7 @@ class TorchEngine(Engine):
         def advance(first: int, last: int) -> None:
             self.kernel.run_networks(first, last, steps, self.step, b, width, *arrays)
 
-        threads = min(torch.get_num_threads(), b)
+        threads = min(threads, b)
         per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
         while done.min() < steps:
             if threads > 1:  # the kernel releases the GIL; networks are independent
