@@ -14,6 +14,11 @@ Each case runs ``--repeats`` times (median printed) with ``--threads 1`` (``--th
 own choice, ``neurosleep run``'s default, on every core; ``OMP_NUM_THREADS`` unset). Times are wall
 seconds of the whole command and depend on what else runs: the load average is printed
 beside each table, and comparisons belong to runs at similar load.
+
+``--baseline DIR`` runs each case also with the code of another checkout (``DIR``, e.g. from
+``git archive <commit> | tar -x -C DIR``), alternating with this one run by run, and prints
+this checkout's times over the baseline's (processor time is the figure to compare on a shared
+machine: a waiting process does not accumulate it).
 """
 
 from __future__ import annotations
@@ -40,13 +45,15 @@ CASES = {
 }
 
 
-def wall(protocol: str, overrides: list[str], out: Path, threads: int) -> tuple[float, float]:
+def wall(
+    protocol: str, overrides: list[str], out: Path, threads: int, root: Path = ROOT
+) -> tuple[float, float]:
     """(wall, processor) seconds of ``neurosleep run`` in a fresh process with ``threads`` torch
-    threads (0: torch's default) (processor time: user + system of the process, which a busy
-    machine inflates less than wall time)."""
+    threads (0: torch's default) and the code of checkout ``root`` (processor time: user +
+    system of the process, which a busy machine inflates less than wall time)."""
     command = [sys.executable, "-m", "neurosleep.cli", "run", f"protocols/{protocol}.yaml"]
     command += ["--quiet", "--overwrite", "--output", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("OMP_NUM_THREADS", None)
     if threads:
         command += ["--threads", str(threads)]
@@ -55,7 +62,7 @@ def wall(protocol: str, overrides: list[str], out: Path, threads: int) -> tuple[
         command += ["--set", item]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
@@ -71,19 +78,32 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per run (0: torch's default)"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of other code, run alternately with this one"
+    )
     args = parser.parse_args()
+    roots = [ROOT] if args.baseline is None else [ROOT, args.baseline.resolve()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (protocol, overrides, goal) in CASES.items():
             if args.only and not any(name.startswith(o) for o in args.only):
                 continue
             out = Path(tmp) / "run.h5"
-            runs = [wall(protocol, overrides, out, args.threads) for _ in range(args.repeats)]
-            median, cpu = (float(np.median(x)) for x in zip(*runs, strict=True))
+            runs = [
+                [wall(protocol, overrides, out, args.threads, root) for root in roots]
+                for _ in range(args.repeats)
+            ]
             load = os.getloadavg()[0]
-            rows.append((name, median, cpu, goal, load))
-            print(f"{name}: {median:.1f} s wall, {cpu:.1f} s processor (goal ≤ {goal:g} s); "
-                  f"load {load:.2f}", flush=True)  # fmt: skip
+            for root, times in zip(roots, zip(*runs, strict=True), strict=True):
+                label = name if root == ROOT else f"{name} [baseline]"
+                median, cpu = (float(np.median(x)) for x in zip(*times, strict=True))
+                rows.append((label, median, cpu, goal, load))
+                print(f"{label}: {median:.1f} s wall, {cpu:.1f} s processor (goal ≤ {goal:g} s); "
+                      f"load {load:.2f}", flush=True)  # fmt: skip
+            if args.baseline is not None:
+                (_, wall_new, cpu_new, *_), (_, wall_old, cpu_old, *_) = rows[-2:]
+                print(f"{name}: this / baseline: processor time {cpu_new / cpu_old:.3f}, "
+                      f"wall {wall_new / wall_old:.3f}")  # fmt: skip
     threads = f"{args.threads} torch thread(s)" if args.threads else "torch's default threads"
     print(f"\nseconds of the whole command, median of {args.repeats}, {threads}")
     print("| protocol | wall s | processor s | goal s | load (1 min) |\n|---|---|---|---|---|")
