@@ -93,10 +93,13 @@ def rand(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """``torch.rand(size, generator=generator, dtype=dtype, device=device)``, the same numbers
-    and generator state after (``generator``: default, torch's default generator)."""
-    if torch.device(device).type != "cpu" or not reproduces(dtype):
+    and generator state after (``generator``: default, torch's default CPU generator). Reads
+    and writes the generator's whole state: not for a generator other threads draw from."""
+    drawing = torch.default_generator if generator is None else generator
+    on_cpu = torch.device(device).type == drawing.device.type == "cpu"
+    if not (on_cpu and reproduces(dtype)):
         return torch.rand(size, generator=generator, dtype=dtype, device=device)
-    return _compiled(size, torch.default_generator if generator is None else generator, dtype)
+    return _compiled(size, drawing, dtype)
 
 
 def _compiled(size: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype):
