@@ -28,6 +28,7 @@ LAYERS = {
     "neurosleep.progress": "base",
     "neurosleep.examples": "base",
     "neurosleep.limits": "base",
+    "neurosleep.uniform": "base",
     "neurosleep.io": "io",
     "neurosleep.analysis": "analysis",
     "neurosleep.spec": "schema",
