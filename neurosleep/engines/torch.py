@@ -442,6 +442,8 @@ class TorchEngine(Engine):
         """Source spikes of the next ``steps`` steps, [steps, B, Ns] (bool), drawn per network."""
         if not self.spec.sources:
             return None
+        from neurosleep import uniform  # numba: imported where it draws
+
         block = torch.empty((steps, self.batch, self.width - self.n), dtype=torch.bool)
         for name, src in self.spec.sources.items():
             start = self.offsets[name] - self.n
@@ -454,7 +456,7 @@ class TorchEngine(Engine):
                     part[given.steps[inside] - self.step, b, given.indices[inside]] = True
             else:
                 for b, (g, p) in enumerate(zip(self.generators, self.spike_p[name], strict=True)):
-                    draw = torch.rand((steps, src.size), generator=g, dtype=torch.float64)
+                    draw = uniform.rand((steps, src.size), g, torch.float64)
                     torch.lt(draw, p, out=part[:, b])
         return block.to(self.device)
 
