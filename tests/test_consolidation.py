@@ -77,7 +77,7 @@ def test_same_drive_gives_the_same_spikes_and_weights_on_both_engines(root):
 @pytest.mark.brian2
 @pytest.mark.torch
 def test_brain_states_switch_alike_on_both_engines(root):
-    """The model's states (wake: E->E x0.3 and adaptation x0; test: all x1, adaptation on;
+    """The model's states (wake: E->E x0.5 and adaptation x0; test: all x1, adaptation on;
     sleep: leak x2, E->E x1.3, I->E x2, STDP x3 with depression x0.7), switched in one run as a
     protocol does, give the same spikes and weights on both engines under the same drive, the
     adaptation carried over from one state into the next."""
@@ -93,7 +93,7 @@ def test_brain_states_switch_alike_on_both_engines(root):
             sim.run(100.0, Recording(spikes=("exc",), block=100.0), sink)
             results[engine].append((*sink.spike_array("exc"), sim.get_weights("ee")[0]))
     counts = [len(times) for times, _, _ in results["torch"]]
-    assert counts[0] < counts[1] < counts[2]  # E->E x0.3 < x1 < x1.3 with I->E x2 and leak x2
+    assert counts[0] < counts[1] < counts[2]  # E->E x0.5 < x1 < x1.3 with I->E x2 and leak x2
     for (tt, it, wt), (tb, ib, wb) in zip(results["torch"], results["brian2"], strict=True):
         np.testing.assert_array_equal(it, ib)
         np.testing.assert_allclose(tt, tb, atol=1e-9)
