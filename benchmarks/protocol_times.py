@@ -98,7 +98,7 @@ def main() -> None:
                 label = name if root == ROOT else f"{name} [baseline]"
                 median, cpu = (float(np.median(x)) for x in zip(*times, strict=True))
                 rows.append((label, median, cpu, goal, load))
-                print(f"{label}: {median:.1f} s wall, {cpu:.1f} s processor (goal ≤ {goal:g} s); "
+                print(f"{label}: {median:.2f} s wall, {cpu:.2f} s processor (goal ≤ {goal:g} s); "
                       f"load {load:.2f}", flush=True)  # fmt: skip
             if args.baseline is not None:
                 (_, wall_new, cpu_new, *_), (_, wall_old, cpu_old, *_) = rows[-2:]
@@ -108,7 +108,7 @@ def main() -> None:
     print(f"\nseconds of the whole command, median of {args.repeats}, {threads}")
     print("| protocol | wall s | processor s | goal s | load (1 min) |\n|---|---|---|---|---|")
     for name, median, cpu, goal, load in rows:
-        print(f"| {name} | {median:.1f} | {cpu:.1f} | ≤ {goal:g} | {load:.2f} |")
+        print(f"| {name} | {median:.2f} | {cpu:.2f} | ≤ {goal:g} | {load:.2f} |")
     print("load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
