@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir
 
 from neurosleep.engines import torch_plasticity as rules_math
 from neurosleep.imports import import_numba
@@ -38,6 +39,7 @@ from neurosleep.registry import Registry
 
 numba = import_numba()
 intrinsic = numba.core.extending.intrinsic
+cgutils, types = numba.core.cgutils, numba.core.types
 
 STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 
@@ -80,6 +82,28 @@ def fma(typingctx, x, y, z):
         return builder.fma(*args)
 
     return x(x, y, z), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """Start loading ``array[index]``'s cache line (``llvm.prefetch``: read, keep in all
+    levels); changes nothing, only when the load that follows waits."""
+
+    def codegen(context, builder, signature, args):
+        kind = signature.args[0]
+        view = context.make_array(kind)(context, builder, args[0])
+        where = cgutils.get_item_pointer(context, builder, kind, view, [args[1]], wraparound=False)
+        i8, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [i8, i32, i32, i32]),
+            "llvm.prefetch.p0i8",
+        )
+        flags = [ir.Constant(i32, value) for value in (0, 3, 1)]  # read, keep, data
+        builder.call(function, [builder.bitcast(where, i8), *flags])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
 
 
 # The passes of a step, each over one population of one network (its [n] slices; constants
@@ -130,6 +154,24 @@ def _integrate_threshold(
 
 
 @numba.njit(inline="always", boundscheck=False)
+def _receive_integrate_threshold(
+    v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c0, k_e, k_i, v_reset, v_th, ref_steps,
+    fired, step, check_refractory,
+):  # fmt: skip
+    """The last step's :func:`_decay_add` of both channels, then
+    :func:`_integrate_threshold`, in one pass (the same operations per neuron, one pass less
+    over the conductances)."""
+    for i in range(v.shape[0]):
+        ge, gi = fma(g_e[i], d_e, in_e[i]), fma(g_i[i], d_i, in_i[i])
+        in_e[i], in_i[i] = 0, 0
+        g_e[i], g_i[i] = ge, gi
+        y = _propagate(v[i], ge, gi, em, c0[i], k_e, k_i)
+        v[i], ref_end[i], fired[i] = _fire(
+            y, ref_end[i], v_reset, v_th, ref_steps, step, check_refractory
+        )
+
+
+@numba.njit(inline="always", boundscheck=False)
 def _subtract_product(x, a, k):
     """``x = x − a·k`` (one fused multiply-add)."""
     for i in range(x.shape[0]):
@@ -168,6 +210,16 @@ def _decay_add(g, d, arriving):
         arriving[i] = 0
 
 
+@numba.njit(inline="always", boundscheck=False)
+def _receive(p, g_e, g_i, flat, e0, i0):
+    """Every population's :func:`_decay_add` of one network (``g_e``, ``g_i`` its [N] slices)
+    with its input at ``flat[e0:]`` and ``flat[i0:]``."""
+    for q in range(p.start.shape[0] - 1):
+        lo, hi = p.start[q], p.start[q + 1]
+        _decay_add(g_e[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
+        _decay_add(g_i[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
+
+
 @numba.njit(inline="always")
 def _sample(samples, j, b, variables, columns, v, g_e, g_i, a):
     """The sampled states of network ``b`` into ``samples[j, b]``."""
@@ -202,10 +254,10 @@ def _deliver(rows, step, target, delay, weight_rows, row_len, gain, use_gain, bu
 # ---------------------------------------------------------------------- plasticity rules
 class KernelRule(NamedTuple):
     """One plasticity rule as the kernel takes it: the rule object's tensors (``.numpy()``
-    views: traces ``x`` [B·W], ``y`` [B·N]; tables of slots by pre row and by post neuron,
-    padded with ``pad``; the rate rules' slots with their rows and posts, network ``b``'s at
-    ``slot_start[b]`` … ``slot_start[b + 1] − 1``; bounds [R·K + 1] when ``relative``, else
-    [1]) and its constants for the current phase. ``kind`` −1 is the no-rule placeholder."""
+    views: traces ``x`` [B·W], ``y`` [B·N]; the rate rules' slots with their rows and posts,
+    network ``b``'s at ``slot_start[b]`` … ``slot_start[b + 1] − 1``; bounds [R·K + 1] when
+    ``relative``, else [1]), STDP's synapses by pre row and by post neuron (:class:`STDPTables`)
+    and its constants for the current phase. ``kind`` −1 is the no-rule placeholder."""
 
     kind: int  # -1 none, 0 STDP, 1 rate rule
     form: int  # STDP: STDP_CODES; rate rule: RATE_CODES
@@ -220,17 +272,16 @@ class KernelRule(NamedTuple):
     rate: float  # a rate rule's factor per update (gain × eta × interval)
     param: float  # a rate rule's parameter (Oja: rate_ref; scaling: target; Hz)
     every: int  # a rate rule's update interval (steps)
-    pad: int
     pre_lo: int  # the projection's pre columns [pre_lo, pre_hi) and post neurons: the traces
     pre_hi: int  # kept (decayed and moved by spikes)
     post_lo: int
     post_hi: int
     x: np.ndarray
     y: np.ndarray
-    by_pre: np.ndarray
-    by_post: np.ndarray
-    post_by_pre: np.ndarray  # the post neuron of each by_pre entry
-    pre_by_post: np.ndarray  # the pre row of each by_post entry
+    pre_first: np.ndarray  # STDPTables
+    pre_count: np.ndarray
+    post_start: np.ndarray
+    post_synapses: np.ndarray
     slots: np.ndarray
     rows: np.ndarray
     posts: np.ndarray
@@ -263,16 +314,16 @@ def _bound(w_min, w_max, relative, slot):
     return w_min[k], w_max[k]
 
 
-@numba.njit(boundscheck=False)
-def _depress(form, slots, posts, pad, weight, y, eta, a_plus, a_minus, w_min, w_max, relative):
-    """STDP at one pre spike: the synapses ``slots`` (its row of the table, ``pad``-ended),
-    ``posts`` the post neurons of those entries."""
-    for c in range(slots.shape[0]):
-        slot = slots[c]
-        if slot == pad:
-            break
+@numba.njit(inline="always", boundscheck=False)
+def _depress(form, first, count, target, cells, weight, y, eta, a_plus, a_minus, w_min, w_max,
+             relative):  # fmt: skip
+    """STDP at one pre spike: its synapses, the slots ``first`` … ``first + count − 1`` of its
+    row (which delivery has just read), their post neurons from the delivery ``target`` cells
+    (flat [R·K]; the inhibitory channel's cells from ``cells`` = B·N on)."""
+    for slot in range(first, first + count):
         lo, hi = _bound(w_min, w_max, relative, slot)
-        w, trace = weight[slot], y[posts[c]]
+        cell = target[slot]
+        w, trace = weight[slot], y[cell - cells if cell >= cells else cell]
         if form == 0:
             w = _depress_0(w, trace, lo, hi, eta, a_plus, a_minus)
         elif form == 1:
@@ -282,15 +333,13 @@ def _depress(form, slots, posts, pad, weight, y, eta, a_plus, a_minus, w_min, w_
         weight[slot] = _clip(w, lo, hi)
 
 
-@numba.njit(boundscheck=False)
-def _potentiate(form, slots, pres, pad, weight, x, eta, a_plus, w_min, w_max, relative):
-    """STDP at one post spike: the synapses ``slots``, ``pres`` their pre rows."""
-    for c in range(slots.shape[0]):
-        slot = slots[c]
-        if slot == pad:
-            break
+@numba.njit(inline="always", boundscheck=False)
+def _potentiate(form, synapses, start, end, weight, x, eta, a_plus, w_min, w_max, relative):
+    """STDP at one post spike: its synapses ``synapses[start:end]`` (slot, pre row)."""
+    for c in range(start, end):
+        slot = synapses[c, 0]
         lo, hi = _bound(w_min, w_max, relative, slot)
-        w, trace = weight[slot], x[pres[c]]
+        w, trace = weight[slot], x[synapses[c, 1]]
         if form == 0:
             w = _potentiate_0(w, trace, lo, hi, eta, a_plus)
         elif form == 1:
@@ -300,7 +349,7 @@ def _potentiate(form, slots, pres, pad, weight, x, eta, a_plus, w_min, w_max, re
         weight[slot] = _clip(w, lo, hi)
 
 
-@numba.njit(boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _rate_update(form, slots, rows, posts, weight, x, y, decay_x, decay_y, rate, param, w_min,
                  w_max, relative):  # fmt: skip
     """A rate rule's periodic update of the synapses ``slots``."""
@@ -316,7 +365,7 @@ def _rate_update(form, slots, rows, posts, weight, x, y, decay_x, decay_y, rate,
         weight[slot] = _clip(w + rate * change, lo, hi)
 
 
-@numba.njit(boundscheck=False)
+@numba.njit(inline="always", boundscheck=False)
 def _rules_before(rules, b, step, weight):
     """The rate rules' periodic update of network ``b``'s synapses, at the start of ``step``."""
     for r in numba.literal_unroll(rules):
@@ -328,26 +377,42 @@ def _rules_before(rules, b, step, weight):
             )  # fmt: skip
 
 
-@numba.njit(boundscheck=False)
-def _rules_after(rules, b, width, n, rows, weight):
+@numba.njit(inline="always", boundscheck=False)
+def _prefetch_potentiation(rules, b, width, n, rows, weight):
+    """Start loading the weights that STDP will potentiate at the spiking ``rows``' post
+    spikes: a neuron's incoming synapses lie scattered over the table, and delivery and the
+    traces' decay come first."""
+    for r in numba.literal_unroll(rules):
+        if r.kind == 0 and r.active:
+            for row in rows:
+                column = row - b * width
+                if column < n:
+                    post = b * n + column
+                    for c in range(r.post_start[post], r.post_start[post + 1]):
+                        prefetch(weight, r.post_synapses[c, 0])
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _rules_after(rules, b, width, n, cells, rows, weight, target):
     """Every rule's step for network ``b`` after delivery: traces decay, then the spiking
     presynaptic ``rows`` (``b·W + column``; neurons are the columns below ``n``) update
-    weights and traces, pre before post."""
+    weights and traces, pre before post. Inlined, as the rules before: a call passing the
+    rules' arrays costs more than a step's updates."""
     for r in numba.literal_unroll(rules):
         if r.kind >= 0:
-            _rule_after(r, b, width, n, rows, weight)
+            _rule_after(r, b, width, n, cells, rows, weight, target)
 
 
-@numba.njit(boundscheck=False)
-def _rule_after(r, b, width, n, rows, weight):
+@numba.njit(inline="always", boundscheck=False)
+def _rule_after(r, b, width, n, cells, rows, weight, target):
     x, y = r.x, r.y
     _scale(x[b * width + r.pre_lo : b * width + r.pre_hi], r.decay_x)
     _scale(y[b * n + r.post_lo : b * n + r.post_hi], r.decay_y)
     stdp = r.kind == 0 and r.active
     for row in rows:
         if stdp:
-            _depress(r.form, r.by_pre[row], r.post_by_pre[row], r.pad, weight, y, r.eta,
-                     r.a_plus, r.a_minus, r.w_min, r.w_max, r.relative)  # fmt: skip
+            _depress(r.form, r.pre_first[row], r.pre_count[row], target, cells, weight, y,
+                     r.eta, r.a_plus, r.a_minus, r.w_min, r.w_max, r.relative)  # fmt: skip
         column = row - b * width
         if r.pre_lo <= column < r.pre_hi:
             x[row] += r.jump
@@ -358,8 +423,8 @@ def _rule_after(r, b, width, n, rows, weight):
             if r.post_lo <= column < r.post_hi:
                 y[post] += r.jump
             if stdp:
-                _potentiate(r.form, r.by_post[post], r.pre_by_post[post], r.pad, weight, x,
-                            r.eta, r.a_plus, r.w_min, r.w_max, r.relative)  # fmt: skip
+                _potentiate(r.form, r.post_synapses, r.post_start[post], r.post_start[post + 1],
+                            weight, x, r.eta, r.a_plus, r.w_min, r.w_max, r.relative)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -416,14 +481,21 @@ def run_networks(
     first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     depth, cells = buffer.shape
+    flat, target_flat = buffer.reshape(-1), target.reshape(-1)
     for b in range(first, last):
         vb, ab, ref_b = v[b * n : (b + 1) * n], a[b * n : (b + 1) * n], ref_end[b * n : (b + 1) * n]
         ge_b, gi_b = g_e[b * n : (b + 1) * n], g_i[b * n : (b + 1) * n]
         out, m = spikes_out[b], written[b]
         k = done[b]
+        # a step's receive (decay plus input) is left pending and done in the next step's pass
+        # over the neurons; before a sample, or at the end, on its own
+        pending, e0, i0 = False, 0, 0
         while k < steps and m + width <= out.shape[0]:
             s = step0 + k
             if sample_every > 0 and s % sample_every == 0:
+                if pending:
+                    _receive(p, ge_b, gi_b, flat, e0, i0)
+                    pending = False
                 j = (s - first_sample) // sample_every
                 _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab)
             _rules_before(rules, b, s, weight)
@@ -433,7 +505,18 @@ def run_networks(
                 ge, gi, ends = ge_b[lo:hi], gi_b[lo:hi], ref_b[lo:hi]
                 em, c0, k_e, k_i = p.em[q], p.c0[lo:hi], p.k_e[q], p.k_i[q]
                 v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
-                if not (adaptation or p.conductance[q]):
+                merged = not (adaptation or p.conductance[q])
+                if pending and merged:
+                    _receive_integrate_threshold(
+                        vq, ge, gi, flat[e0 + lo : e0 + hi], flat[i0 + lo : i0 + hi],
+                        p.d_e[q], p.d_i[q], ends, em, c0, k_e, k_i, v_reset, v_th, ref_steps,
+                        firedq, s, check_refractory,
+                    )  # fmt: skip
+                    continue
+                if pending:
+                    _decay_add(ge, p.d_e[q], flat[e0 + lo : e0 + hi])
+                    _decay_add(gi, p.d_i[q], flat[i0 + lo : i0 + hi])
+                if merged:
                     _integrate_threshold(
                         vq,
                         ge,
@@ -463,6 +546,7 @@ def run_networks(
                 _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
                 if adaptation:
                     _add_where(aq, p.increment[q], firedq)
+            pending = False
             start = m
             for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
                 if fired_words[w]:
@@ -475,16 +559,15 @@ def run_networks(
                     out[m] = b * width + n + i
                     m += 1
             counts[k, b] = m - start
+            _prefetch_potentiation(rules, b, width, n, out[start:m], weight)
             _deliver(out[start:m], s, target, delay, weight_rows, row_len, gain, use_gain, buffer)
-            e0 = (s % depth) * cells + b * n  # decay plus this step's input; slot emptied
+            e0 = (s % depth) * cells + b * n  # this step's input (decay plus input; emptied)
             i0 = e0 + batch * n
-            flat = buffer.reshape(-1)
-            for q in range(p.start.shape[0] - 1):
-                lo, hi = p.start[q], p.start[q + 1]
-                _decay_add(ge_b[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
-                _decay_add(gi_b[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
-            _rules_after(rules, b, width, n, out[start:m], weight)
+            pending = True
+            _rules_after(rules, b, width, n, batch * n, out[start:m], weight, target_flat)
             k += 1
+        if pending:
+            _receive(p, ge_b, gi_b, flat, e0, i0)
         written[b], done[b] = m, k
 
 
@@ -551,21 +634,59 @@ def kernel_rules(rules: list, batch: int, dtype: np.dtype) -> tuple[KernelRule, 
     return tuple(_kernel_rule(rule, batch, dtype) for rule in rules)
 
 
-_ARRAYS = {  # the rule objects' index tensors the kernel reads, and their shape when absent
-    **dict.fromkeys(("by_pre", "by_post", "post_by_pre", "pre_by_post"), (0, 1)),
-    **dict.fromkeys(("slots", "rows", "posts"), (0,)),
-}
+_ARRAYS = dict.fromkeys(("slots", "rows", "posts"), (0,))  # the rate rules' index tensors
+
+
+class STDPTables(NamedTuple):
+    """STDP's synapses as the kernel walks them. By pre row ``r``: the slots ``pre_first[r]``
+    … ``pre_first[r] + pre_count[r] − 1`` (a projection's synapses are one run of each row of
+    the weight table), read with the row's delivery. By post neuron ``i`` (network ``b``'s
+    ``b·N + i``): ``post_synapses[post_start[i]:post_start[i + 1]]``, (slot, pre row) pairs,
+    packed (32-bit where the table allows): the table's column of ``i`` is scattered over its
+    rows, so only the indices are made compact. Built from the tensor loop's padded tables
+    (``by_pre``, ``by_post``)."""
+
+    pre_first: np.ndarray
+    pre_count: np.ndarray
+    post_start: np.ndarray
+    post_synapses: np.ndarray
+
+
+def stdp_tables(rule) -> STDPTables:
+    """The kernel's tables of an STDP rule object (built once, kept on the rule)."""
+    if rule.kernel_tables is None:
+        by_pre, by_post = rule.by_pre.cpu().numpy(), rule.by_post.cpu().numpy()
+        pre_count = (by_pre != rule.pad).sum(axis=1)
+        pre_first = np.where(pre_count > 0, by_pre[:, 0], 0)
+        last = by_pre[np.arange(len(by_pre)), np.maximum(pre_count - 1, 0)]
+        if np.any((pre_count > 0) & (last - pre_first + 1 != pre_count)):  # ascending runs
+            raise RuntimeError(f"{rule.projection}: synapses are not one run of each row")
+        keep = by_post != rule.pad
+        index = np.int32 if rule.pad < np.iinfo(np.int32).max else np.int64
+        pairs = (by_post[keep], rule.pre_by_post.cpu().numpy()[keep])
+        rule.kernel_tables = STDPTables(
+            pre_first=pre_first.astype(np.int64),
+            pre_count=pre_count.astype(np.int64),
+            post_start=np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64),
+            post_synapses=np.ascontiguousarray(np.stack(pairs, axis=1), dtype=index),
+        )
+    return rule.kernel_tables
+
+
+_NO_TABLES = STDPTables(*(np.zeros(2, dtype=np.int64) for _ in range(3)),
+                        np.zeros((0, 2), dtype=np.int32))  # fmt: skip
 
 
 def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
     fields = {
         "kind": 0, "form": 0, "active": rule.eta != 0, "eta": float(rule.eta), "a_plus": 0.0,
         "a_minus": 0.0, "decay_x": rule.decay_x, "decay_y": rule.decay_y, "jump": 1.0,
-        "rate": 0.0, "param": 0.0, "every": 1, "pad": rule.pad, "x": rule.x.numpy(),
+        "rate": 0.0, "param": 0.0, "every": 1, "x": rule.x.numpy(),
         "y": rule.y.numpy(), "pre_lo": rule.pre_columns[0], "pre_hi": rule.pre_columns[1],
         "post_lo": rule.post_columns[0], "post_hi": rule.post_columns[1],
     }  # fmt: skip
     fields.update(KERNEL_RULES.get(rule.rule.rule)(rule))
+    fields.update((stdp_tables(rule) if fields["kind"] == 0 else _NO_TABLES)._asdict())
     for name, shape in _ARRAYS.items():
         value = getattr(rule, name, None)
         fields[name] = np.zeros(shape, dtype=np.int64) if value is None else value.numpy()
@@ -586,6 +707,7 @@ def _placeholder(dtype: np.dtype) -> KernelRule:
     fields |= {"kind": -1, "active": False, "relative": False, "decay_x": 1.0, "decay_y": 1.0}
     fields |= {"every": 1, "x": values, "y": values, "w_min": values, "w_max": values}
     fields |= {name: np.zeros(shape, dtype=np.int64) for name, shape in _ARRAYS.items()}
+    fields |= _NO_TABLES._asdict()
     fields["slot_start"] = np.zeros(2, dtype=np.int64)
     return KernelRule(**fields)
 
@@ -595,7 +717,9 @@ __all__ = [
     "STATE_CODES",
     "KernelParams",
     "KernelRule",
+    "STDPTables",
     "kernel_params",
     "kernel_rules",
     "run_networks",
+    "stdp_tables",
 ]

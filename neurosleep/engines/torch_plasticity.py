@@ -190,6 +190,7 @@ class STDPRule(RuleState):
         # the other end of each table entry's synapse (contiguous reads in the fused kernel)
         self.post_by_pre = self.conn.post_of_slot[self.by_pre]
         self.pre_by_post = self.conn.row_of_slot[self.by_post]
+        self.kernel_tables = None  # the fused kernel's, built on first use (torch_fused)
 
     def set_form(self, form: str) -> None:
         self.form_name, self.form = form, STDP_FORMS.get(form)
