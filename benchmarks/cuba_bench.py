@@ -8,6 +8,7 @@ shared. Run one section at a time::
     python benchmarks/cuba_bench.py loop --cpp                # + Brian2 cpp_standalone (1 thread)
     python benchmarks/cuba_bench.py plastic --cpp             # models/cuba_stdp.yaml (STDP on E→E)
     python benchmarks/cuba_bench.py plastic --threads 2       # its batch of 32 on 2 threads
+    python benchmarks/cuba_bench.py plastic --dtype float32   # the torch runs in float32
     python benchmarks/cuba_bench.py fidelity --seeds 5        # rates: torch vs Brian2's script
     python benchmarks/cuba_bench.py sweep --sizes 4000 16000 64000 256000
     python benchmarks/cuba_bench.py batch --networks 32
@@ -387,14 +388,17 @@ def plastic(args) -> None:
     """Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s: torch against Brian2's own script
     with the same STDP, interleaved; rates and mean |Δw| say they simulate the same network.
     With ``--threads 2``: the single network, the batch (its networks over the threads) and
-    Brian2 cython plastic only, and the batch's ratio in wall time."""
+    Brian2 cython plastic only, and the batch's ratio in wall time. ``--dtype float32``: the
+    torch runs in float32 (the fused kernel gives the tensor loop's weights bit for bit there
+    too)."""
+    opts = {"device": args.device, "dtype": args.dtype}
     runners = {
-        "torch plastic": PlasticTorch("cuba_stdp", device=args.device),
-        "torch static": PlasticTorch("cuba", device=args.device),
+        "torch plastic": PlasticTorch("cuba_stdp", **opts),
+        "torch static": PlasticTorch("cuba", **opts),
         f"torch plastic, batch of {args.networks}": PlasticTorch(
-            "cuba_stdp", args.networks, device=args.device
+            "cuba_stdp", args.networks, **opts
         ),
-        "torch plastic, tensor loop": PlasticTorch("cuba_stdp", device=args.device, fused=False),
+        "torch plastic, tensor loop": PlasticTorch("cuba_stdp", fused=False, **opts),
         "Brian2 cython plastic": ReferenceBrian2(4000, "cython", plastic=True),
         "Brian2 cython static": ReferenceBrian2(4000, "cython"),
     }
@@ -434,7 +438,7 @@ def plastic(args) -> None:
     ]
     print(
         f"Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s, median of {args.repeats} "
-        f"(device {args.device}, float64, {args.threads} torch thread(s)); {load()}"
+        f"(device {args.device}, {args.dtype}, {args.threads} torch thread(s)); {load()}"
     )
     header = ["run", "loop wall s", "loop CPU s", "torch plastic / this (CPU)", "rate Hz"]
     print(table([*header, "mean |Δw| mV"], rows))
@@ -732,7 +736,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["torch", "brian2"], help="record")
     parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
-    parser.add_argument("--dtype", default="float64", help="torch dtype (batch section)")
+    parser.add_argument("--dtype", default="float64", help="torch dtype (batch, plastic)")
     parser.add_argument("--block", type=float, default=1000.0, help="recording block (ms)")
     parser.add_argument("--duration", type=float, default=10000.0, help="record section (ms)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")

@@ -266,9 +266,9 @@ class KernelRule(NamedTuple):
     eta: float
     a_plus: float
     a_minus: float  # with the phase's depression factor
-    decay_x: float
-    decay_y: float
-    jump: float  # a trace's step per spike (STDP: 1; rate rules: Hz)
+    decay_x: np.floating  # the traces' decay and jump in the engine's dtype (as the tensor
+    decay_y: np.floating  # loop's in-place operations); the weight updates are float64
+    jump: np.floating  # a trace's step per spike (STDP: 1; rate rules: Hz)
     rate: float  # a rate rule's factor per update (gain × eta × interval)
     param: float  # a rate rule's parameter (Oja: rate_ref; scaling: target; Hz)
     every: int  # a rate rule's update interval (steps)
@@ -286,7 +286,7 @@ class KernelRule(NamedTuple):
     rows: np.ndarray
     posts: np.ndarray
     slot_start: np.ndarray
-    w_min: np.ndarray
+    w_min: np.ndarray  # float64 [1], or [R·K + 1] when relative
     w_max: np.ndarray
 
 
@@ -309,9 +309,10 @@ def _clip(w, lo, hi):
 
 @numba.njit(inline="always")
 def _bound(w_min, w_max, relative, slot):
-    """(lower, upper) bound of ``slot``: per synapse when ``relative``, else ``[0]``."""
+    """(lower, upper) bound of ``slot`` in float64: per synapse when ``relative``, else
+    ``[0]``."""
     k = slot if relative else 0
-    return w_min[k], w_max[k]
+    return np.float64(w_min[k]), np.float64(w_max[k])
 
 
 @numba.njit(inline="always", boundscheck=False)
@@ -323,7 +324,7 @@ def _depress(form, first, count, target, cells, weight, y, eta, a_plus, a_minus,
     for slot in range(first, first + count):
         lo, hi = _bound(w_min, w_max, relative, slot)
         cell = target[slot]
-        w, trace = weight[slot], y[cell - cells if cell >= cells else cell]
+        w, trace = np.float64(weight[slot]), np.float64(y[cell - cells if cell >= cells else cell])
         if form == 0:
             w = _depress_0(w, trace, lo, hi, eta, a_plus, a_minus)
         elif form == 1:
@@ -339,7 +340,7 @@ def _potentiate(form, synapses, start, end, weight, x, eta, a_plus, w_min, w_max
     for c in range(start, end):
         slot = synapses[c, 0]
         lo, hi = _bound(w_min, w_max, relative, slot)
-        w, trace = weight[slot], x[synapses[c, 1]]
+        w, trace = np.float64(weight[slot]), np.float64(x[synapses[c, 1]])
         if form == 0:
             w = _potentiate_0(w, trace, lo, hi, eta, a_plus)
         elif form == 1:
@@ -356,8 +357,8 @@ def _rate_update(form, slots, rows, posts, weight, x, y, decay_x, decay_y, rate,
     for j in range(slots.shape[0]):
         slot = slots[j]
         lo, hi = _bound(w_min, w_max, relative, slot)
-        w = weight[slot]
-        r_pre, r_post = x[rows[j]] * decay_x, y[posts[j]] * decay_y
+        w = np.float64(weight[slot])
+        r_pre, r_post = np.float64(x[rows[j]] * decay_x), np.float64(y[posts[j]] * decay_y)
         if form == 0:
             change = _change_0(w, r_pre, r_post, hi, param)
         else:
@@ -662,19 +663,25 @@ def stdp_tables(rule) -> STDPTables:
         if np.any((pre_count > 0) & (last - pre_first + 1 != pre_count)):  # ascending runs
             raise RuntimeError(f"{rule.projection}: synapses are not one run of each row")
         keep = by_post != rule.pad
-        index = np.int32 if rule.pad < np.iinfo(np.int32).max else np.int64
         pairs = (by_post[keep], rule.pre_by_post.cpu().numpy()[keep])
         rule.kernel_tables = STDPTables(
             pre_first=pre_first.astype(np.int64),
             pre_count=pre_count.astype(np.int64),
             post_start=np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64),
-            post_synapses=np.ascontiguousarray(np.stack(pairs, axis=1), dtype=index),
+            post_synapses=np.ascontiguousarray(np.stack(pairs, axis=1), dtype=_index(rule.pad)),
         )
     return rule.kernel_tables
 
 
-_NO_TABLES = STDPTables(*(np.zeros(2, dtype=np.int64) for _ in range(3)),
-                        np.zeros((0, 2), dtype=np.int32))  # fmt: skip
+def _index(pad: int) -> type:
+    """The packed tables' integer type for a weight table whose last slot is ``pad``."""
+    return np.int32 if pad < np.iinfo(np.int32).max else np.int64
+
+
+def _no_tables(pad: int) -> STDPTables:
+    """A rule without STDP's tables, of the same types (the kernel unrolls over the rules)."""
+    return STDPTables(*(np.zeros(2, dtype=np.int64) for _ in range(3)),
+                      np.zeros((0, 2), dtype=_index(pad)))  # fmt: skip
 
 
 def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
@@ -686,7 +693,9 @@ def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
         "post_lo": rule.post_columns[0], "post_hi": rule.post_columns[1],
     }  # fmt: skip
     fields.update(KERNEL_RULES.get(rule.rule.rule)(rule))
-    fields.update((stdp_tables(rule) if fields["kind"] == 0 else _NO_TABLES)._asdict())
+    kind = np.dtype(dtype).type
+    fields.update({name: kind(fields[name]) for name in ("decay_x", "decay_y", "jump")})
+    fields.update((stdp_tables(rule) if fields["kind"] == 0 else _no_tables(rule.pad))._asdict())
     for name, shape in _ARRAYS.items():
         value = getattr(rule, name, None)
         fields[name] = np.zeros(shape, dtype=np.int64) if value is None else value.numpy()
@@ -695,19 +704,21 @@ def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
     relative = hasattr(rule.w_max, "numpy")  # tensors over the weight table
     fields["relative"] = relative
     for name, bound in (("w_min", rule.w_min), ("w_max", rule.w_max)):
-        fields[name] = bound.numpy() if relative else np.full(1, bound, dtype=dtype)
+        values = bound.numpy() if relative else np.full(1, bound)  # float64 in the kernel
+        fields[name] = np.asarray(values, dtype=np.float64)
     return KernelRule(**fields)
 
 
 def _placeholder(dtype: np.dtype) -> KernelRule:
     """A rule of kind −1 (skipped) with fields of the kernel's types."""
-    values = np.zeros(1, dtype=dtype)
+    values, bound, kind = np.zeros(1, dtype=dtype), np.zeros(1), np.dtype(dtype).type
     fields = {name: 0 for name in KernelRule._fields}
-    fields |= dict.fromkeys(("eta", "a_plus", "a_minus", "jump", "rate", "param"), 0.0)
-    fields |= {"kind": -1, "active": False, "relative": False, "decay_x": 1.0, "decay_y": 1.0}
-    fields |= {"every": 1, "x": values, "y": values, "w_min": values, "w_max": values}
+    fields |= dict.fromkeys(("eta", "a_plus", "a_minus", "rate", "param"), 0.0)
+    fields |= {"kind": -1, "active": False, "relative": False, "jump": kind(0)}
+    fields |= {"decay_x": kind(1), "decay_y": kind(1), "every": 1, "x": values, "y": values}
+    fields |= {"w_min": bound, "w_max": bound}
     fields |= {name: np.zeros(shape, dtype=np.int64) for name, shape in _ARRAYS.items()}
-    fields |= _NO_TABLES._asdict()
+    fields |= _no_tables(0)._asdict()
     fields["slot_start"] = np.zeros(2, dtype=np.int64)
     return KernelRule(**fields)
 

@@ -16,7 +16,10 @@ synapse, from its built weight) and are indexed with the slots being updated.
 The update functions registered in ``STDP_FORMS`` and ``RATE_CHANGES`` are pure expressions of
 numbers or tensors: the tensor loop calls them on tensors, the fused CPU kernel
 (:mod:`neurosleep.engines.torch_fused`) compiles the same functions for one synapse at a time,
-so both evaluate the same expression in the same order (bit for bit in float64).
+so both evaluate the same expression in the same order, bit for bit. A float32 engine keeps
+weights and traces in float32 but evaluates the weight updates in float64 (the traces and
+weights they read widened exactly, the result rounded once when written), as the kernel does
+with its float64 constants; the traces decay and jump in float32 in both.
 """
 
 from __future__ import annotations
@@ -106,6 +109,11 @@ RATE_CHANGES.register("oja")(RateChange(_oja, "rate_ref"))
 RATE_CHANGES.register("scaling")(RateChange(_scaling, "target"))
 
 
+def _wide(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in float64 (exact; the same tensor when it is float64 already)."""
+    return values.to(torch.float64)
+
+
 class RuleState:
     """Shared set-up: the projection's slots, pre/post traces, bounds, gain ``eta``."""
 
@@ -156,9 +164,10 @@ class RuleState:
         """A brain state's STDP form (rules without forms ignore it)."""
 
     def bound(self, slots: torch.Tensor) -> tuple:
-        """(w_min, w_max) of the synapses in ``slots``: numbers or tensors like ``slots``."""
+        """(w_min, w_max) of the synapses in ``slots``: numbers or float64 tensors like
+        ``slots``."""
         if isinstance(self.w_max, torch.Tensor):
-            return self.w_min[slots], self.w_max[slots]
+            return _wide(self.w_min[slots]), _wide(self.w_max[slots])
         return self.w_min, self.w_max
 
     def decay(self) -> None:
@@ -172,7 +181,8 @@ class RuleState:
         self.y.index_add_(0, post_neurons, self.y_step[post_neurons], alpha=step)
 
     def write(self, slots: torch.Tensor, values: torch.Tensor, bounds: tuple) -> None:
-        self.conn.weight[slots] = torch.clamp(values, *bounds)
+        """Clamp the float64 ``values`` and write them (rounded once to the engine's dtype)."""
+        self.conn.weight[slots] = torch.clamp(values, *bounds).to(self.conn.weight.dtype)
         self.conn.weight[self.pad] = 0.0
 
 
@@ -203,16 +213,17 @@ class STDPRule(RuleState):
         r, w = self.rule, self.conn.weight
         if self.eta:
             s = self.by_pre.index_select(0, pre_rows).view(-1)
-            y = self.y[self.post_by_pre.index_select(0, pre_rows).view(-1)]
+            y = _wide(self.y[self.post_by_pre.index_select(0, pre_rows).view(-1)])
             bounds = self.bound(s)
             a_minus = self.depression * r.a_minus
-            self.write(s, self.form.pre(w[s], y, *bounds, self.eta, r.a_plus, a_minus), bounds)
+            new = self.form.pre(_wide(w[s]), y, *bounds, self.eta, r.a_plus, a_minus)
+            self.write(s, new, bounds)
         self.spiked(pre_rows, post_neurons, 1.0)
         if self.eta:
             s = self.by_post.index_select(0, post_neurons).view(-1)
-            x = self.x[self.pre_by_post.index_select(0, post_neurons).view(-1)]
+            x = _wide(self.x[self.pre_by_post.index_select(0, post_neurons).view(-1)])
             bounds = self.bound(s)
-            self.write(s, self.form.post(w[s], x, *bounds, self.eta, r.a_plus), bounds)
+            self.write(s, self.form.post(_wide(w[s]), x, *bounds, self.eta, r.a_plus), bounds)
 
 
 class RateRule(RuleState):
@@ -229,9 +240,10 @@ class RateRule(RuleState):
     def before(self, step: int) -> None:
         if step % self.every or not self.eta:
             return
-        w = self.conn.weight[self.slots]
-        r_pre = self.x[self.rows] * self.decay_x
-        r_post = self.y[self.posts] * self.decay_y
+        w = _wide(self.conn.weight[self.slots])
+        # the rates as the traces' decay computes them (the engine's dtype), then widened
+        r_pre = _wide(self.x[self.rows] * self.decay_x)
+        r_post = _wide(self.y[self.posts] * self.decay_y)
         bounds = self.bound(self.slots)
         value = getattr(self.rule, self.change.parameter)
         change = self.change.change(w, r_pre, r_post, bounds[1], value)
