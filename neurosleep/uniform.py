@@ -9,6 +9,7 @@ million for its dropout masks. :func:`rand` runs the same twister in numba on th
 ``Generator.get_state`` gives and hands the state back with ``set_state``. It does so only where
 a check on scratch generators (:func:`reproduces`, once per process and dtype) finds
 ``torch.rand``'s numbers and final state; otherwise, and off the CPU, it calls ``torch.rand``.
+:func:`above` is ``torch.rand(size).gt_(p)`` (a dropout mask) in one pass, no array of draws.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def _twist(s):
     s[N - 1] = _mix(s, N - 1, 0, M - 1)
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def words(s, left, position, out):
-    """The generator's next ``len(out)`` 32-bit outputs into ``out``, from state ``s`` [N]
-    (uint32, updated) and its counters ``left`` and ``position`` (torch's ``left_`` and
-    ``next_``); returns the counters after. torch's ``operator()``: a twist when ``left``
-    counts down to 0, then word ``position`` tempered (in 32 bits: the loop vectorizes)."""
+@numba.njit(inline="always", boundscheck=False)
+def _draw(s, left, position, out, emit, level):
+    """``out[i]`` = ``emit(word, level)`` of the generator's next ``len(out)`` 32-bit outputs,
+    from state ``s`` [N] (uint32, updated) and its counters ``left`` and ``position`` (torch's
+    ``left_`` and ``next_``); returns the counters after. torch's ``operator()``: a twist when
+    ``left`` counts down to 0, then word ``position`` tempered (in 32 bits: the loop vectorizes,
+    ``emit`` inlined)."""
     done, n = 0, out.shape[0]
     while done < n:
         if left == 1:
@@ -63,16 +65,45 @@ def words(s, left, position, out):
             y = U32(y ^ (y >> U32(11)))
             y = U32(y ^ ((y << U32(7)) & U32(0x9D2C5680)))
             y = U32(y ^ ((y << U32(15)) & U32(0xEFC60000)))
-            dst[k] = U32(y ^ (y >> U32(18)))
+            dst[k] = emit(U32(y ^ (y >> U32(18))), level)
         done, left, position = done + take, left - take, position + take
     return left, position
 
 
+@numba.njit(inline="always")
+def _float32(w):
+    """The low 24 bits of word ``w`` × 2**−24 (torch's ``uniform_real<float>``)."""
+    return np.float32(w & U32(0xFFFFFF)) * np.float32(2.0**-24)
+
+
+@numba.njit(inline="always")
+def _word(w, level):
+    return w
+
+
+@numba.njit(inline="always")
+def _above(w, level):
+    return np.float32(1.0) if _float32(w) > level else np.float32(0.0)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def words(s, left, position, out):
+    """The generator's next ``len(out)`` 32-bit outputs into ``out`` (:func:`_draw`)."""
+    return _draw(s, left, position, out, _word, U32(0))
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def above_float32(s, left, position, level, out):
+    """``out[i]`` = 1 where the i-th float32 draw is above ``level`` (float32: torch compares a
+    float32 tensor with a number in float32), else 0, in one pass (:func:`_draw`)."""
+    return _draw(s, left, position, out, _above, level)
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def to_float32(w, out):
-    """``out[i]`` = the low 24 bits of ``w[i]`` × 2**−24 (torch's ``uniform_real<float>``)."""
+    """``out[i]`` = :func:`_float32` of ``w[i]``."""
     for i in range(out.shape[0]):
-        out[i] = np.float32(w[i] & U32(0xFFFFFF)) * np.float32(2.0**-24)
+        out[i] = _float32(w[i])
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -102,19 +133,45 @@ def rand(
     return _compiled(size, drawing, dtype)
 
 
+def above(
+    size: tuple[int, ...],
+    p: float,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``torch.rand(size, generator=generator, dtype=dtype, device=device).gt_(p)``: 1 where a
+    draw is above ``p``, else 0, in ``dtype``; the same numbers and generator state after, in
+    one compiled pass for float32 on the CPU (:func:`above_float32`), else by :func:`rand`."""
+    drawing = torch.default_generator if generator is None else generator
+    on_cpu = torch.device(device).type == drawing.device.type == "cpu"
+    if not (on_cpu and dtype == torch.float32 and reproduces(dtype)):
+        return rand(size, generator, dtype, device).gt_(p)
+    out = torch.empty(size, dtype=dtype)
+    flat, level = out.view(-1).numpy(), np.float32(p)
+    _drawing(drawing, lambda s, left, position: above_float32(s, left, position, level, flat))
+    return out
+
+
 def _compiled(size: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype):
     per, convert = CONVERT[dtype]
     out = torch.empty(size, dtype=dtype)
+    w = np.empty(per * out.numel(), dtype=np.uint32)
+    _drawing(generator, lambda s, left, position: words(s, left, position, w))
+    convert(w, out.view(-1).numpy())
+    return out
+
+
+def _drawing(generator: torch.Generator, draw) -> None:
+    """``draw(s, left, position)`` on ``generator``'s twister (its state words as uint32 and its
+    counters), which returns the counters after; the state is handed back to the generator."""
     state = generator.get_state()
     raw = state.numpy()
     left, position = raw[LEFT].view(np.int32), raw[NEXT].view(np.uint64)
     s = raw[WORDS].view(np.uint64).astype(np.uint32)
-    w = np.empty(per * out.numel(), dtype=np.uint32)
-    left[0], position[0] = words(s, int(left[0]), int(position[0]), w)
+    left[0], position[0] = draw(s, int(left[0]), int(position[0]))
     raw[WORDS].view(np.uint64)[:] = s
     generator.set_state(state)
-    convert(w, out.view(-1).numpy())
-    return out
 
 
 @functools.cache
@@ -136,4 +193,4 @@ def reproduces(dtype: torch.dtype) -> bool:
     return True
 
 
-__all__ = ["rand", "reproduces"]
+__all__ = ["above", "rand", "reproduces"]

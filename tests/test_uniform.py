@@ -36,3 +36,25 @@ def test_default_generator_and_other_dtypes():
     g = torch.Generator().manual_seed(1)
     want = torch.rand(10, generator=torch.Generator().manual_seed(1), dtype=torch.bfloat16)
     assert torch.equal(uniform.rand((10,), g, torch.bfloat16), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_above_is_torch_rand_gt_bit_for_bit(dtype):
+    """``above`` (the compiled single pass for float32, rand().gt_ for float64): torch's mask
+    and generator state, for sizes across the twister's words, and for
+    levels a float32 number cannot hold (compared as torch does, in the tensor's type), at a
+    drawn value itself (not above it) and at 0 and 1."""
+    ours, theirs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    drawn = torch.rand(1, generator=torch.Generator().manual_seed(11), dtype=dtype).item()
+    sizes = [(1,), (623,), (625,), (1249,), (624,), (100, 1200), (3, 5, 7)]
+    levels = [drawn, 0.25, 0.3, 0.1, 0.0, 1.0, 0.7]
+    for size, p in zip(sizes, levels, strict=True):
+        mask = uniform.above(size, p, ours, dtype)
+        want = torch.rand(size, generator=theirs, dtype=dtype).gt_(p)
+        assert mask.dtype == dtype and torch.equal(mask, want)
+    assert not uniform.above((1,), drawn, torch.Generator().manual_seed(11), dtype).any()
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    torch.manual_seed(4)
+    want = torch.rand(3000).gt_(0.5)
+    torch.manual_seed(4)
+    assert torch.equal(uniform.above((3000,), 0.5), want)  # torch's default generator

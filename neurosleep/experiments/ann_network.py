@@ -97,7 +97,7 @@ def _dropout(x: torch.Tensor, p: float, style: str, training: bool) -> torch.Ten
     if training:  # the toolbox's mask without rescaling (1.0 where the draw > p, else 0.0)
         from neurosleep import uniform  # numba: imported where it draws
 
-        return x * uniform.rand(x.shape, dtype=x.dtype, device=x.device).gt_(p)
+        return x * uniform.above(x.shape, p, dtype=x.dtype, device=x.device)
     return x * (1.0 - p)
 
 
