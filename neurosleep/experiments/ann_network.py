@@ -29,6 +29,12 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "linear": lambda z: z,
 }
+INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {  # the same, on their argument
+    "relu": torch.relu_,
+    "sigmoid": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "linear": lambda z: z,
+}
 
 
 class MLP(nn.Module):
@@ -78,27 +84,33 @@ class MLP(nn.Module):
         params = {f"linears.{i}.weight": w for i, w in enumerate(weights)}
         return torch.func.functional_call(self, params, (x,), {"pre": True})
 
+    @torch.no_grad()
     def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Test-mode activations of every non-input layer (for data-based normalisation)."""
+        """Test-mode activations of every non-input layer (for data-based normalisation), each
+        layer's nonlinearity and test-mode dropout scaling done in place on its product (the
+        same numbers, no copies of [sample × unit] arrays)."""
         spec = self.spec
         out = []
         for i, linear in enumerate(self.linears):
             last = i == len(self.linears) - 1
-            x = ACTIVATIONS[spec.output if last else spec.activation](linear(x))
+            x = INPLACE[spec.output if last else spec.activation](linear(x))
             if not last and spec.dropout > 0:
-                x = _dropout(x, spec.dropout, spec.dropout_style, training=False)
+                x = _dropout(x, spec.dropout, spec.dropout_style, False, scale_inplace=True)
             out.append(x)
         return out
 
 
-def _dropout(x: torch.Tensor, p: float, style: str, training: bool) -> torch.Tensor:
+def _dropout(
+    x: torch.Tensor, p: float, style: str, training: bool, scale_inplace: bool = False
+) -> torch.Tensor:
+    """Dropout of ``x``; ``scale_inplace``: the test-mode scaling done on ``x`` itself."""
     if style == "inverted":
         return F.dropout(x, p, training)
     if training:  # the toolbox's mask without rescaling (1.0 where the draw > p, else 0.0)
         from neurosleep import uniform  # numba: imported where it draws
 
         return x * uniform.above(x.shape, p, dtype=x.dtype, device=x.device)
-    return x * (1.0 - p)
+    return x.mul_(1.0 - p) if scale_inplace else x * (1.0 - p)
 
 
 def _initialise(linear: nn.Linear, spec: MLPSpec, generator: torch.Generator | None) -> None:
