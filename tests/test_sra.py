@@ -186,6 +186,26 @@ def test_compiled_window_spikes_equal_torch_operations(shape, window, dtype, one
     assert 0.01 < float(spikes[True][draw != 0].double().mean()) < 0.5
 
 
+@pytest.mark.parametrize("pixels", [784, 64, 8])
+def test_compiled_spike_lists_are_nonzero_and_bincount(pixels):
+    """sra_fused.spike_lists: the columns of ``nonzero`` in its order and the counts of
+    ``bincount``, for sparse and dense blocks, empty and full rows, spikes in a word's last
+    pixel; no lists where rows are not whole words (the torch path then)."""
+    from neurosleep.engines import sra_fused
+
+    g = torch.Generator().manual_seed(5)
+    for density in (0.0, 0.02, 0.5, 1.0):
+        block = torch.rand((300, pixels), generator=g) < density
+        block[7] = False
+        block[9] = True
+        block[11, pixels - 1] = True
+        cols, counts = sra_fused.spike_lists(block)
+        steps, want = block.nonzero(as_tuple=True)
+        assert torch.equal(cols, want)
+        assert torch.equal(counts, torch.bincount(steps, minlength=block.shape[0]))
+    assert sra_fused.spike_lists(torch.ones((4, 10), dtype=torch.bool)) is None
+
+
 def test_run_is_deterministic_and_records_layers():
     w = [x.float() for x in small_net(sizes=(64, 30, 10))]
     x = torch.rand(50, 64, generator=torch.Generator().manual_seed(0))

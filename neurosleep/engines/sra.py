@@ -71,8 +71,7 @@ def sra_sleep(
     with _single_thread(device):
         kernel = _kernel(scaled[0], fused)
         for block in spikes_in:
-            steps, cols = block.nonzero(as_tuple=True)
-            per_step = torch.bincount(steps, minlength=block.shape[0])
+            cols, per_step = _spike_lists(block, kernel is not None)
             fired: list[list[tuple[int, torch.Tensor]]] = [[] for _ in ws]
             loop = _steps if kernel is None else kernel
             loop(layers, rows, membrane, decay_, cols, per_step, (inc, dec), step0, fired)
@@ -82,6 +81,20 @@ def sra_sleep(
 
 
 Layer = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]
+
+
+def _spike_lists(block: torch.Tensor, fused: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The columns of ``block``'s spikes [steps × pixels], step by step, and their number per
+    step: :func:`~neurosleep.engines.sra_fused.spike_lists` where ``fused`` (the compiled loop
+    runs, so numba is loaded) and it takes the block, else ``nonzero`` and ``bincount``."""
+    if fused:
+        from neurosleep.engines import sra_fused
+
+        lists = sra_fused.spike_lists(block)
+        if lists is not None:
+            return lists
+    steps, cols = block.nonzero(as_tuple=True)
+    return cols, torch.bincount(steps, minlength=block.shape[0])
 
 
 def _steps(layers: list[Layer], rows, membrane, decay_, cols, per_step, rule, step0,

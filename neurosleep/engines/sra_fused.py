@@ -18,7 +18,8 @@ The decay and the addition are one float operation each, as torch's.
 
 :func:`window_spikes` draws nothing: from torch's uniform draws and window corners it makes a
 block's input spikes in one pass, the comparisons torch's mask, ``where`` and product make in
-five (:func:`neurosleep.sleep.sra.input_spikes`).
+five (:func:`neurosleep.sleep.sra.input_spikes`); :func:`spike_lists` lists them as
+``nonzero`` and ``bincount`` do (≈0.15 ms instead of ≈0.85 ms for a block of 1000 steps).
 """
 
 from __future__ import annotations
@@ -156,6 +157,36 @@ def window_spikes(draw, pixels, corners, sizes, windows, half, out):
                 out[t, first + j] = draw[t, first + j] * half <= x
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _lists(block, words, cols, counts):
+    """``cols``: the columns of ``block``'s true entries [steps × pixels], row by row (the order
+    of ``nonzero``), ``counts[t]``: how many in row t; ``words``: ``block`` as uint64 [steps ×
+    pixels / 8], so that 8 pixels without a spike are skipped at once; ``cols`` has room for
+    8 more than the spikes (a word's pixels are written before they are counted)."""
+    n = 0
+    for t in range(block.shape[0]):
+        start = n
+        for c in range(words.shape[1]):
+            if words[t, c]:
+                for i in range(8 * c, 8 * c + 8):
+                    cols[n] = i
+                    n += block[t, i]
+        counts[t] = n - start
+
+
+def spike_lists(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The pixels that spiked in ``block`` [steps × pixels] (bool, CPU), step by step: their
+    columns (those of ``block.nonzero()``, in its order) and their number per step (int64);
+    ``None`` where the rows are not whole 8-byte words (pixels not a multiple of 8)."""
+    if block.shape[1] % 8 or not block.is_contiguous():
+        return None
+    cols = torch.empty(int(block.sum()) + 8, dtype=torch.long)
+    counts = torch.empty(block.shape[0], dtype=torch.long)
+    flags = block.numpy()
+    _lists(flags, flags.view(np.uint64), cols.numpy(), counts.numpy())
+    return cols[: len(cols) - 8], counts
+
+
 def torch_lanes(w_alpha: torch.Tensor) -> int | None:
     """The vector width (elements) for which :func:`row_sum` gives ``torch.sum(w_alpha[pre],
     0)`` bit for bit, for sets of 1 … 257 rows of ``w_alpha`` [in × out] (CPU); ``None`` when
@@ -193,4 +224,4 @@ def _sums(w: np.ndarray, pre: np.ndarray, lanes: int, acc: np.ndarray) -> np.nda
     return impulse
 
 
-__all__ = ["advance", "row_sum", "scratch", "torch_lanes", "window_spikes"]
+__all__ = ["advance", "row_sum", "scratch", "spike_lists", "torch_lanes", "window_spikes"]
