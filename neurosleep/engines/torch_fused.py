@@ -13,13 +13,18 @@ Plasticity rules run inside the step too (:class:`KernelRule`, one per rule of t
 the rate rules' periodic update before integration, every rule's trace decay and spike
 updates after delivery, in the tensor loop's order. Their arithmetic is the update functions
 registered in :mod:`neurosleep.engines.torch_plasticity`, compiled here for one synapse at a
-time, so the weights are the tensor loop's bit for bit (float64).
+time, so the weights are the tensor loop's bit for bit (float64, and float32, where both
+evaluate the updates in float64 and round once).
 
 Where the time goes: the networks of a batch are independent, so each runs its whole block
 alone, its state staying in the cache, and the engine spreads networks over threads (the
 kernel releases the GIL). Within a step each population is one pass over its neurons with its
 constants as numbers; a pass loads every element before using it (selects between loaded
-values, no conditional loads), which is what lets LLVM vectorise it.
+values, no conditional loads), which is what lets LLVM vectorise it; a step's decay-plus-input
+of the conductances is done in the next step's pass (one pass less). The rules are inlined (a
+call passing their arrays costs more than a step's updates); STDP reads a pre spike's
+synapses with its row's delivery and a post spike's, scattered over the table, from packed
+(slot, pre row) pairs whose weights it starts loading when the spikes are found.
 
 Layout as in ``engines/torch.py``: neuron arrays are flat ``[B·N]``; presynaptic rows
 ``b·W + column`` with ``W = N + Ns`` (neurons, then sources); the input buffer is ``[D, M]``
