@@ -29,13 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 START = time.process_time()
 # (part, module, attribute path) of the functions timed, in the order printed; a part named
-# "a / b" is inside part "a" (its time is part of a's); "x or y": x, or y where the code has no x
-# (the SGD updates run inside the backward since 2026-12-05, in SGD.step before)
+# "a / b" is inside part "a" (its time is part of a's)
 PARTS = [
     ("experiment init (data, network)", "neurosleep.experiments.ann", "ANNExperiment.__init__"),
     ("wake", "neurosleep.experiments.ann", "ANNExperiment.wake"),
     ("wake / backward", "torch", "Tensor.backward"),
-    ("wake / SGD updates", "neurosleep.experiments.ann_network", "SGD._update or SGD.step"),
+    ("wake / SGD steps", "neurosleep.experiments.ann_network", "SGD.step"),
     ("forward passes (wake and test)", "neurosleep.experiments.ann_network", "MLP.forward_pre"),
     ("forward passes / dropout masks", "neurosleep.experiments.ann_network", "_dropout"),
     ("sleep", "neurosleep.experiments.ann", "ANNExperiment.sleep"),
@@ -68,17 +67,12 @@ def measure(output: Path) -> dict[str, float]:
     from neurosleep import cli
 
     totals: dict[str, float] = defaultdict(float)
-    for label, module, paths in PARTS:
-        for path in paths.split(" or "):
-            owner = importlib.import_module(module)
-            *parents, name = path.split(".")
-            for parent in parents:
-                owner = getattr(owner, parent)
-            if hasattr(owner, name):
-                setattr(owner, name, _timed(label, totals, getattr(owner, name)))
-                break
-        else:
-            raise AttributeError(f"{module}: none of {paths}")
+    for label, module, path in PARTS:
+        owner = importlib.import_module(module)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        setattr(owner, name, _timed(label, totals, getattr(owner, name)))
     totals["imports (torch, neurosleep)"] = time.process_time() - START
     start = time.process_time()
     argv = ["run", "protocols/split_mnist_sra.yaml", "--threads", "1", "--quiet", "--overwrite"]

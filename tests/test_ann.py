@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurosleep.errors import SpecError
-from neurosleep.experiments.ann_network import LOSSES, MLP, SGD, backward_step
+from neurosleep.experiments.ann_network import LOSSES, MLP, SGD
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
 from neurosleep.runner import run
@@ -137,37 +137,6 @@ def test_sgd_is_torch_optim_sgd_bit_for_bit(momentum):
         else:
             assert buffer is None and theirs.state[b].get("momentum_buffer") is None
     assert not torch.equal(nets[0].weight, start)
-
-
-@pytest.mark.parametrize("momentum", [0.5, 0.0])
-def test_sgd_inside_the_backward_is_backward_then_step(momentum):
-    """backward_step (each weight updated by a hook once its gradient is complete) gives
-    backward() then torch.optim.SGD's step bit for bit: three layers with dropout and biases,
-    every weight used twice per loss (a second batch, as replay does) and in a penalty."""
-    spec = MLPSpec(**(TINY | {"layers": [64, 48, 32, 10], "bias": True, "dropout": 0.25}))
-    nets = [MLP(spec, torch.Generator().manual_seed(3)) for _ in range(2)]
-    ours = SGD(nets[0].parameters(), lr=0.1, momentum=momentum)
-    theirs = torch.optim.SGD(nets[1].parameters(), lr=0.1, momentum=momentum)
-    x = torch.rand(60, 64, generator=torch.Generator().manual_seed(4))
-    for step in range(5):
-        for net, opt in zip(nets, (ours, theirs), strict=True):
-            net.train()
-            torch.manual_seed(step)  # the same dropout masks for both
-            z, _ = net.forward_pre(x[step::5])
-            replayed, _ = net.forward_pre(x[step + 1 :: 5])
-            penalty = sum((w - 0.01).pow(2).sum() for w in net.parameters())
-            loss = z.pow(2).sum() + 0.5 * replayed.pow(2).sum() + penalty
-            if opt is ours:
-                backward_step(opt, loss)
-            else:
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert not torch.equal(
-        nets[0].linears[0].weight, MLP(spec, torch.Generator().manual_seed(3)).linears[0].weight
-    )
 
 
 def test_sgd_does_not_import_dynamo():

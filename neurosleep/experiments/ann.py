@@ -43,14 +43,7 @@ from neurosleep.data import (
     split_stream,
 )
 from neurosleep.errors import KeyPath
-from neurosleep.experiments.ann_network import (
-    LOSSES,
-    MLP,
-    Optimizer,
-    backward_step,
-    make_optimizer,
-    predict,
-)
+from neurosleep.experiments.ann_network import LOSSES, MLP, Optimizer, make_optimizer, predict
 from neurosleep.experiments.base import (
     Evaluation,
     Experiment,
@@ -505,7 +498,9 @@ def train(
         penalty = replay.penalty(net) if replay is not None else None
         if penalty is not None:
             loss = loss + penalty
-        backward_step(optimizer, loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
         losses.append(reported.detach())
         if (step + 1) % max(1, total // 20) == 0:
             progress((step + 1) / total)

@@ -177,29 +177,10 @@ class SGD:
         for p in self.params:
             p.grad = None
 
+    @torch.no_grad()
     def step(self) -> None:
         """One update of the parameters that have a gradient (as ``torch.optim.SGD``)."""
-        self._update([i for i, p in enumerate(self.params) if p.grad is not None])
-
-    def backward_step(self, loss: torch.Tensor) -> None:
-        """``loss.backward()`` then :meth:`step`, each parameter updated inside the backward as
-        soon as its gradient is complete (``register_post_accumulate_grad_hook``), while that
-        gradient and, but for the first layer, the weight are still in the cache (≈0.7 ms of an
-        18 ms SRA wake step). The same numbers: an update reads only its parameter, gradient
-        and buffer, and the backward reads no parameter after its gradient is complete (the
-        node that uses a parameter is one its gradient waits for)."""
-        handles = [
-            p.register_post_accumulate_grad_hook(lambda _, i=i: self._update([i]))
-            for i, p in enumerate(self.params)
-        ]
-        try:
-            loss.backward()
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    @torch.no_grad()
-    def _update(self, live: list[int]) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
         buffers = [self.buffers[i] for i in live]
         torch_sgd(
             [self.params[i] for i in live],
@@ -218,17 +199,6 @@ class SGD:
 
 
 Optimizer = SGD | torch.optim.Optimizer
-
-
-def backward_step(optimizer: Optimizer, loss: torch.Tensor) -> None:
-    """One optimisation step on ``loss``: gradients from zero, backward, update (for
-    :class:`SGD` inside the backward, :meth:`SGD.backward_step`)."""
-    optimizer.zero_grad()
-    if isinstance(optimizer, SGD):
-        optimizer.backward_step(loss)
-    else:
-        loss.backward()
-        optimizer.step()
 
 
 def make_optimizer(
