@@ -24,6 +24,16 @@ Examples
 True
 >>> "a_package_nobody_has" in sys.modules
 False
+>>> import gc
+>>> with uncollected("a_package_nobody_has"):
+...     gc.isenabled()
+False
+>>> gc.isenabled(), gc.get_freeze_count() > 0
+(True, True)
+>>> gc.unfreeze()
+>>> with uncollected("sys"):  # imported already: nothing changes
+...     gc.isenabled()
+True
 """
 
 from __future__ import annotations
@@ -50,10 +60,14 @@ def hidden(*packages: str) -> Iterator[None]:
 
 
 @contextmanager
-def uncollected() -> Iterator[None]:
-    """Inside the ``with`` block the garbage collector is off; at its end every object the
-    process holds is frozen (``gc.freeze``) and the collector on again, if it was. For the
-    import of a large library (torch, numba): its objects stay as long as the process."""
+def uncollected(module: str) -> Iterator[None]:
+    """For the first import of ``module``, a large library (torch, numba), whose objects stay
+    as long as the process: inside the ``with`` block the garbage collector is off; at its end
+    every object the process holds is frozen (``gc.freeze``) and the collector on again, if it
+    was. Nothing changes where ``module`` is imported already."""
+    if module in sys.modules:
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -69,7 +83,7 @@ def import_numba():
     check its version and, loading its linear-algebra implementations on the first compilation
     or cache load, to find a BLAS (≈0.3 s); neurosleep's kernels call no BLAS. Imported
     :func:`uncollected`."""
-    with hidden("scipy"), uncollected():
+    with hidden("scipy"), uncollected("numba"):
         import numba
         import numba.np.arraymath  # noqa: F401  (what the first compilation would import)
     return numba
