@@ -637,12 +637,12 @@ class TorchEngine(Engine):
         """Give the block's spikes (presynaptic rows per step) and sampled states to ``sink``."""
         if recording.spikes and len(rows):
             times = np.repeat((self.step + np.arange(len(counts))) * self.spec.dt, counts)
-            batch, column = np.divmod(rows, self.width) if self.batch > 1 else (0, rows)
+            batch, column = np.divmod(rows, self.width) if self.batch > 1 else (None, rows)
             for name in recording.spikes:
                 start, size = self.offsets[name], self.sizes[name]
-                mine = (column >= start) & (column < start + size)
-                ids = column[mine] - start
-                sink.spikes(name, times[mine], ids + batch[mine] * size if self.batch > 1 else ids)
+                mine = _between(column, start, start + size, self.width)
+                ids = column[mine] - start if start else column[mine]
+                sink.spikes(name, times[mine], ids if batch is None else ids + batch[mine] * size)
         times = np.asarray(sample_steps) * self.spec.dt if samples else None
         for (var, pop), block in samples.items():
             if block is not None and len(block):
@@ -650,6 +650,14 @@ class TorchEngine(Engine):
 
 
 _NONE = np.zeros(0, dtype=np.int64)  # no sampled columns
+
+
+def _between(column: np.ndarray, start: int, end: int, width: int) -> np.ndarray:
+    """``start <= column < end`` for columns in ``[0, width)``, a bound that every column
+    meets left out (the first population's start, the last column's end)."""
+    if start == 0:
+        return column < end
+    return column >= start if end == width else (column >= start) & (column < end)
 
 
 def _in_step_order(per_network: list[list[np.ndarray]], counts: np.ndarray) -> np.ndarray:

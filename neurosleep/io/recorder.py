@@ -144,8 +144,10 @@ class Recorder:
         """Copy blocks into the waiting rows of the datasets of group ``path`` (converted to
         their dtypes); write them once the group holds :data:`PENDING_BYTES`."""
         streams = self._streams[path]
-        if any(not streams[name].fits(block) for name, block in blocks.items()):
-            self._write_pending(path)  # room first: the group's datasets stay aligned
+        for name, block in blocks.items():
+            if not streams[name].fits(block):
+                self._write_pending(path)  # room first: the group's datasets stay aligned
+                break
         size = self._pending_bytes.get(path, 0)
         for name, block in blocks.items():
             size += streams[name].put(block)
@@ -468,8 +470,10 @@ class _Stream:
 
     def __init__(self, dataset: h5py.Dataset) -> None:
         self.dataset = dataset
-        row = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
-        self.buffer = np.empty((-(-PENDING_BYTES // row), *dataset.shape[1:]), dataset.dtype)
+        self.row_bytes = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
+        self.buffer = np.empty(
+            (-(-PENDING_BYTES // self.row_bytes), *dataset.shape[1:]), dataset.dtype
+        )
         self.rows = 0
 
     def fits(self, block: np.ndarray) -> bool:
@@ -478,12 +482,13 @@ class _Stream:
     def put(self, block: np.ndarray) -> int:
         """Keep ``block`` (copied: a caller may reuse its buffer); returns its bytes. A block
         larger than the buffer is appended at once (the buffer is empty then)."""
-        if self.fits(block):
-            self.buffer[self.rows : self.rows + len(block)] = block
-            self.rows += len(block)
+        rows, n = self.rows, len(block)
+        if rows + n <= len(self.buffer):
+            self.buffer[rows : rows + n] = block
+            self.rows = rows + n
         else:
             _append(self.dataset, np.asarray(block, self.dataset.dtype))
-        return len(block) * self.buffer[0].nbytes
+        return n * self.row_bytes
 
     def write(self) -> None:
         if self.rows:
