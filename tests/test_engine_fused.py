@@ -61,15 +61,14 @@ def close(a, b, pop: str, dtype: str) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("variables", [("v", "g_e", "a"), ("v", "a")], ids=["with g", "no g"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_current_conductance_adaptation_delays_sources(dtype):
-    """Both synapse kinds, adaptation, refractoriness, delays, given and Poisson input."""
+def test_current_conductance_adaptation_delays_sources(dtype, variables):
+    """Both synapse kinds, adaptation, refractoriness, delays, given and Poisson input; states
+    sampled with and without a conductance (without, the kernel keeps a step's receive pending
+    across a sample)."""
     spec = small_network(noise=True)
-    states = {
-        (var, pop): np.arange(spec.size(pop))
-        for var in ("v", "g_e", "a")
-        for pop in ("cur", "cond")
-    }
+    states = {(var, pop): np.arange(spec.size(pop)) for var in variables for pop in ("cur", "cond")}
     rec = Recording(
         spikes=("cur", "cond", "drive", "noise"), states=states, interval=0.3, block=7.3
     )

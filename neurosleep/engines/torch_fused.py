@@ -485,6 +485,10 @@ def run_networks(
     fired_words = fired.view(np.uint64)
     x = np.empty(n, dtype=v.dtype)
     first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
+    # a pending receive changes g_e and g_i only: done before a sample that reads them
+    sample_g = False
+    for code in sample_var:
+        sample_g |= code == 1 or code == 2
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     depth, cells = buffer.shape
     flat, target_flat = buffer.reshape(-1), target.reshape(-1)
@@ -499,7 +503,7 @@ def run_networks(
         while k < steps and m + width <= out.shape[0]:
             s = step0 + k
             if sample_every > 0 and s % sample_every == 0:
-                if pending:
+                if pending and sample_g:
                     _receive(p, ge_b, gi_b, flat, e0, i0)
                     pending = False
                 j = (s - first_sample) // sample_every
