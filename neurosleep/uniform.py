@@ -126,9 +126,8 @@ def rand(
     """``torch.rand(size, generator=generator, dtype=dtype, device=device)``, the same numbers
     and generator state after (``generator``: default, torch's default CPU generator). Reads
     and writes the generator's whole state: not for a generator other threads draw from."""
-    drawing = torch.default_generator if generator is None else generator
-    on_cpu = torch.device(device).type == drawing.device.type == "cpu"
-    if not (on_cpu and reproduces(dtype)):
+    drawing = _cpu_generator(generator, device)
+    if drawing is None or not reproduces(dtype):
         return torch.rand(size, generator=generator, dtype=dtype, device=device)
     return _compiled(size, drawing, dtype)
 
@@ -143,14 +142,22 @@ def above(
     """``torch.rand(size, generator=generator, dtype=dtype, device=device).gt_(p)``: 1 where a
     draw is above ``p``, else 0, in ``dtype``; the same numbers and generator state after, in
     one compiled pass for float32 on the CPU (:func:`above_float32`), else by :func:`rand`."""
-    drawing = torch.default_generator if generator is None else generator
-    on_cpu = torch.device(device).type == drawing.device.type == "cpu"
-    if not (on_cpu and dtype == torch.float32 and reproduces(dtype)):
+    drawing = _cpu_generator(generator, device)
+    if drawing is None or dtype != torch.float32 or not reproduces(dtype):
         return rand(size, generator, dtype, device).gt_(p)
     out = torch.empty(size, dtype=dtype)
     flat, level = out.view(-1).numpy(), np.float32(p)
     _drawing(drawing, lambda s, left, position: above_float32(s, left, position, level, flat))
     return out
+
+
+def _cpu_generator(
+    generator: torch.Generator | None, device: torch.device | str
+) -> torch.Generator | None:
+    """The generator the draws come from (``None``: torch's default) where they and it are on
+    the CPU, else ``None``."""
+    drawing = torch.default_generator if generator is None else generator
+    return drawing if torch.device(device).type == drawing.device.type == "cpu" else None
 
 
 def _compiled(size: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype):

@@ -482,13 +482,12 @@ class _Stream:
     def put(self, block: np.ndarray) -> int:
         """Keep ``block`` (copied: a caller may reuse its buffer); returns its bytes. A block
         larger than the buffer is appended at once (the buffer is empty then)."""
-        rows, n = self.rows, len(block)
-        if rows + n <= len(self.buffer):
-            self.buffer[rows : rows + n] = block
-            self.rows = rows + n
+        if self.fits(block):
+            self.buffer[self.rows : self.rows + len(block)] = block
+            self.rows += len(block)
         else:
             _append(self.dataset, np.asarray(block, self.dataset.dtype))
-        return n * self.row_bytes
+        return len(block) * self.row_bytes
 
     def write(self) -> None:
         if self.rows:
