@@ -23,7 +23,9 @@ resolved protocol or model differs from what the command would run, naming what 
 ``--set KEY=VALUE`` overrides a key of every condition's protocol, model keys included
 (``model.…``: the model is written inline first), e.g.
 ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag`` names such a variant's run
-files. ``--model FILE`` runs the conditions on another model file (e.g.
+files; ``--control-set KEY=VALUE`` gives the no-sleep condition its own overrides instead (a
+variant that changes the schedule, e.g. sleep bouts between blocks of learning, against the same
+blocks without them), so that the paired table compares the two. ``--model FILE`` runs the conditions on another model file (e.g.
 ``models/assemblies_random.yaml``, the random-connectivity model of the earlier results).
 """
 
@@ -222,8 +224,9 @@ def run_condition(condition: Condition, args: argparse.Namespace) -> tuple[list[
             f"seed={seed}",
             *memories(name, args.placement, size.scale),
             *condition.overrides,
-            *args.set,
-        ]
+            *(args.set if condition.label != "no sleep" or args.control_set is None
+              else args.control_set),
+        ]  # fmt: skip
         model = args.model or (str(ROOT / size.model) if size.model else None)
         protocol = load_condition(name, overrides, model)
         if args.reuse and path.exists():
@@ -521,6 +524,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE protocol override")
     parser.add_argument("--tag", default="", help="suffix of the run files' names (variants)")
+    parser.add_argument(
+        "--control-set",
+        action="append",
+        help="KEY=VALUE: the no-sleep condition's overrides instead of --set's (a variant whose "
+        "control differs, e.g. the same blocks of learning without the sleep bouts)",
+    )
     parser.add_argument(
         "--placement",
         choices=list(PLACEMENTS),

@@ -63,7 +63,7 @@ def test_reuse_reads_a_finished_run_and_refuses_one_of_another_protocol(table, t
     short = 'schedule=[{"test": {"name": "before", "duration": "100 ms"}}]'
     args = argparse.Namespace(
         engine="torch", networks=2, seed=101, out=str(tmp_path), tag="", reuse=True,
-        set=[short], model=None, placement="ring", size="small",
+        set=[short], control_set=None, model=None, placement="ring", size="small",
     )  # fmt: skip
     condition = table.Condition("no sleep", "consolidation_no_sleep")
     (path,), wall = table.run_condition(condition, args)  # missing: run
@@ -90,6 +90,28 @@ def test_reuse_reads_a_finished_run_and_refuses_one_of_another_protocol(table, t
         message = str(refusal.value)
         assert message.startswith(f"{path}: made with another protocol") and named in message
         assert path.stat().st_mtime_ns == before  # left as it was
+
+
+def test_control_set_gives_the_no_sleep_condition_its_own_overrides(table, tmp_path):
+    """``--control-set``: the no-sleep condition runs with its own overrides, every other
+    condition with ``--set``'s (a variant's schedule against its control's)."""
+    from neurosleep.io import open_run
+
+    def schedule(ms: int) -> str:
+        return f'schedule=[{{"test": {{"name": "before", "duration": "{ms} ms"}}}}]'
+
+    args = argparse.Namespace(
+        engine="torch", networks=1, seed=101, out=str(tmp_path), tag="", reuse=False,
+        set=[schedule(100)], control_set=[schedule(200)], model=None, placement="ring",
+        size="small",
+    )  # fmt: skip
+    for label, protocol, ms in (
+        ("no sleep", "consolidation_no_sleep", 200),
+        ("sleep", "consolidation_sleep", 100),
+    ):
+        (path,), _ = table.run_condition(table.Condition(label, protocol), args)
+        with open_run(path) as rf:
+            assert rf.stored_protocol()["schedule"][0]["test"]["duration"] == f"{ms} ms"
 
 
 def test_replay_correlation_and_its_interval(table):
