@@ -25,8 +25,9 @@ resolved protocol or model differs from what the command would run, naming what 
 ``--set model.modulation.sleep.depression='{"*": 2}'``; ``--tag`` names such a variant's run
 files; ``--control-set KEY=VALUE`` gives the no-sleep condition its own overrides instead (a
 variant that changes the schedule, e.g. sleep bouts between blocks of learning, against the same
-blocks without them), so that the paired table compares the two. ``--model FILE`` runs the conditions on another model file (e.g.
-``models/assemblies_random.yaml``, the random-connectivity model of the earlier results).
+blocks without them), so that the paired table compares the two. ``--model FILE`` runs the
+conditions on another model file (e.g. ``models/assemblies_random.yaml``, the
+random-connectivity model of the earlier results).
 """
 
 from __future__ import annotations
