@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from neurosleep.cli import main
+from neurosleep.errors import StudyError
+from neurosleep.study.ledger import Ledger
 from tests.conftest import TINY_MLP, small_hopfield
 from tests.killpoint import ENV as KILLPOINT
 from tests.test_study import ENV, contents, ledger_rows
@@ -277,3 +279,43 @@ def test_a_dask_driver_killed_mid_run_resumes_each_run_once(references, tmp_path
     # re-run: runs the killed study had started (a worker may have begun one whose start the
     # driver did not record before it died), never one it had completed
     assert {r["key"] for r in rerun} <= {k for k, r in left.items() if r["state"] != "complete"}
+
+
+CREATE_LEDGERS = """
+import sys
+from pathlib import Path
+from neurosleep.study.ledger import Ledger
+for i in range(int(sys.argv[2])):
+    Ledger(Path(sys.argv[1]) / str(i)).close()
+"""
+
+
+def test_a_reader_never_finds_a_ledger_without_its_tables(tmp_path):
+    """The race CI once hit: a reader polling a study folder opened ``ledger.sqlite`` between its
+    creation and its schema ("no such table: runs"). Readers poll while another process creates
+    ledgers; every file they find has its tables, and no temporary file is left behind."""
+    n = 150
+    writer = subprocess.Popen(
+        [sys.executable, "-c", CREATE_LEDGERS, str(tmp_path), str(n)], env=ENV
+    )
+    found = 0
+    try:
+        for i in range(n):
+            path = tmp_path / str(i) / "ledger.sqlite"
+            while not path.exists():
+                assert writer.poll() in (None, 0), "the writer failed"
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            finally:
+                db.close()
+            assert {"runs", "meta"} <= tables, f"ledger {i} found without its tables: {tables}"
+            found += 1
+    finally:
+        assert writer.wait(timeout=120) == 0
+    assert found == n
+    assert list(tmp_path.glob("*/.*tmp")) == []  # (-wal and -shm may stay: SQLite's own)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "ledger.sqlite").touch()  # what the race left a reader to find
+    with pytest.raises(StudyError, match=r"empty/ledger.sqlite: not a study ledger"):
+        Ledger(tmp_path / "empty", readonly=True)

@@ -17,6 +17,7 @@ columns (one ``wall_s`` with either meaning) stays readable: its ``wall_s`` is n
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -103,16 +104,38 @@ class Ledger:
             if not self.path.is_file():
                 raise StudyError(f"{folder}: not a study folder (no {self.FILE} in it)")
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if not self._columns():
+                self.db.close()
+                raise StudyError(f"{self.path}: not a study ledger (it has no runs table)")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create()
             self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
             with self.db:  # a ledger from before the two times: add their columns
                 for name in ("attempt_s", "phases_s"):
                     if name not in self._columns():
                         self.db.execute(f"ALTER TABLE runs ADD COLUMN {name} REAL")
         self.db.row_factory = sqlite3.Row
+
+    def _create(self) -> None:
+        """Write an empty ledger under a temporary name and link it into place, so that a reader
+        (``study status``, a test polling the folder) never finds the file without its tables.
+        If another process linked its ledger first, that one is kept."""
+        tmp = self.path.with_name(f".{self.FILE}.{os.getpid()}.tmp")
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            db.executescript(SCHEMA)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
 
     def _columns(self) -> set[str]:
         return {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
