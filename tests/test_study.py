@@ -229,6 +229,14 @@ def wait_for(predicate, timeout: float = 240.0, what: str = ""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def scheduler_address(path: Path) -> str | None:
+    """The address in a Dask scheduler file, once the scheduler has written it whole."""
+    try:
+        return json.loads(path.read_text())["address"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
 def running_row(folder: Path):
     if not (folder / "ledger.sqlite").exists():
         return None
@@ -365,8 +373,9 @@ def test_scheduler_and_workers_started_as_separate_processes(make_study, tmp_pat
         )
     ]
     try:
-        wait_for(scheduler_file.exists, timeout=120, what="the scheduler file")
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = wait_for(
+            lambda: scheduler_address(scheduler_file), timeout=120, what="the scheduler file"
+        )
         for _ in range(2):
             procs.append(
                 subprocess.Popen(
