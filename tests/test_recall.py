@@ -13,6 +13,7 @@ from neurosleep.analysis.recall import (
     group_latencies,
     memory_synapses,
     rankdata,
+    recall_failure,
     responded,
     sequence_order,
     sequence_recall,
@@ -90,6 +91,30 @@ def test_no_response_is_told_apart_from_partial_recall():
     # the cued group counts for the order too: the rest in order before the cue is no success
     assert full_recall(group_latencies(*sweep([1, 2, 3, 4, 0]), GROUPS, 0, 100), cued=1) == 0.0
     assert np.isnan(full_recall(forward[:1], cued=1)) and np.isnan(responded(forward[:1], 1))
+
+
+def test_recall_failure_names_the_first_criterion_that_fails():
+    """Exactly the trials ``full_recall`` scores 1 are "full"; the others name the first silent
+    group, else the first consecutive pair tied or out of order (a burst in which every group
+    is already active at the cue's onset fails on the cued group's pair)."""
+
+    def lat(order, lag=3.0):
+        return group_latencies(*sweep(order, lag=lag), GROUPS, 0, 100)
+
+    assert recall_failure(lat([0, 1, 2, 3, 4]), cued=1) == ("full", -1)
+    assert recall_failure(lat([0, 1, 2, 4]), cued=1) == ("silent", 3)
+    assert recall_failure(lat([1, 2, 3, 4]), cued=1) == ("silent", 0)
+    assert recall_failure(lat([0, 2, 1, 3, 4]), cued=1) == ("order", 1)
+    assert recall_failure(lat([4, 3, 2, 1, 0]), cued=1) == ("order", 0)
+    assert recall_failure(np.array([5.0, 1.0, 1.0, 1.0, 1.5]), cued=1) == ("order", 0)
+    assert recall_failure(np.array([1.0, 1.0, 2.0, 3.0, 4.0]), cued=1) == ("tie", 0)
+    rng = np.random.default_rng(3)
+    for _ in range(200):  # random latencies with silent groups and ties: the same verdicts
+        x = rng.integers(0, 6, 5).astype(float)
+        x[rng.random(5) < 0.1] = np.nan
+        assert (recall_failure(x, cued=1)[0] == "full") == (full_recall(x, cued=1) == 1.0)
+    with pytest.raises(ValueError, match="no non-cued group"):
+        recall_failure(np.array([1.0]), cued=1)
 
 
 def test_group_latency_is_the_median_first_spike():

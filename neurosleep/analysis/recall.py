@@ -18,6 +18,8 @@ array([ 1.1 ,  6.25, 11.  ])
 -0.667
 >>> full_recall(np.array([1.0, 4.0, 9.0]), cued=1), full_recall(np.array([1.0, 9.0, 4.0]), cued=1)
 (1.0, 0.0)
+>>> recall_failure(np.array([1.0, 9.0, 4.0]), 1), recall_failure(np.array([1.0, np.nan, 4.0]), 1)
+(('order', 1), ('silent', 1))
 >>> responded(np.array([1.0, np.nan, np.nan]), cued=1)
 0.0
 >>> completion(times, ids, np.arange(6), np.array([0, 1]), 0.0, 50.0)
@@ -138,6 +140,26 @@ def full_recall(latencies: np.ndarray, cued: int) -> float:
     if lat[cued:].size == 0:
         return float("nan")
     return float(not np.isnan(lat).any() and bool(np.all(np.diff(lat) > 0)))
+
+
+def recall_failure(latencies: np.ndarray, cued: int) -> tuple[str, int]:
+    """Why a trial is not a full recall (:func:`full_recall`), as ``(kind, group)``:
+    ``("full", -1)`` when it is one; ``("silent", k)``: group ``k``, the first silent one, did
+    not fire; with every group fired, ``("tie", k)``: groups ``k`` and ``k + 1`` have the same
+    latency, ``("order", k)``: group ``k + 1`` fired before group ``k`` (the first such ``k``).
+    A memory without non-cued groups is an error."""
+    lat = np.asarray(latencies, dtype=float)
+    if lat[cued:].size == 0:
+        raise ValueError(f"no non-cued group: {lat.size} groups, {cued} cued")
+    silent = np.flatnonzero(np.isnan(lat))
+    if silent.size:
+        return "silent", int(silent[0])
+    step = np.diff(lat)
+    bad = np.flatnonzero(step <= 0)
+    if not bad.size:
+        return "full", -1
+    k = int(bad[0])
+    return ("tie" if step[k] == 0 else "order"), k
 
 
 # ---------------------------------------------------------------------- synaptic footprint
