@@ -77,7 +77,7 @@ class Recorder:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            file = h5py.File(path, "x", libver=L.LIBVER)
+            file = h5py.File(path, "x", libver=L.LIBVER, rdcc_nbytes=0)  # see _streamed
         except FileExistsError:
             raise OutputError(f"{path}: exists; a run file is never written over") from None
         except OSError as exc:
@@ -276,13 +276,10 @@ class Recorder:
             if group is None:
                 group = self.file.require_group("spikes").create_group(population)
                 group.attrs.create("sorting", 2, dtype=L.SORTING)  # by_time: clock-driven order
-                ts = group.create_dataset(
-                    "timestamps", shape=(0,), maxshape=(None,), dtype="f8", chunks=(L.SPIKE_CHUNK,)
-                )
+                chunks = (L.SPIKE_CHUNK,)
+                ts = _streamed(group, "timestamps", (0,), "f8", chunks)
                 ts.attrs["units"] = "ms"
-                group.create_dataset(
-                    "node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(L.SPIKE_CHUNK,)
-                )
+                _streamed(group, "node_ids", (0,), "u8", chunks)
             if n_nodes is not None and "n_nodes" not in group.attrs:
                 group.attrs["n_nodes"] = int(n_nodes)
             self._open_stream(path, "timestamps", "node_ids")
@@ -324,17 +321,9 @@ class Recorder:
         ids = np.arange(n_values) if node_ids is None else np.asarray(node_ids)
         group = self.file.create_group(path)
         chunk_rows = max(1, L.ROW_CHUNK_BYTES // max(1, n_values * rows.dtype.itemsize))
-        data = group.create_dataset(
-            "data",
-            shape=(0, n_values),
-            maxshape=(None, n_values),
-            dtype=rows.dtype,
-            chunks=(chunk_rows, n_values),
-        )
+        data = _streamed(group, "data", (0, n_values), rows.dtype, (chunk_rows, n_values))
         data.attrs["units"] = units
-        group.create_dataset(
-            "time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(max(chunk_rows, 1024),)
-        ).attrs["units"] = "ms"
+        _streamed(group, "time", (0,), "f8", (max(chunk_rows, 1024),)).attrs["units"] = "ms"
         mapping = group.create_group("mapping")
         mapping.create_dataset("node_ids", data=ids.astype("u8"))
         pointers = mapping.create_dataset(
@@ -455,6 +444,18 @@ class Recorder:
                 name, "1"
             )
         self.flush()
+
+
+def _streamed(group: h5py.Group, name: str, shape: tuple, dtype, chunks: tuple) -> h5py.Dataset:
+    """A dataset that blocks are appended to (first axis unlimited). Its chunks are never
+    filled with a fill value: every row is written by the append that adds it, so with the
+    file's chunk cache off (:meth:`Recorder.create`) HDF5 writes each append from the
+    recorder's buffer straight to the file, instead of allocating a chunk in memory, filling
+    it, copying the rows in and writing it at the next flush."""
+    maxshape = (None, *shape[1:])
+    return group.create_dataset(
+        name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks, fill_time="never"
+    )
 
 
 def _append(dataset: h5py.Dataset, block: np.ndarray) -> None:
