@@ -95,6 +95,32 @@ def test_modulation_scales_and_restores(engine_name):
     np.testing.assert_allclose(isis(engine)[1:], period_ms(20.0), atol=1e-6)
 
 
+def test_adaptation_time_constant_scales_with_the_state(engine_name):
+    """``<population>.adaptation_tau`` multiplies the adaptation's decay time constant while a
+    state lasts (100 ms → 25 ms at ×0.25): between the pacemaker's spikes ``a`` decays by
+    exp(−dt/τ) per step; restored without the state."""
+    adapting = {**LIF, "adaptation": {"tau": "100 ms", "increment": "1 mV"}}
+    quiet = {"size": 1, "neuron": {**LIF, "v_rest": "-70 mV"}, "initial": {"v": "-70 mV"}}
+    spec = pacemaker({
+        "populations": {"cell": {"size": 1, "neuron": adapting, "initial": {"v": "-60 mV"}},
+                        "quiet": quiet},
+        "modulation": {"fast": {"scale": {"cell.adaptation_tau": 0.25}}},
+    })  # fmt: skip
+
+    def decay(modulation: Modulation | None) -> np.ndarray:
+        engine = make_engine(engine_name, spec, seeds=[0])
+        engine.set_modulation(modulation)
+        sink = MemorySink()
+        engine.run(120.0, Recording(states={("a", "cell"): np.arange(1)}, interval=0.1), sink)
+        _, a = sink.trace("a", "cell")
+        a = a[:, 0]
+        ratio = a[1:] / np.where(a[:-1] > 0, a[:-1], np.nan)
+        return ratio[(ratio < 1) & (a[:-1] > 0)]  # steps without a spike
+
+    np.testing.assert_allclose(decay(spec.modulation["fast"]), np.exp(-0.1 / 25.0), rtol=1e-9)
+    np.testing.assert_allclose(decay(None), np.exp(-0.1 / 100.0), rtol=1e-9)
+
+
 def test_bias_shifts_single_neurons_resting_potential_until_removed(engine_name):
     """+21 mV on the quiet cell (rest −70 → −49 mV) makes it the pacemaker; −20 mV on the
     pacemaker (−49 → −69 mV) silences it; None gives the cell back its own rest."""

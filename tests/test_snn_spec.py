@@ -76,6 +76,13 @@ def test_good_spec_and_distributions(tmp_path):
         ("weight: 0.05", "weight: 0.05 mV", 18, "projections.b.weight", "wrong unit"),
         ("exc.leak", "exc.lek", 20, "modulation.sleep.scale.exc.lek", "unknown parameter"),
         (
+            "exc.leak: 0.8",
+            "exc.adaptation_tau: 0",
+            20,
+            "modulation.sleep.scale.exc.adaptation_tau",
+            "a time constant's scale factor must be > 0 (adaptation_tau)",
+        ),
+        (
             "w_max: 2 mV}\n      - {rule: scaling",
             "w_max: 2 ms}\n      - {rule: scaling",
             16,

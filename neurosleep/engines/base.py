@@ -201,7 +201,7 @@ def population_params(spec: SNNSpec, name: str, mod: Modulation | None = None) -
         "tau_i": neuron.tau_i * scale.get(f"{name}.tau_i", 1.0),
         "e_e": neuron.e_e,
         "e_i": neuron.e_i,
-        "tau_a": adaptation.tau if adaptation else 1.0,
+        "tau_a": adaptation.tau * scale.get(f"{name}.adaptation_tau", 1.0) if adaptation else 1.0,
         "increment": (adaptation.increment if adaptation else 0.0)
         * scale.get(f"{name}.adaptation", 1.0),
     }

@@ -420,17 +420,19 @@ class Projection(Part):
 
 
 # ---------------------------------------------------------------------- neuromodulation
-POPULATION_KNOBS = ("leak", "tau_e", "tau_i", "adaptation")
+POPULATION_KNOBS = ("leak", "tau_e", "tau_i", "adaptation", "adaptation_tau")
 """Scalable population parameters: ``leak`` multiplies 1/tau_m; the others multiply the named
-time constant (tau_e, tau_i) or the adaptation increment."""
+time constant (tau_e, tau_i), the adaptation increment or the adaptation's time constant."""
+TIME_CONSTANT_KNOBS = ("tau_e", "tau_i", "adaptation_tau")
 
 
 class Modulation(Part):
     """A named brain state: parameter scale factors and plasticity gains applied for a phase.
 
-    ``scale`` keys: ``<population>.leak|tau_e|tau_i|adaptation``, ``<projection>.gain`` (weights
-    delivered ×gain; plastic weights themselves unchanged), ``<source>.rate``. ``plasticity``
-    keys: a projection name or ``"*"``; values multiply every rule's learning rate (0: off).
+    ``scale`` keys: ``<population>.leak|tau_e|tau_i|adaptation|adaptation_tau``,
+    ``<projection>.gain`` (weights delivered ×gain; plastic weights themselves unchanged),
+    ``<source>.rate``. ``plasticity`` keys: a projection name or ``"*"``; values multiply every
+    rule's learning rate (0: off).
     ``depression`` keys: the same; values multiply the depression amplitude ``a_minus`` of the
     projection's STDP rules only (a state-specific balance of potentiation and depression).
     ``form`` keys: the same; values replace the form of the projection's STDP rules (one of
@@ -587,6 +589,8 @@ class SNNSpec(Spec):
                 )
             elif factor < 0:
                 bad(loc, "scale factors must be >= 0", factor)
+            elif factor == 0 and knob in TIME_CONSTANT_KNOBS:
+                bad(loc, f"a time constant's scale factor must be > 0 ({knob})", factor)
         for field in ("plasticity", "depression", "form"):
             for key, value in getattr(mod, field).items():
                 if key != "*" and key not in self.projections:
