@@ -282,3 +282,30 @@ def test_float32_plastic_network_is_float64s_in_distribution(root):
     assert spikes64 > 10_000 and change64 > 0.003  # mV
     assert abs(spikes32 / spikes64 - 1) < 0.03
     assert abs(change32 / change64 - 1) < 0.15
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_spike_split_equals_the_numpy_expressions(batch):
+    """The hand-over's compiled split gives, per population, the times and node ids of the
+    straightforward numpy expressions (a source's rows and an unrecorded population's left out,
+    steps without spikes included)."""
+    from neurosleep.engines.torch_spikes import split_spikes
+
+    rng = np.random.default_rng(batch)
+    width, step0, dt = 50, 1234, 0.1
+    starts, sizes = np.array([0, 30], dtype=np.int64), np.array([20, 8], dtype=np.int64)
+    counts = rng.poisson(3.0, 400).astype(np.int64)
+    counts[:5] = 0
+    rows = np.concatenate([np.sort(rng.choice(batch * width, c, replace=False)) for c in counts])
+    times, ids, bounds = split_spikes(rows, counts, step0, dt, width, batch, starts, sizes)
+    step_time = np.repeat((step0 + np.arange(len(counts))) * dt, counts)
+    network, column = np.divmod(rows, width)
+    assert bounds[0] == 0 and bounds[-1] == len(times) == len(ids)
+    for p, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        mine = (column >= start) & (column < start + size)
+        assert mine.sum() > 100
+        part = slice(bounds[p], bounds[p + 1])
+        np.testing.assert_array_equal(times[part], step_time[mine])
+        np.testing.assert_array_equal(ids[part], column[mine] - start + network[mine] * size)
+    empty = split_spikes(rows[:0], counts[:5], step0, dt, width, batch, starts, sizes)
+    assert [len(x) for x in empty] == [0, 0, 3]

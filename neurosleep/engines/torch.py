@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -298,6 +299,7 @@ class TorchEngine(Engine):
         ]
         self._views: tuple | None = None  # the fused loop's numpy views of the state and tables
         self._out: np.ndarray | None = None  # the fused loop's spike rows per network
+        self._plan: tuple[Recording, RecordingPlan] | None = None  # the last recording's
         # the tensor loop's spike entries per step (grows when a step has more)
         self.spike_cap = min(self.batch * self.width, 64)
         self.set_modulation(None)
@@ -460,18 +462,44 @@ class TorchEngine(Engine):
                     torch.lt(draw, p, out=part[:, b])
         return block.to(self.device)
 
-    def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
+    def _planned(self, recording: Recording) -> RecordingPlan:
+        """What ``recording`` asks for, worked out once for the blocks of a run (which all get
+        the same frozen recording), not per block."""
+        if self._plan is not None and self._plan[0] is recording:
+            return self._plan[1]
         every = max(1, steps_of(recording.interval, self.spec.dt)) if recording.states else 0
         columns = {key: self.offsets[key[1]] + idx for key, idx in recording.states.items()}
+        sizes = [len(c) for c in columns.values()]
+        codes = cols = _NONE
+        if columns:
+            cols = np.concatenate([*columns.values()], dtype=np.int64)
+            if self.fused:
+                codes = np.repeat([self.kernel.STATE_CODES[var] for var, _ in columns], sizes)
+        spiking = recording.spikes
+        plan = RecordingPlan(
+            every,
+            columns,
+            codes,
+            np.cumsum(sizes).tolist(),
+            cols,
+            np.array([self.offsets[name] for name in spiking], dtype=np.int64),
+            np.array([self.sizes[name] for name in spiking], dtype=np.int64),
+        )
+        self._plan = (recording, plan)
+        return plan
+
+    def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
+        plan = self._planned(recording)
         if self.fused:
             with one_intra_op_thread() as threads:
                 sources = self._source_block(steps)
-                block = self._loop_fused(steps, sources, every, columns, threads)
+                block = self._loop_fused(steps, sources, plan, threads)
         else:
+            every, columns = plan.every, plan.columns
             block = self._loop_tensors(steps, self._source_block(steps), every, columns)
         rows, counts, samples, sample_steps = block
         if sink is not None:
-            self._hand_over(sink, recording, rows, counts, samples, sample_steps)
+            self._hand_over(sink, recording.spikes, plan, rows, counts, samples, sample_steps)
 
     def _loop_tensors(self, steps, sources, every, columns):
         """The step loop in tensor operations; returns what :meth:`_hand_over` takes.
@@ -563,15 +591,11 @@ class TorchEngine(Engine):
             rule.x.copy_(x)
             rule.y.copy_(y)
 
-    def _loop_fused(self, steps, sources, every, columns, threads: int):
+    def _loop_fused(self, steps, sources, plan: RecordingPlan, threads: int):
         """The step loop as the compiled kernel: each network runs the whole block in one call,
         plasticity rules included, the networks spread over ``threads`` threads."""
         b, width, state, conn = self.batch, self.width, self.state, self.conn
-        codes = cols = _NONE
-        if columns:
-            sizes = [len(c) for c in columns.values()]
-            codes = np.repeat([self.kernel.STATE_CODES[var] for var, _ in columns], sizes)
-            cols = np.concatenate([*columns.values()], dtype=np.int64)
+        every, cols = plan.every, plan.cols
         n_samples = -(-steps // every) + 1 if every else 0
         samples = np.empty((n_samples, b, len(cols)), dtype=np.dtype(self.dtype))
         src = np.zeros((steps, b, 0), dtype=bool) if sources is None else sources.cpu().numpy()
@@ -594,7 +618,7 @@ class TorchEngine(Engine):
             *(target, delay, weight_rows, row_len, gain, self.gain_active, buffer, weight),
             self.kernel_rules,
             every,
-            codes,
+            plan.codes,
             cols,
             samples,
             out,
@@ -619,30 +643,26 @@ class TorchEngine(Engine):
             written[:] = 0
         spikes = _in_step_order(per_network, counts)
         sample_steps = _NONE
-        blocks = [None] * len(columns)
+        blocks = {}
         if every:
             first = self.step + (-self.step % every)
             sample_steps = np.arange(first, self.step + steps, every)
-            ends = np.cumsum(sizes).tolist()
-            n = len(sample_steps)
-            blocks = [samples[:n, :, e - k : e] for k, e in zip(sizes, ends, strict=True)]
-        return (
-            spikes,
-            counts.sum(axis=1),
-            dict(zip(columns, blocks, strict=True)),
-            sample_steps,
-        )
+            n, start = len(sample_steps), 0
+            for key, end in zip(plan.columns, plan.ends, strict=True):
+                blocks[key], start = samples[:n, :, start:end], end
+        return spikes, counts.sum(axis=1), blocks, sample_steps
 
-    def _hand_over(self, sink, recording, rows, counts, samples, sample_steps) -> None:
-        """Give the block's spikes (presynaptic rows per step) and sampled states to ``sink``."""
-        if recording.spikes and len(rows):
-            times = np.repeat((self.step + np.arange(len(counts))) * self.spec.dt, counts)
-            batch, column = np.divmod(rows, self.width) if self.batch > 1 else (None, rows)
-            for name in recording.spikes:
-                start, size = self.offsets[name], self.sizes[name]
-                mine = _between(column, start, start + size, self.width)
-                ids = column[mine] - start if start else column[mine]
-                sink.spikes(name, times[mine], ids if batch is None else ids + batch[mine] * size)
+    def _hand_over(self, sink, spiking, plan, rows, counts, samples, sample_steps) -> None:
+        """Give the block's spikes (presynaptic rows per step) of the populations ``spiking``
+        and its sampled states to ``sink``."""
+        if spiking and len(rows):
+            times, ids, bounds = _split_spikes()(
+                rows, counts, self.step, self.spec.dt, self.width, self.batch,
+                plan.spike_starts, plan.spike_sizes,
+            )  # fmt: skip
+            bounds = bounds.tolist()
+            for p, name in enumerate(spiking):
+                sink.spikes(name, times[bounds[p] : bounds[p + 1]], ids[bounds[p] : bounds[p + 1]])
         times = np.asarray(sample_steps) * self.spec.dt if samples else None
         for (var, pop), block in samples.items():
             if block is not None and len(block):
@@ -652,12 +672,28 @@ class TorchEngine(Engine):
 _NONE = np.zeros(0, dtype=np.int64)  # no sampled columns
 
 
-def _between(column: np.ndarray, start: int, end: int, width: int) -> np.ndarray:
-    """``start <= column < end`` for columns in ``[0, width)``, a bound that every column
-    meets left out (the first population's start, the last column's end)."""
-    if start == 0:
-        return column < end
-    return column >= start if end == width else (column >= start) & (column < end)
+class RecordingPlan(NamedTuple):
+    """What a recording asks for. States: sampled every ``every`` steps (0: none), the columns
+    of each (variable, population); all of them one after the other (``cols``), where each
+    (variable, population)'s run of them ends, and, for the fused kernel, each column's state
+    code. Spikes: the first column and the size of each recorded population."""
+
+    every: int
+    columns: dict[tuple[str, str], np.ndarray]
+    codes: np.ndarray
+    ends: list[int]
+    cols: np.ndarray
+    spike_starts: np.ndarray
+    spike_sizes: np.ndarray
+
+
+@cache
+def _split_spikes():
+    """:func:`neurosleep.engines.torch_spikes.split_spikes` (numba: imported at a first
+    hand-over of spikes, also by an engine that does not run the fused loop)."""
+    from neurosleep.engines.torch_spikes import split_spikes
+
+    return split_spikes
 
 
 def _in_step_order(per_network: list[list[np.ndarray]], counts: np.ndarray) -> np.ndarray:
