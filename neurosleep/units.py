@@ -26,28 +26,33 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
 from neurosleep.expressions import evaluate
 from neurosleep.imports import hidden
 
-with hidden("dask", "scipy", "babel", "uncertainties"):  # probed by pint.compat; never used
+if TYPE_CHECKING:
     import pint
 
 
-def _registry() -> pint.UnitRegistry:
-    """pint's registry, its parsed unit definitions cached in pint's own user cache folder
-    (building them takes 0.15 s of every run's start); without the cache where the folder
-    cannot be written."""
+@lru_cache(maxsize=1)
+def registry() -> pint.UnitRegistry:
+    """pint's registry, made at the first quantity written in a unit other than the one its
+    field stores (importing pint takes ≈0.15 s of processor time, and a protocol whose
+    quantities are all written in their fields' units never needs it), its parsed unit
+    definitions cached in pint's own user cache folder (building them takes 0.15 s); without
+    the cache where the folder cannot be written."""
+    with hidden("dask", "scipy", "babel", "uncertainties"):  # probed by pint.compat; never used
+        import pint
+
     try:
         return pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=":auto:")
     except OSError:
         return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
-_REGISTRY = _registry()
 # "<number or expression> <unit>": a unit is names joined by / or *, each with an optional
 # one-digit power (mV, 1/s, m/s^2); everything before it is the number
 _NAME = r"[A-Za-zµμΩ°]+(?:\^-?\d)?"
@@ -65,7 +70,7 @@ class Unit:
 
 @lru_cache(maxsize=256)
 def _unit(symbol: str) -> pint.Unit:
-    return _REGISTRY.Unit(symbol)
+    return registry().Unit(symbol)
 
 
 def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) -> float:
@@ -83,11 +88,37 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
         )
     match = _QUANTITY.match(value)
     number_text, unit_text = (match["number"], match["unit"]) if match else (value, "")
+    if unit_text == unit:  # pint would multiply by 1: the same float, without importing pint
+        try:
+            result = float(evaluate(number_text, variables or {}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
+            ) from None
+    else:
+        result = _converted(value, number_text, unit_text, unit, variables, example)
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is not a finite quantity in {unit}")
+    return result
+
+
+def _converted(
+    value: str,
+    number_text: str,
+    unit_text: str,
+    unit: str,
+    variables: dict[str, float] | None,
+    example: str,
+) -> float:
+    """``number_text`` (an expression) in ``unit_text`` converted to ``unit`` by pint."""
+    units = registry()
+    import pint  # imported by registry()
+
     try:
         number = evaluate(number_text, variables or {})
         # "5 /s" and "5 1/s" are the same rate: pint reads only the second
         unit_text = "1" + unit_text if unit_text.startswith("/") else unit_text
-        written = _REGISTRY.Unit(unit_text) if unit_text else _REGISTRY.dimensionless
+        written = units.Unit(unit_text) if unit_text else units.dimensionless
     except (pint.errors.PintError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
@@ -97,14 +128,11 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
             f"missing unit: expected a quantity in {unit} written with its unit, {example}"
         )
     try:
-        result = float((number * written).to(unit).magnitude)
+        return float((number * written).to(unit).magnitude)
     except pint.errors.DimensionalityError:
         raise ValueError(
             f"wrong unit in {value!r}: expected a quantity convertible to {unit}, {example}"
         ) from None
-    if not math.isfinite(result):
-        raise ValueError(f"{value!r} is not a finite quantity in {unit}")
-    return result
 
 
 def quantity(unit: str) -> Any:
