@@ -139,6 +139,46 @@ def test_sgd_is_torch_optim_sgd_bit_for_bit(momentum):
     assert not torch.equal(nets[0].weight, start)
 
 
+@pytest.mark.parametrize("silenced", [700, 1180, 0])
+def test_backward_without_silent_units_gives_autograds_gradients(monkeypatch, silenced):
+    """With ``silenced`` of 1200 first-layer units made ReLU-silent for the whole batch (as SRA's
+    sleeps leave them), the backward that computes the input gradient only for the live units
+    (700: ≤ 500 live, taken; 1180: 20 live, below MIN_LIVE; 0: all live) gives the weight
+    gradients of plain autograd through ``F.linear``, bit for bit (zeros' signs included)."""
+    from neurosleep.experiments import ann_network
+
+    spec = MLPSpec(**{**TINY, "layers": [784, 1200, 1200, 10], "dropout": 0.25,
+                      "dropout_style": "scaled", "init_scale": 0.01})  # fmt: skip
+    x = torch.rand(100, 784, generator=torch.Generator().manual_seed(4))
+    taken = []
+    apply = ann_network._LiveInputLinear.apply
+    monkeypatch.setattr(ann_network._LiveInputLinear, "apply",
+                        lambda *a: taken.append(a[2].numel()) or apply(*a))  # fmt: skip
+
+    def gradients(skip: bool) -> list[torch.Tensor]:
+        net = MLP(spec, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            net.linears[0].weight[:silenced] -= 1.0  # no input reaches threshold
+        net.train()
+        with monkeypatch.context() as m:
+            if not skip:
+                m.setattr(ann_network, "_skips_dead", lambda spec, x: False)
+            torch.manual_seed(3)  # the dropout masks
+            z, _ = net.forward_pre(x)
+        (z * torch.linspace(-1.0, 1.0, 10)).sum().backward()
+        return [p.grad for p in net.parameters()]
+
+    ours, plain = gradients(True), gradients(False)
+    for a, b in zip(ours, plain, strict=True):
+        assert torch.equal(a, b) and torch.equal(a.signbit(), b.signbit())
+    exact = ann_network._column_subsets_exact(100, 1200, 1200, torch.float32)
+    if silenced == 700 and exact:  # 500 left, a few of which no input reaches by chance
+        assert len(taken) == 1 and ann_network.MIN_LIVE <= taken[0] <= 500
+    else:
+        assert taken == []
+    assert ours[1].abs().sum() > 0
+
+
 def test_sgd_does_not_import_dynamo():
     code = (
         "import sys, torch\n"

@@ -13,6 +13,7 @@ targets [batch] or soft targets [batch × units] (replayed outputs of a previous
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -62,14 +63,18 @@ class MLP(nn.Module):
         return [linear.weight for linear in self.linears]
 
     def forward_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output pre-activation ``z`` and output ``a``; dropout per the spec's style."""
+        """Output pre-activation ``z`` and output ``a``; dropout per the spec's style. With
+        gradients on the CPU and ReLU hidden units, a layer's backward computes the input
+        gradient only of the units the ReLU before it let through (:class:`_LiveInputLinear`)."""
         spec = self.spec
         hidden = ACTIVATIONS[spec.activation]
+        live = None  # indices of the units of x whose gradient matters; None: all
         for linear in self.linears[:-1]:
-            x = hidden(linear(x))
+            x = hidden(_linear(linear, x, live))
+            live = _live_units(x) if _skips_dead(spec, x) else None
             if spec.dropout > 0:
                 x = _dropout(x, spec.dropout, spec.dropout_style, self.training)
-        z = self.linears[-1](x)
+        z = _linear(self.linears[-1], x, live)
         return z, ACTIVATIONS[spec.output](z)
 
     def forward(self, x: torch.Tensor, pre: bool = False):
@@ -98,6 +103,86 @@ class MLP(nn.Module):
                 x = _dropout(x, spec.dropout, spec.dropout_style, False, scale_inplace=True)
             out.append(x)
         return out
+
+
+class _LiveInputLinear(torch.autograd.Function):
+    """``F.linear(x, weight)`` (no bias) whose backward computes the gradient with respect to
+    ``x`` only in the columns ``live`` (+0 in the others), from the weight's columns ``live``.
+
+    Used where x is a ReLU layer's output (through dropout): a unit the ReLU gave 0 for every
+    sample of the batch gets its gradient zeroed by the ReLU's backward (``threshold_backward``
+    writes 0 there whatever arrives), so its column is never needed. After SRA's sleeps most of
+    the first hidden layer is such units in a split MNIST run (30–73 % of 1200 from the second
+    task on), and the product ``grad @ weight`` is the largest of the backward. The other
+    products, and the live columns, are the ones autograd computes for ``F.linear``, bit for bit:
+    MKL computes an entry of a product from its row and column alone for the shapes checked by
+    :func:`_column_subsets_exact` (tests/test_ann.py compares whole gradients)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight, live)
+        return F.linear(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, live = ctx.saved_tensors
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad.new_zeros(x.shape)
+            grad_x.index_copy_(1, live, grad.mm(weight.index_select(1, live)))
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad.t().mm(x)  # autograd's mm backward for x @ weight.t()
+        return grad_x, grad_weight, None
+
+
+MIN_LIVE = 64  # fewer live columns: MKL's small-N products sum in another order (checked)
+MAX_LIVE_SHARE = 0.75  # more: gathering the weight's columns costs what the product saves
+
+
+def _linear(linear: nn.Linear, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
+    """``linear(x)``; through :class:`_LiveInputLinear` where ``live`` (the units of ``x`` whose
+    gradient matters) is few enough to pay and the shape's column subsets are exact."""
+    weight = linear.weight
+    if (
+        live is None
+        or linear.bias is not None
+        or not MIN_LIVE <= live.numel() <= MAX_LIVE_SHARE * x.shape[1]
+        or not _column_subsets_exact(x.shape[0], weight.shape[1], weight.shape[0], x.dtype)
+    ):
+        return linear(x)
+    return _LiveInputLinear.apply(x, weight, live)
+
+
+def _skips_dead(spec: MLPSpec, x: torch.Tensor) -> bool:
+    """Whether the next layer's backward may leave out ReLU-silent units of ``x``."""
+    return (
+        spec.activation == "relu" and x.requires_grad and x.device.type == "cpu" and x.ndim == 2
+    )
+
+
+def _live_units(relu_out: torch.Tensor) -> torch.Tensor:
+    """Indices of the units (columns) of a ReLU output that are not ≤ 0 for every sample (a
+    NaN counts as live, as ``threshold_backward`` lets its gradient through)."""
+    with torch.no_grad():
+        return torch.logical_not(relu_out.amax(0) <= 0).nonzero().squeeze(1)
+
+
+@functools.cache
+def _column_subsets_exact(batch: int, n_in: int, n_out: int, dtype: torch.dtype) -> bool:
+    """Whether ``g @ w[:, cols]`` equals the columns ``cols`` of ``g @ w`` bit for bit for
+    ``g`` [batch × n_out] and ``w`` [n_out × n_in] (scratch numbers, subsets of the sizes the
+    backward may use); checked once per process and shape."""
+    generator = torch.Generator().manual_seed(0)
+    g = torch.randn(batch, n_out, generator=generator, dtype=dtype)
+    w = torch.randn(n_out, n_in, generator=generator, dtype=dtype)
+    full = g.mm(w)
+    for size in {MIN_LIVE, MIN_LIVE + 1, n_in // 3, n_in // 2, int(MAX_LIVE_SHARE * n_in)}:
+        if not MIN_LIVE <= size <= n_in:
+            continue
+        cols = torch.randperm(n_in, generator=generator)[:size].sort().values
+        if not torch.equal(g.mm(w.index_select(1, cols)), full.index_select(1, cols)):
+            return False
+    return True
 
 
 def _dropout(
