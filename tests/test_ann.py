@@ -142,18 +142,22 @@ def test_sgd_is_torch_optim_sgd_bit_for_bit(momentum):
 @pytest.mark.parametrize("silenced", [700, 1180, 0])
 def test_backward_without_silent_units_gives_autograds_gradients(monkeypatch, silenced):
     """With ``silenced`` of 1200 first-layer units made ReLU-silent for the whole batch (as SRA's
-    sleeps leave them), the backward that computes the input gradient only for the live units
-    (700: ≤ 500 live, taken; 1180: 20 live, below MIN_LIVE; 0: all live) gives the weight
-    gradients of plain autograd through ``F.linear``, bit for bit (zeros' signs included)."""
+    sleeps leave them), the backward that leaves them out of the second layer's input gradient
+    and of the first layer's weight gradient (700: ≤ 500 live, both taken; 1180: 20 live, below
+    MIN_LIVE; 0: all live) gives the weight gradients of plain autograd through ``F.linear``,
+    bit for bit (zeros' signs included)."""
     from neurosleep.experiments import ann_network
 
     spec = MLPSpec(**{**TINY, "layers": [784, 1200, 1200, 10], "dropout": 0.25,
                       "dropout_style": "scaled", "init_scale": 0.01})  # fmt: skip
     x = torch.rand(100, 784, generator=torch.Generator().manual_seed(4))
     taken = []
-    apply = ann_network._LiveInputLinear.apply
-    monkeypatch.setattr(ann_network._LiveInputLinear, "apply",
-                        lambda *a: taken.append(a[2].numel()) or apply(*a))  # fmt: skip
+    pays = ann_network._pays
+
+    def counted(live, units):
+        return pays(live, units) and not taken.append(units)
+
+    monkeypatch.setattr(ann_network, "_pays", counted)
 
     def gradients(skip: bool) -> list[torch.Tensor]:
         net = MLP(spec, torch.Generator().manual_seed(1))
@@ -162,7 +166,7 @@ def test_backward_without_silent_units_gives_autograds_gradients(monkeypatch, si
         net.train()
         with monkeypatch.context() as m:
             if not skip:
-                m.setattr(ann_network, "_skips_dead", lambda spec, x: False)
+                m.setattr(ann_network, "_skips_silent", lambda spec, weight: False)
             torch.manual_seed(3)  # the dropout masks
             z, _ = net.forward_pre(x)
         (z * torch.linspace(-1.0, 1.0, 10)).sum().backward()
@@ -171,12 +175,11 @@ def test_backward_without_silent_units_gives_autograds_gradients(monkeypatch, si
     ours, plain = gradients(True), gradients(False)
     for a, b in zip(ours, plain, strict=True):
         assert torch.equal(a, b) and torch.equal(a.signbit(), b.signbit())
-    exact = ann_network._column_subsets_exact(100, 1200, 1200, torch.float32)
-    if silenced == 700 and exact:  # 500 left, a few of which no input reaches by chance
-        assert len(taken) == 1 and ann_network.MIN_LIVE <= taken[0] <= 500
-    else:
-        assert taken == []
-    assert ours[1].abs().sum() > 0
+    exact = ann_network._subsets_exact(100, 784, 1200, torch.float32)
+    exact &= ann_network._subsets_exact(100, 1200, 1200, torch.float32)
+    # the second layer's input columns (1200 units) and the first layer's weight rows (1200)
+    assert taken == ([1200, 1200] if silenced == 700 and exact else [])
+    assert ours[0][:silenced].count_nonzero() == 0 and ours[1].abs().sum() > 0
 
 
 def test_sgd_does_not_import_dynamo():

@@ -64,17 +64,20 @@ class MLP(nn.Module):
 
     def forward_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output pre-activation ``z`` and output ``a``; dropout per the spec's style. With
-        gradients on the CPU and ReLU hidden units, a layer's backward computes the input
-        gradient only of the units the ReLU before it let through (:class:`_LiveInputLinear`)."""
+        gradients on the CPU and ReLU hidden units, the backward leaves out the units the ReLU
+        silenced for the whole batch (:class:`_LiveLinear`)."""
         spec = self.spec
         hidden = ACTIVATIONS[spec.activation]
+        skip = _skips_silent(spec, self.linears[0].weight)
         live = None  # indices of the units of x whose gradient matters; None: all
         for linear in self.linears[:-1]:
-            x = hidden(_linear(linear, x, live))
-            live = _live_units(x) if _skips_dead(spec, x) else None
+            rows: list[torch.Tensor] = []  # the layer's live units, known after its ReLU
+            x = hidden(_linear(linear, x, live, rows if skip else None))
+            live = _live_units(x) if skip else None
+            rows.extend([] if live is None else [live])
             if spec.dropout > 0:
                 x = _dropout(x, spec.dropout, spec.dropout_style, self.training)
-        z = _linear(self.linears[-1], x, live)
+        z = self.linears[-1](x)  # its input gradient is a small product: nothing to leave out
         return z, ACTIVATIONS[spec.output](z)
 
     def forward(self, x: torch.Tensor, pre: bool = False):
@@ -105,83 +108,115 @@ class MLP(nn.Module):
         return out
 
 
-class _LiveInputLinear(torch.autograd.Function):
-    """``F.linear(x, weight)`` (no bias) whose backward computes the gradient with respect to
-    ``x`` only in the columns ``live`` (+0 in the others), from the weight's columns ``live``.
+class _LiveLinear(torch.autograd.Function):
+    """``F.linear(x, weight)`` (no bias) whose backward leaves out ReLU-silent units: the
+    gradient with respect to ``x`` is computed only in the columns ``live`` (+0 in the others,
+    from the weight's columns ``live``) and the weight gradient only in the rows ``rows[0]``
+    (+0 in the others).
 
-    Used where x is a ReLU layer's output (through dropout): a unit the ReLU gave 0 for every
-    sample of the batch gets its gradient zeroed by the ReLU's backward (``threshold_backward``
-    writes 0 there whatever arrives), so its column is never needed. After SRA's sleeps most of
-    the first hidden layer is such units in a split MNIST run (30–73 % of 1200 from the second
-    task on), and the product ``grad @ weight`` is the largest of the backward. The other
-    products, and the live columns, are the ones autograd computes for ``F.linear``, bit for bit:
-    MKL computes an entry of a product from its row and column alone for the shapes checked by
-    :func:`_column_subsets_exact` (tests/test_ann.py compares whole gradients)."""
+    A unit the ReLU gave 0 for every sample of the batch gets its gradient zeroed by the ReLU's
+    backward (``threshold_backward`` writes +0 there whatever arrives): so where ``x`` is a
+    ReLU layer's output (through dropout), the columns of x's gradient for its silent units are
+    never used, and the weight gradient's rows of this layer's own silent units (``rows``,
+    filled once the forward has passed the ReLU) are sums of +0 × x, +0 for finite ``x``.
+    After SRA's sleeps 30–73 % of the first hidden layer is silent in a split MNIST run from the
+    second task on. The entries computed are those of autograd's products for ``F.linear``, bit
+    for bit: for the shapes :func:`_subsets_exact` checks, MKL computes an entry from its own
+    row and column alone (tests/test_ann.py compares whole gradients). Each part falls back to
+    autograd's full product where it would not pay (:data:`MIN_LIVE`, :data:`MAX_LIVE_SHARE`).
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight, live)
+    def forward(ctx, x, weight, live, rows):
+        ctx.save_for_backward(x, weight)
+        ctx.live, ctx.rows = live, rows
         return F.linear(x, weight)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, weight, live = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
+        live, rows = ctx.live, (ctx.rows or [None])[0]
+        exact = _subsets_exact(x.shape[0], weight.shape[1], weight.shape[0], x.dtype)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad.new_zeros(x.shape)
-            grad_x.index_copy_(1, live, grad.mm(weight.index_select(1, live)))
+            if exact and _pays(live, x.shape[1]):
+                grad_x = grad.new_zeros(x.shape)
+                grad_x.index_copy_(1, live, grad.mm(weight.index_select(1, live)))
+            else:
+                grad_x = grad.mm(weight)  # autograd's mm backward for x @ weight.t()
         if ctx.needs_input_grad[1]:
-            grad_weight = grad.t().mm(x)  # autograd's mm backward for x @ weight.t()
-        return grad_x, grad_weight, None
+            if exact and _pays(rows, weight.shape[0]) and bool(torch.isfinite(x.sum())):
+                grad_weight = x.new_zeros(weight.shape)
+                grad_weight.index_copy_(0, rows, grad.index_select(1, rows).t().mm(x))
+            else:
+                grad_weight = grad.t().mm(x)
+        return grad_x, grad_weight, None, None
 
 
-MIN_LIVE = 64  # fewer live columns: MKL's small-N products sum in another order (checked)
-MAX_LIVE_SHARE = 0.75  # more: gathering the weight's columns costs what the product saves
+MIN_LIVE = 64  # fewer live units: MKL's small products sum in another order (checked)
+MAX_LIVE_SHARE = 0.75  # more: gathering and scattering cost what the smaller product saves
 
 
-def _linear(linear: nn.Linear, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
-    """``linear(x)``; through :class:`_LiveInputLinear` where ``live`` (the units of ``x`` whose
-    gradient matters) is few enough to pay and the shape's column subsets are exact."""
-    weight = linear.weight
-    if (
-        live is None
-        or linear.bias is not None
-        or not MIN_LIVE <= live.numel() <= MAX_LIVE_SHARE * x.shape[1]
-        or not _column_subsets_exact(x.shape[0], weight.shape[1], weight.shape[0], x.dtype)
-    ):
+def _pays(live: torch.Tensor | None, units: int) -> bool:
+    return live is not None and MIN_LIVE <= live.numel() <= MAX_LIVE_SHARE * units
+
+
+def _linear(
+    linear: nn.Linear,
+    x: torch.Tensor,
+    live: torch.Tensor | None,
+    rows: list[torch.Tensor] | None,
+) -> torch.Tensor:
+    """``linear(x)``; through :class:`_LiveLinear` where there are silent units to leave out:
+    ``live`` (the units of ``x`` whose gradient matters) or ``rows`` (the layer's own live
+    units, filled after its ReLU)."""
+    if linear.bias is not None or (live is None and rows is None):
         return linear(x)
-    return _LiveInputLinear.apply(x, weight, live)
+    return _LiveLinear.apply(x, linear.weight, live, rows)
 
 
-def _skips_dead(spec: MLPSpec, x: torch.Tensor) -> bool:
-    """Whether the next layer's backward may leave out ReLU-silent units of ``x``."""
+def _skips_silent(spec: MLPSpec, weight: torch.Tensor) -> bool:
+    """Whether a forward's backward may leave out ReLU-silent units (gradients on, the CPU)."""
     return (
-        spec.activation == "relu" and x.requires_grad and x.device.type == "cpu" and x.ndim == 2
+        spec.activation == "relu"
+        and torch.is_grad_enabled()
+        and weight.requires_grad
+        and weight.device.type == "cpu"
     )
 
 
-def _live_units(relu_out: torch.Tensor) -> torch.Tensor:
-    """Indices of the units (columns) of a ReLU output that are not ≤ 0 for every sample (a
-    NaN counts as live, as ``threshold_backward`` lets its gradient through)."""
+def _live_units(relu_out: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the units (columns) of a ReLU output [sample × unit] (≥ 0 or NaN) that are
+    not 0 for every sample (NaN counts as live: ``threshold_backward`` lets its gradient
+    through, and a column's maximum is NaN where it has one)."""
+    if relu_out.ndim != 2:
+        return None
     with torch.no_grad():
-        return torch.logical_not(relu_out.amax(0) <= 0).nonzero().squeeze(1)
+        return relu_out.amax(0).nonzero().squeeze(1)
 
 
 @functools.cache
-def _column_subsets_exact(batch: int, n_in: int, n_out: int, dtype: torch.dtype) -> bool:
-    """Whether ``g @ w[:, cols]`` equals the columns ``cols`` of ``g @ w`` bit for bit for
-    ``g`` [batch × n_out] and ``w`` [n_out × n_in] (scratch numbers, subsets of the sizes the
-    backward may use); checked once per process and shape."""
+def _subsets_exact(batch: int, n_in: int, n_out: int, dtype: torch.dtype) -> bool:
+    """Whether, for ``g`` [batch × n_out], ``w`` [n_out × n_in] and ``x`` [batch × n_in],
+    ``g @ w[:, cols]`` is the columns ``cols`` of ``g @ w`` and ``g[:, rows].t() @ x`` the rows
+    ``rows`` of ``g.t() @ x``, bit for bit (scratch numbers, subsets of the sizes the backward
+    may use); checked once per process and shape."""
     generator = torch.Generator().manual_seed(0)
     g = torch.randn(batch, n_out, generator=generator, dtype=dtype)
     w = torch.randn(n_out, n_in, generator=generator, dtype=dtype)
-    full = g.mm(w)
-    for size in {MIN_LIVE, MIN_LIVE + 1, n_in // 3, n_in // 2, int(MAX_LIVE_SHARE * n_in)}:
-        if not MIN_LIVE <= size <= n_in:
-            continue
-        cols = torch.randperm(n_in, generator=generator)[:size].sort().values
-        if not torch.equal(g.mm(w.index_select(1, cols)), full.index_select(1, cols)):
-            return False
+    x = torch.randn(batch, n_in, generator=generator, dtype=dtype)
+    products = [(g.mm(w), n_in), (g.t().mm(x), n_out)]
+    for (full, units), kind in zip(products, ("columns", "rows"), strict=True):
+        for size in {MIN_LIVE, MIN_LIVE + 1, units // 3, units // 2, int(MAX_LIVE_SHARE * units)}:
+            if not MIN_LIVE <= size <= units:
+                continue
+            keep = torch.randperm(units, generator=generator)[:size].sort().values
+            if kind == "columns":
+                part, want = g.mm(w.index_select(1, keep)), full.index_select(1, keep)
+            else:
+                part, want = g.index_select(1, keep).t().mm(x), full.index_select(0, keep)
+            if not torch.equal(part, want):
+                return False
     return True
 
 
