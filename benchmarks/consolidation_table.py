@@ -15,9 +15,10 @@ Writes the figure (graded recall per memory across test phases, one panel per co
         --figure docs/img/consolidation/recall.png
 
 ``--only`` takes protocol names, condition labels and the named sets ``controls`` (no sleep,
-sleep and every control) and ``large``; ``--size large`` runs the conditions on the large
-configuration (``models/assemblies_large.yaml``, every memory's groups ×10; run files named
-``…_large``); ``benchmarks/consolidation_controls.sh`` runs the controls' tables in one command.
+sleep and every control), ``large`` and ``joint`` (the joint configuration's sleep and no
+sleep); ``--size large`` runs the conditions on the large configuration
+(``models/assemblies_large.yaml``, every memory's groups ×10; run files named ``…_large``);
+``benchmarks/consolidation_controls.sh`` runs the controls' tables in one command.
 ``--reuse`` reads existing run files in ``--out`` instead of running again (refusing one whose
 resolved protocol or model differs from what the command would run, naming what differs).
 ``--set KEY=VALUE`` overrides a key of every condition's protocol, model keys included
@@ -92,16 +93,20 @@ CONDITIONS = [
     Condition("sleep sweep", "consolidation_sleep_sweep"),
     Condition("balance: no sleep", "consolidation_balance_no_sleep"),
     Condition("balance: sleep", "consolidation_balance_sleep"),
+    Condition("joint: no sleep", "consolidation_joint_no_sleep"),
+    Condition("joint: sleep", "consolidation_joint_sleep"),
     Condition("NREM + REM", "consolidation_nrem_rem"),
     Condition("REM only", "consolidation_rem_only"),
     *CONTROLS,
 ]
 
 # named sets of conditions for --only: the controls table (docs/results.md, "Controls and the
-# causal link to replay") and the large configuration's conditions
+# causal link to replay"), the large configuration's conditions and the joint configuration's
+# pair (models/assemblies_joint.yaml; docs/results.md, "The joint configuration on held-out seeds")
 SUITES = {
     "controls": ("no sleep", "sleep", *(c.label for c in CONTROLS)),
     "large": ("no sleep", "sleep", "sleep, plasticity off", "nightmares"),
+    "joint": ("joint: no sleep", "joint: sleep"),
 }
 
 
@@ -342,6 +347,7 @@ PAIRS = [
     ("interleaved", "no sleep"),
     ("sleep sweep", "no sleep"),
     ("balance: sleep", "balance: no sleep"),
+    ("joint: sleep", "joint: no sleep"),
     ("NREM + REM", "sleep"),
     ("NREM + REM", "no sleep"),
     ("REM only", "sleep"),
