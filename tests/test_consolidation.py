@@ -164,6 +164,38 @@ def test_depression_gains_are_validated_and_the_balance_model_uses_them(root):
         assert protocol.model.projections["ee"].plasticity[0].a_minus == rule.a_minus
 
 
+def test_the_joint_configuration_is_the_shipped_one_with_its_stated_changes(root):
+    """models/assemblies_joint.yaml and protocols/consolidation_joint_*.yaml (docs/results.md,
+    "The joint configuration on held-out seeds 101–120") differ from the shipped files only in
+    the recall state, the sleep's STDP gain, B's neurons (the third round's fixed 15 of 20,
+    ``default_rng(0)``) and the sleep's block of S2."""
+    shipped = model_dict(root)
+    joint = yaml.safe_load((root / "models" / "assemblies_joint.yaml").read_text())
+    assert joint["modulation"].pop("test") == {
+        "scale": {"exc.adaptation": 24.0, "exc.adaptation_tau": 1 / 6, "ie.gain": 0.5}
+    }
+    assert joint["modulation"]["sleep"].pop("plasticity") == {"*": 2.0}
+    shipped["modulation"].pop("test"), shipped["modulation"]["sleep"].pop("plasticity")
+    for key in ("name", "description"):
+        assert joint.pop(key) != shipped.pop(key)
+    assert joint == shipped
+    rng = np.random.default_rng(0)
+    subsets = [sorted(int(x) for x in rng.choice(np.arange(s, s + 20), 15, replace=False))
+               for s in range(0, 100, 20)][::-1]  # fmt: skip
+    for name in ("no_sleep", "sleep"):
+        mine = yaml.safe_load((root / "protocols" / f"consolidation_joint_{name}.yaml").read_text())
+        base = yaml.safe_load((root / "protocols" / f"consolidation_{name}.yaml").read_text())
+        stored = mine["data"]["memories"]["stored"]
+        assert stored[1] == {"name": "B", "groups": subsets}
+        stored[1] = base["data"]["memories"]["stored"][1]
+        if name == "sleep":
+            assert mine["schedule"][-2]["sleep"].pop("block") == ["S2"]
+        for key in ("name", "model"):
+            assert mine.pop(key) != base.pop(key)
+        assert mine == base, name
+        assert load_protocol(root / "protocols" / f"consolidation_joint_{name}.yaml").phases
+
+
 def short_protocol(root, write_protocol, tmp_path, engine: str, networks: int) -> dict:
     text = yaml.safe_load((root / "protocols" / "consolidation_sleep.yaml").read_text())
     text |= {
