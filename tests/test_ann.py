@@ -175,8 +175,9 @@ def test_backward_without_silent_units_gives_autograds_gradients(monkeypatch, si
     ours, plain = gradients(True), gradients(False)
     for a, b in zip(ours, plain, strict=True):
         assert torch.equal(a, b) and torch.equal(a.signbit(), b.signbit())
-    exact = ann_network._subsets_exact(100, 784, 1200, torch.float32)
-    exact &= ann_network._subsets_exact(100, 1200, 1200, torch.float32)
+    threads = torch.get_num_threads()
+    exact = ann_network._subsets_exact(100, 784, 1200, torch.float32, threads)
+    exact &= ann_network._subsets_exact(100, 1200, 1200, torch.float32, threads)
     # the second layer's input columns (1200 units) and the first layer's weight rows (1200)
     assert taken == ([1200, 1200] if silenced == 700 and exact else [])
     assert ours[0][:silenced].count_nonzero() == 0 and ours[1].abs().sum() > 0

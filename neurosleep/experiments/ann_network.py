@@ -136,16 +136,17 @@ class _LiveLinear(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         live, rows = ctx.live, (ctx.rows or [None])[0]
-        exact = _subsets_exact(x.shape[0], weight.shape[1], weight.shape[0], x.dtype)
+        n_out, n_in = weight.shape
+        exact = _subsets_exact(x.shape[0], n_in, n_out, x.dtype, torch.get_num_threads())
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            if exact and _pays(live, x.shape[1]):
+            if exact and _pays(live, n_in):
                 grad_x = grad.new_zeros(x.shape)
                 grad_x.index_copy_(1, live, grad.mm(weight.index_select(1, live)))
             else:
                 grad_x = grad.mm(weight)  # autograd's mm backward for x @ weight.t()
         if ctx.needs_input_grad[1]:
-            if exact and _pays(rows, weight.shape[0]) and bool(torch.isfinite(x.sum())):
+            if exact and _pays(rows, n_out) and bool(torch.isfinite(x.sum())):
                 grad_weight = x.new_zeros(weight.shape)
                 grad_weight.index_copy_(0, rows, grad.index_select(1, rows).t().mm(x))
             else:
@@ -196,11 +197,11 @@ def _live_units(relu_out: torch.Tensor) -> torch.Tensor | None:
 
 
 @functools.cache
-def _subsets_exact(batch: int, n_in: int, n_out: int, dtype: torch.dtype) -> bool:
+def _subsets_exact(batch: int, n_in: int, n_out: int, dtype: torch.dtype, threads: int) -> bool:
     """Whether, for ``g`` [batch × n_out], ``w`` [n_out × n_in] and ``x`` [batch × n_in],
     ``g @ w[:, cols]`` is the columns ``cols`` of ``g @ w`` and ``g[:, rows].t() @ x`` the rows
     ``rows`` of ``g.t() @ x``, bit for bit (scratch numbers, subsets of the sizes the backward
-    may use); checked once per process and shape."""
+    may use); checked once per process, shape and torch thread count."""
     generator = torch.Generator().manual_seed(0)
     g = torch.randn(batch, n_out, generator=generator, dtype=dtype)
     w = torch.randn(n_out, n_in, generator=generator, dtype=dtype)
