@@ -262,9 +262,9 @@ class KernelRule(NamedTuple):
     views: traces ``x`` [B·W], ``y`` [B·N]; the rate rules' slots with their rows and posts,
     network ``b``'s at ``slot_start[b]`` … ``slot_start[b + 1] − 1``; bounds [R·K + 1] when
     ``relative``, else [1]), STDP's synapses by pre row and by post neuron (:class:`STDPTables`)
-    and its constants for the current phase. ``kind`` −1 is the no-rule placeholder."""
+    and its constants for the current phase."""
 
-    kind: int  # -1 none, 0 STDP, 1 rate rule
+    kind: int  # 0 STDP, 1 rate rule
     form: int  # STDP: STDP_CODES; rate rule: RATE_CODES
     active: bool  # the phase's plasticity gain is not 0 (else only the traces move)
     relative: bool
@@ -405,8 +405,7 @@ def _rules_after(rules, b, width, n, cells, rows, weight, target):
     weights and traces, pre before post. Inlined, as the rules before: a call passing the
     rules' arrays costs more than a step's updates."""
     for r in numba.literal_unroll(rules):
-        if r.kind >= 0:
-            _rule_after(r, b, width, n, cells, rows, weight, target)
+        _rule_after(r, b, width, n, cells, rows, weight, target)
 
 
 @numba.njit(inline="always", boundscheck=False)
@@ -477,7 +476,10 @@ def run_networks(
     ``j`` counted from the first multiple of ``sample_every`` at or after ``step0``.
     ``rules`` (a tuple of :class:`KernelRule`) run each step in the tensor loop's order: the
     rate rules' periodic update first, the rules' spike updates after delivery; ``weight``
-    [R·K + 1] is the flat weight table that ``weight_rows`` views.
+    [R·K + 1] is the flat weight table that ``weight_rows`` views. ``rules`` ``None`` (a static
+    network) compiles a specialisation without the rules' code: numba's dead-branch pruning
+    removes the ``rules is not None`` branches before the rules are inlined (it prunes only
+    conditions on an argument itself, so the tests stay here, not in the helpers).
     """
     n = v.shape[0] // batch
     n_src = sources.shape[2]
@@ -508,7 +510,8 @@ def run_networks(
                     pending = False
                 j = (s - first_sample) // sample_every
                 _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab)
-            _rules_before(rules, b, s, weight)
+            if rules is not None:
+                _rules_before(rules, b, s, weight)
             for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
                 lo, hi = p.start[q], p.start[q + 1]
                 vq, aq, firedq = vb[lo:hi], ab[lo:hi], fired[lo:hi]
@@ -569,12 +572,14 @@ def run_networks(
                     out[m] = b * width + n + i
                     m += 1
             counts[k, b] = m - start
-            _prefetch_potentiation(rules, b, width, n, out[start:m], weight)
+            if rules is not None:
+                _prefetch_potentiation(rules, b, width, n, out[start:m], weight)
             _deliver(out[start:m], s, target, delay, weight_rows, row_len, gain, use_gain, buffer)
             e0 = (s % depth) * cells + b * n  # this step's input (decay plus input; emptied)
             i0 = e0 + batch * n
             pending = True
-            _rules_after(rules, b, width, n, batch * n, out[start:m], weight, target_flat)
+            if rules is not None:
+                _rules_after(rules, b, width, n, batch * n, out[start:m], weight, target_flat)
             k += 1
         if pending:
             _receive(p, ge_b, gi_b, flat, e0, i0)
@@ -635,12 +640,12 @@ KERNEL_RULES.register("oja")(_rate_constants)
 KERNEL_RULES.register("scaling")(_rate_constants)
 
 
-def kernel_rules(rules: list, batch: int, dtype: np.dtype) -> tuple[KernelRule, ...]:
+def kernel_rules(rules: list, batch: int, dtype: np.dtype) -> tuple[KernelRule, ...] | None:
     """The engine's rule objects (:mod:`torch_plasticity`) as :class:`KernelRule` s, with
-    the current phase's gains; a placeholder when there are none (numba cannot iterate an
-    empty tuple)."""
+    the current phase's gains; ``None`` when there are none (a static network: numba compiles
+    :func:`run_networks` without the rules' code)."""
     if not rules:
-        return (_placeholder(dtype),)
+        return None
     return tuple(_kernel_rule(rule, batch, dtype) for rule in rules)
 
 
@@ -715,20 +720,6 @@ def _kernel_rule(rule, batch: int, dtype: np.dtype) -> KernelRule:
     for name, bound in (("w_min", rule.w_min), ("w_max", rule.w_max)):
         values = bound.numpy() if relative else np.full(1, bound)  # float64 in the kernel
         fields[name] = np.asarray(values, dtype=np.float64)
-    return KernelRule(**fields)
-
-
-def _placeholder(dtype: np.dtype) -> KernelRule:
-    """A rule of kind −1 (skipped) with fields of the kernel's types."""
-    values, bound, kind = np.zeros(1, dtype=dtype), np.zeros(1), np.dtype(dtype).type
-    fields = {name: 0 for name in KernelRule._fields}
-    fields |= dict.fromkeys(("eta", "a_plus", "a_minus", "rate", "param"), 0.0)
-    fields |= {"kind": -1, "active": False, "relative": False, "jump": kind(0)}
-    fields |= {"decay_x": kind(1), "decay_y": kind(1), "every": 1, "x": values, "y": values}
-    fields |= {"w_min": bound, "w_max": bound}
-    fields |= {name: np.zeros(shape, dtype=np.int64) for name, shape in _ARRAYS.items()}
-    fields |= _no_tables(0)._asdict()
-    fields["slot_start"] = np.zeros(2, dtype=np.int64)
     return KernelRule(**fields)
 
 
