@@ -468,9 +468,16 @@ def _streamed(group: h5py.Group, name: str, shape: tuple, dtype, chunks: tuple) 
 
 
 def _append(dataset: h5py.Dataset, block: np.ndarray) -> None:
-    start, *rest = dataset.shape
-    dataset.resize((start + block.shape[0], *rest))
-    dataset[start:] = block
+    """Append ``block`` (rows; converted to the dataset's dtype, C order) with HDF5's own calls:
+    h5py's ``resize`` and slice assignment cost ≈ 80 µs more per append (argument checks,
+    selection objects), which 100 ms blocks pay many times a second."""
+    rows = np.ascontiguousarray(block, dataset.dtype)
+    ds = dataset.id
+    start = ds.shape[0]
+    ds.set_extent((start + len(rows), *rows.shape[1:]))
+    space = ds.get_space()
+    space.select_hyperslab((start,) + (0,) * (rows.ndim - 1), rows.shape)
+    ds.write(h5py.h5s.create_simple(rows.shape), space, rows)
 
 
 class _Stream:
@@ -496,24 +503,13 @@ class _Stream:
             self.buffer[self.rows : self.rows + len(block)] = block
             self.rows += len(block)
         else:
-            self._append(np.ascontiguousarray(block, self.dataset.dtype))
+            _append(self.dataset, block)
         return len(block) * self.row_bytes
 
     def write(self) -> None:
         if self.rows:
-            self._append(self.buffer[: self.rows])
+            _append(self.dataset, self.buffer[: self.rows])
             self.rows = 0
-
-    def _append(self, rows: np.ndarray) -> None:
-        """Append ``rows`` (the dataset's dtype, C order) with HDF5's own calls: h5py's
-        ``resize`` and slice assignment cost ≈ 80 µs more per append (argument checks,
-        selection objects)."""
-        ds = self.dataset.id
-        start = ds.shape[0]
-        ds.set_extent((start + len(rows), *rows.shape[1:]))
-        space = ds.get_space()
-        space.select_hyperslab((start,) + (0,) * (rows.ndim - 1), rows.shape)
-        ds.write(h5py.h5s.create_simple(rows.shape), space, rows)
 
 
 def environment(command_line: list[str], device: str) -> str:
