@@ -88,36 +88,30 @@ def to_unit(value: Any, unit: str, variables: dict[str, float] | None = None) ->
         )
     match = _QUANTITY.match(value)
     number_text, unit_text = (match["number"], match["unit"]) if match else (value, "")
+    try:
+        number = evaluate(number_text, variables or {})
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
+        ) from None
     if unit_text == unit:  # pint would multiply by 1: the same float, without importing pint
-        try:
-            result = float(evaluate(number_text, variables or {}))
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ValueError(
-                f"cannot read {value!r} as a quantity in {unit} ({exc}), {example}"
-            ) from None
+        result = float(number)
     else:
-        result = _converted(value, number_text, unit_text, unit, variables, example)
+        result = _converted(number, unit_text, unit, value, example)
     if not math.isfinite(result):
         raise ValueError(f"{value!r} is not a finite quantity in {unit}")
     return result
 
 
-def _converted(
-    value: str,
-    number_text: str,
-    unit_text: str,
-    unit: str,
-    variables: dict[str, float] | None,
-    example: str,
-) -> float:
-    """``number_text`` (an expression) in ``unit_text`` converted to ``unit`` by pint."""
+def _converted(number: float, unit_text: str, unit: str, value: str, example: str) -> float:
+    """``number`` in ``unit_text`` (the unit as ``value`` writes it) converted to ``unit`` by
+    pint."""
     units = registry()
     import pint  # imported by registry()
 
+    # "5 /s" and "5 1/s" are the same rate: pint reads only the second
+    unit_text = "1" + unit_text if unit_text.startswith("/") else unit_text
     try:
-        number = evaluate(number_text, variables or {})
-        # "5 /s" and "5 1/s" are the same rate: pint reads only the second
-        unit_text = "1" + unit_text if unit_text.startswith("/") else unit_text
         written = units.Unit(unit_text) if unit_text else units.dimensionless
     except (pint.errors.PintError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
