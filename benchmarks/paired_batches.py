@@ -19,15 +19,18 @@ from pathlib import Path
 import numpy as np
 from consolidation_table import memory_names, recall_rows
 
+from neurosleep.analysis.stats import mean_sem
+
 
 def line(label: str, d: np.ndarray, names: list[str]) -> str:
     """One row: per memory, mean ± SEM of ``d`` [networks × memories] and the counts."""
-    sem = d.std(ddof=1, axis=0) / np.sqrt(len(d))
-    cells = [
-        f"{d[:, j].mean():+.3f} ± {sem[j]:.3f} (higher {(d[:, j] > 0).sum()}, "
-        f"lower {(d[:, j] < 0).sum()}, equal {(d[:, j] == 0).sum()} of {len(d)})"
-        for j in range(len(names))
-    ]
+    cells = []
+    for j in range(len(names)):
+        m = mean_sem(d[:, j])
+        cells.append(
+            f"{m.mean:+.3f} ± {m.sem:.3f} (higher {(d[:, j] > 0).sum()}, "
+            f"lower {(d[:, j] < 0).sum()}, equal {(d[:, j] == 0).sum()} of {len(d)})"
+        )
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
