@@ -319,3 +319,7 @@ def test_a_reader_never_finds_a_ledger_without_its_tables(tmp_path):
     (tmp_path / "empty" / "ledger.sqlite").touch()  # what the race left a reader to find
     with pytest.raises(StudyError, match=r"empty/ledger.sqlite: not a study ledger"):
         Ledger(tmp_path / "empty", readonly=True)
+    ledger = Ledger(tmp_path / "empty")  # a driver makes it a ledger, in WAL mode
+    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    ledger.close()
+    Ledger(tmp_path / "empty", readonly=True).close()

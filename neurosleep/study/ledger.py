@@ -112,6 +112,7 @@ class Ledger:
             if not self.path.exists():
                 self._create()
             self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")  # kept by the file; also an empty one's
             self.db.executescript(SCHEMA)
             with self.db:  # a ledger from before the two times: add their columns
                 for name in ("attempt_s", "phases_s"):
