@@ -9,6 +9,9 @@ every synapse from one group to the other, after each wake and sleep phase:
 
     python benchmarks/pair_weights.py outputs/consolidation/consolidation_sleep_torch.h5 \
         --pre 60:80 --post 80:100
+
+``--pre`` and ``--post`` take ranges and single neurons separated by commas (``0,2,5:8``), e.g.
+the neurons of one of B's groups in the joint protocols.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import numpy as np
 from neurosleep.io.runfile import open_run
 
 
-def neurons(text: str) -> range:
-    """``"60:80"`` -> range(60, 80)."""
-    start, stop = (int(v) for v in text.split(":"))
-    return range(start, stop)
+def neurons(text: str) -> list[int]:
+    """``"60:80"`` -> 60 … 79; ``"0,2,5:8"`` -> 0, 2, 5, 6, 7 (ranges and single neurons)."""
+    out = []
+    for part in text.split(","):
+        start, _, stop = part.partition(":")
+        out.extend(range(int(start), int(stop)) if stop else [int(start)])
+    return out
 
 
 def main() -> None:
