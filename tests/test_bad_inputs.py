@@ -804,6 +804,13 @@ case("snn-phase-engine", C, put("schedule.6.sleep.engine", "brian2"), "sleep.eng
 case(
     "snn-block-unknown", C, put("schedule.6.sleep.block", ["C"]), "sleep.block[0]", "unknown memory"
 )
+case(
+    "snn-block-group-range",
+    C,
+    put("schedule.6.sleep.block", [{"memory": "A", "groups": [5]}]),
+    "sleep.block[0]",
+    "has groups 0 to 4, not 5",
+)
 case("snn-block-bias-positive", C, put("schedule.6.sleep.block_bias", "5 mV"), "block_bias", "0")
 case("snn-surrogate-unknown", C, put("schedule.6.sleep.surrogate", "space"), "sleep.surrogate")
 case(

@@ -141,6 +141,22 @@ def test_blocked_memory_is_silent_in_sleep_and_recalled_after(tmp_path, one_torc
         assert final["completion"][:, 0].min() > 0.2
 
 
+def test_blocked_groups_are_silent_in_sleep_and_the_rest_plastic(tmp_path, one_torch_thread):
+    """block: [{memory: A, groups: [0, 1]}] silences A's first two groups (neurons 0-39) for
+    the sleep (measured 0.0125 Hz, one spike in the two networks' 80 blocked neurons, against
+    2.5 Hz over exc): the weights among them stay as learnt (network 0), while those among A's
+    last two groups (60-99), whose neurons fire, change (by up to 2.4 mV)."""
+    path = short_sleep(tmp_path, block=[{"memory": "A", "groups": [0, 1]}])
+    with open_run(path) as rf:
+        sleep = rf.arrays(f"sleep/{next(p.index for p in rf.phases() if p.kind == 'sleep')}")
+        assert sleep["rate_blocked"] < 0.05 < 1.0 < sleep["rate_exc"]
+        w = rf.weights("ee")
+        first = (w.pre < 40) & (w.post < 40)
+        last = (w.pre >= 60) & (w.pre < 100) & (w.post >= 60) & (w.post < 100)
+        np.testing.assert_array_equal(w.values[-1][first], w.values[-2][first])
+        assert np.abs(w.values[-1][last] - w.values[-2][last]).max() > 0.1
+
+
 def test_surrogate_replaces_the_sleeps_weight_change(tmp_path, one_torch_thread, monkeypatch):
     """A time-shuffled surrogate gives other weights than the sleep itself, from the same
     activity (same rates, same replay counts). The sleep keeps in memory only the spikes read

@@ -52,6 +52,7 @@ from neurosleep.experiments.base import (
 )
 from neurosleep.limits import memory_problem
 from neurosleep.sleep import SLEEP, Drive, SleepRecord, SNNContext
+from neurosleep.sleep.spontaneous import blocked_groups
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
 from neurosleep.spec.states import PhaseState, compose
 from neurosleep.units import Rate, Time, Unit
@@ -240,6 +241,7 @@ class SNNExperiment(Experiment):
             if p.population not in model.populations
         ]
         stored = [m.name for m in data.memories.stored] if data.memories else []
+        memories = {m.name: m.groups for m in data.memories.stored} if data.memories else {}
         for phase in phases:
             cue = getattr(phase.params, "cue", None)
             if cue is not None and cue.memory not in stored:
@@ -257,9 +259,9 @@ class SNNExperiment(Experiment):
                 for message in simulator.form_problems(model, Modulation(form=forms))
             ]
             problems += [
-                (phase.source + ("block", i), f"unknown memory {name!r}; stored: {stored}")
-                for i, name in enumerate(getattr(phase.params, "block", None) or [])
-                if name not in stored
+                (phase.source + ("block", i), problem)
+                for i, item in enumerate(getattr(phase.params, "block", None) or [])
+                if (problem := blocked_groups(item, memories))
             ]
             if phase.engine not in (None, engine):
                 message = "snn runs keep one engine for the whole run (no phase engine override)"

@@ -11,8 +11,9 @@ first group of one stored memory weakly and periodically during the sleep (the m
 source, ``rate`` for ``duration`` every ``every``).
 
 Two options make it a control (docs/consolidation.md, "Controls"): ``block`` inhibits the
-neurons of named memories for the whole sleep (a constant negative input, ``block_bias``, on
-each of their neurons: their reactivation is blocked); ``surrogate`` applies the sleep's STDP
+neurons of named memories, or of some of a memory's groups, for the whole sleep (a constant
+negative input, ``block_bias``, on each of their neurons: their reactivation is blocked);
+``surrogate`` applies the sleep's STDP
 to its own spikes shuffled (:mod:`neurosleep.sleep.surrogate`) instead of to the spikes as they
 came.
 """
@@ -50,14 +51,33 @@ class Cue(Params):
         return self
 
 
+class Groups(Params):
+    """``{memory: A, groups: [0, 1]}`` in ``block``: the neurons of some of a memory's groups
+    (0-based, in the memory's stored order)."""
+
+    memory: str = Field(description="a stored memory's name (data.memories)")
+    groups: list[int] = Field(min_length=1, description="indices of the memory's groups")
+
+
+def blocked_groups(item: str | Groups, memories: dict[str, list]) -> str | None:
+    """What is wrong with a ``block`` item given the stored ``memories`` (None: nothing)."""
+    name = item if isinstance(item, str) else item.memory
+    if name not in memories:
+        return f"unknown memory {name!r}; stored: {list(memories)}"
+    n = len(memories[name])
+    bad = [g for g in ([] if isinstance(item, str) else item.groups) if not 0 <= g < n]
+    return f"memory {name!r} has groups 0 to {n - 1}, not {bad[0]}" if bad else None
+
+
 class SpontaneousParams(PhaseState):
     """``sleep: {kind: spontaneous, duration: 2000 ms, state: sleep, plasticity: 0.75}``."""
 
     duration: Time = Field(gt=0)
     plasticity: float = Field(1.0, ge=0)
     cue: Cue | None = Field(None, description="cued reactivation of one memory (None: none)")
-    block: list[str] = Field(
-        default_factory=list, description="memories whose neurons are inhibited all sleep long"
+    block: list[str | Groups] = Field(
+        default_factory=list,
+        description="memories (or some of a memory's groups) whose neurons are inhibited",
     )
     block_bias: Voltage = Field(
         "-40 mV", le=0, description="constant input to each blocked neuron (resting shift)"
@@ -160,15 +180,20 @@ def _cue_on_grid(params: SpontaneousParams, model: SNNSpec) -> list[tuple[tuple,
 
 
 def _block(params: SpontaneousParams, context: SNNContext) -> np.ndarray | None:
-    """Put ``block_bias`` on the neurons of the blocked memories; their indices (None: none)."""
+    """Put ``block_bias`` on the neurons of the blocked memories (or groups); their indices
+    (None: none)."""
     if not params.block:
         return None
-    unknown = [name for name in params.block if name not in context.memories]
-    if unknown:
-        raise ValueError(f"block: unknown memory {unknown[0]!r}; stored: {list(context.memories)}")
-    blocked = np.unique(
-        np.concatenate([g for name in params.block for g in context.memories[name]])
-    )
+    for item in params.block:
+        if problem := blocked_groups(item, context.memories):
+            raise ValueError(f"block: {problem}")
+    groups = [
+        group
+        for item in params.block
+        for k, group in enumerate(context.memories[getattr(item, "memory", item)])
+        if isinstance(item, str) or k in item.groups
+    ]
+    blocked = np.unique(np.concatenate(groups))
     bias = np.zeros(context.model.size(context.memory_population))
     bias[blocked] = params.block_bias
     context.engine.set_bias(context.memory_population, bias)
