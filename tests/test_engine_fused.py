@@ -215,6 +215,62 @@ def test_modulation_gains_and_spike_buffer_overflow(threads):
         )
 
 
+def small_cuba(root, delay: str | None) -> SNNSpec:
+    """Plastic CUBA (models/cuba_stdp.yaml) with 200 neurons: current synapses without
+    adaptation (the kernel's merged pass); ``delay`` on the inhibitory projections, else none
+    (the kernel then empties only the input cells that spikes filled)."""
+    import yaml
+
+    data = yaml.safe_load((root / "models" / "cuba_stdp.yaml").read_text())
+    data["populations"]["exc"]["size"], data["populations"]["inh"]["size"] = 160, 40
+    for name, proj in data["projections"].items():
+        proj["connect"]["p"] = 0.2
+        if delay and name in ("ie", "ii"):
+            proj["delay"] = delay
+    return SNNSpec.model_validate(data)
+
+
+@pytest.mark.parametrize("delay", [None, "0.3 ms"], ids=["no delays", "delays"])
+def test_merged_pass_input_cells_and_bias(root, delay):
+    """The pass that receives, integrates and fires in one loop (current synapses, no
+    adaptation) and empties the input cells after it, without delays only those that the
+    spikes filled: the tensor loop's spikes, weights and states, with the conductances
+    sampled (a pending receive done before the sample), with a bias on some neurons (c0 per
+    neuron) and after it is removed (one number per population again)."""
+    spec = small_cuba(root, delay)
+    states = {(var, "exc"): np.arange(0, 160, 7) for var in ("v", "g_e", "g_i")}
+    recording = Recording(spikes=("exc", "inh"), states=states, interval=0.3, block=13.0)
+    bias = np.where(np.arange(160) % 3 == 0, 0.5, -0.25)  # mV
+    engines, sinks = [], []
+    for fused in (False, True):
+        engine = make_engine("torch", spec, seeds=[1, 2], fused=fused)
+        sink = MemorySink()
+        for values in (None, bias, None):
+            engine.set_bias("exc", values)
+            engine.run(40.0, recording, sink)
+        engines.append(engine)
+        sinks.append(sink)
+    if delay is None:
+        assert np.all(engines[1].kernel_params.uniform == 1)
+    fired = 0
+    for pop in ("exc", "inh"):
+        (ta, ia), (tb, ib) = (sink.spike_array(pop) for sink in sinks)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(ta, tb)
+        fired += len(ta)
+    assert fired > 200
+    for key in states:
+        np.testing.assert_array_equal(sinks[0].trace(*key)[1], sinks[1].trace(*key)[1])
+    for wa, wb in zip(*(e.get_weights("ee") for e in engines), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    w0 = make_engine("torch", spec, seeds=[1, 2]).get_weights("ee")
+    assert np.abs(engines[1].get_weights("ee")[0] - w0[0]).max() > 0.01, "weights must move"
+    for var in ("v", "g_e", "g_i"):
+        np.testing.assert_array_equal(
+            engines[0].get_state(var, "exc"), engines[1].get_state(var, "exc")
+        )
+
+
 def test_fused_refuses_a_gpu_device():
     with pytest.raises(ValueError, match="CPU only"):
         make_engine("torch", small_network(), seeds=[1], device="cuda", fused=True)

@@ -211,7 +211,8 @@ def _put(x: torch.Tensor, mask: torch.Tensor, value: float | torch.Tensor) -> to
 class Connectivity(NamedTuple):
     """All synapses of all networks as a padded row table over ``R = B·(N + Ns)`` rows."""
 
-    target: torch.Tensor  # int64 [R, K]: index into the input buffer (2·B·N + 1 cells)
+    target: torch.Tensor  # int32 [R, K] (int64 where 2·B·N + 1 does not fit): index into
+    # the input buffer (2·B·N + 1 cells); 32-bit, the fused kernel reads half the bytes
     delay: torch.Tensor  # int64 [R, K] (steps)
     weight: torch.Tensor  # [R·K + 1] (flat; the last entry is the padding slot)
     weight_rows: torch.Tensor  # [R, K] view of weight[:-1]
@@ -221,6 +222,11 @@ class Connectivity(NamedTuple):
     row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
     post_of_slot: torch.Tensor  # int64 [R·K + 1]: postsynaptic neuron (b·N + i)
     max_delay: int
+
+
+def _index_type(size: int) -> torch.dtype:
+    """The smallest of int32 and int64 that indexes ``size`` cells."""
+    return torch.int32 if size <= torch.iinfo(torch.int32).max else torch.int64
 
 
 def deliver(
@@ -363,7 +369,7 @@ class TorchEngine(Engine):
         weight = t(w_flat, self.tdtype)
 
         return Connectivity(
-            target=t(t_flat[:-1].reshape(n_rows, k)),
+            target=t(t_flat[:-1].reshape(n_rows, k), _index_type(2 * b_n + 1)),
             delay=t(d_flat[:-1].reshape(n_rows, k)),
             weight=weight,
             weight_rows=weight[:-1].view(n_rows, k),

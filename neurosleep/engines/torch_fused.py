@@ -21,7 +21,11 @@ alone, its state staying in the cache, and the engine spreads networks over thre
 kernel releases the GIL). Within a step each population is one pass over its neurons with its
 constants as numbers; a pass loads every element before using it (selects between loaded
 values, no conditional loads), which is what lets LLVM vectorise it; a step's decay-plus-input
-of the conductances is done in the next step's pass (one pass less). The rules are inlined (a
+of the conductances is done in the next step's pass (one pass less). That pass is bound by its
+stores, so it only reads the input cells: without delays the few that a step's spikes filled
+are emptied afterwards from the spiking rows (:func:`_clear`), and a population's ``c0`` is one
+number where no bias sets it neuron by neuron. Spikes are found 64 neurons at a time. The
+delivery targets are 32-bit (``engines/torch.py``). The rules are inlined (a
 call passing their arrays costs more than a step's updates); STDP reads a pre spike's
 synapses with its row's delivery and a post spike's, scattered over the table, from packed
 (slot, pre row) pairs whose weights it starts loading when the spikes are found.
@@ -52,9 +56,9 @@ STATE_CODES = {"v": 0, "g_e": 1, "g_i": 2, "a": 3}
 class KernelParams(NamedTuple):
     """Step constants per population as ``[P]`` arrays of the engine's dtype (``ref_steps``
     int32; every neuron of a population shares them) but ``c0`` and ``v_rest``, per neuron
-    ``[N]`` (a bias shifts single neurons' resting potential), the ``conductance`` flags
-    (uint8), the populations' neuron ranges ``start[q]`` … ``start[q + 1] − 1`` and the
-    model's switches."""
+    ``[N]`` (a bias shifts single neurons' resting potential), the ``conductance`` and
+    ``uniform`` flags (uint8), the populations' neuron ranges ``start[q]`` …
+    ``start[q + 1] − 1`` and the model's switches."""
 
     em: np.ndarray
     c0: np.ndarray
@@ -73,6 +77,7 @@ class KernelParams(NamedTuple):
     e_e: np.ndarray
     e_i: np.ndarray
     conductance: np.ndarray
+    uniform: np.ndarray  # uint8 [P]: the population's c0 is one number (no bias)
     start: np.ndarray  # int64 [P + 1]
     one: np.generic  # 1 in the engine's dtype (keeps float32 arithmetic in float32)
     adaptation: bool
@@ -158,22 +163,38 @@ def _integrate_threshold(
         )
 
 
+@numba.njit(inline="always")
+def _receive_fire(
+    i, v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c0, k_e, k_i, v_reset, v_th, ref_steps,
+    fired, step, check_refractory,
+):  # fmt: skip
+    """Neuron ``i`` of :func:`_receive_integrate_threshold` with its ``c0`` (a number)."""
+    ge, gi = fma(g_e[i], d_e, in_e[i]), fma(g_i[i], d_i, in_i[i])
+    g_e[i], g_i[i] = ge, gi
+    y = _propagate(v[i], ge, gi, em, c0, k_e, k_i)
+    v[i], ref_end[i], fired[i] = _fire(y, ref_end[i], v_reset, v_th, ref_steps, step,
+                                       check_refractory)  # fmt: skip
+
+
 @numba.njit(inline="always", boundscheck=False)
 def _receive_integrate_threshold(
-    v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c0, k_e, k_i, v_reset, v_th, ref_steps,
-    fired, step, check_refractory,
+    v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c0, uniform, k_e, k_i, v_reset, v_th,
+    ref_steps, fired, step, check_refractory,
 ):  # fmt: skip
     """The last step's :func:`_decay_add` of both channels, then
     :func:`_integrate_threshold`, in one pass (the same operations per neuron, one pass less
-    over the conductances)."""
-    for i in range(v.shape[0]):
-        ge, gi = fma(g_e[i], d_e, in_e[i]), fma(g_i[i], d_i, in_i[i])
-        in_e[i], in_i[i] = 0, 0
-        g_e[i], g_i[i] = ge, gi
-        y = _propagate(v[i], ge, gi, em, c0[i], k_e, k_i)
-        v[i], ref_end[i], fired[i] = _fire(
-            y, ref_end[i], v_reset, v_th, ref_steps, step, check_refractory
-        )
+    over the conductances). ``c0`` per neuron, or, where ``uniform``, ``c0[0]`` for all (a
+    load less per neuron). The input cells are read, not emptied: :func:`_clear` does that
+    (stores are what this pass waits on)."""
+    if uniform:
+        c = c0[0]
+        for i in range(v.shape[0]):
+            _receive_fire(i, v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c, k_e, k_i,
+                          v_reset, v_th, ref_steps, fired, step, check_refractory)  # fmt: skip
+    else:
+        for i in range(v.shape[0]):
+            _receive_fire(i, v, g_e, g_i, in_e, in_i, d_e, d_i, ref_end, em, c0[i], k_e, k_i,
+                          v_reset, v_th, ref_steps, fired, step, check_refractory)  # fmt: skip
 
 
 @numba.njit(inline="always", boundscheck=False)
@@ -223,6 +244,20 @@ def _receive(p, g_e, g_i, flat, e0, i0):
         lo, hi = p.start[q], p.start[q + 1]
         _decay_add(g_e[lo:hi], p.d_e[q], flat[e0 + lo : e0 + hi])
         _decay_add(g_i[lo:hi], p.d_i[q], flat[i0 + lo : i0 + hi])
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _clear(flat, e0, i0, n, rows, target, row_len, depth):
+    """Empty a network's input cells ``flat[e0:e0 + n]`` and ``flat[i0:i0 + n]`` after the
+    step's pass has read them; without delays (``depth`` 1) only those that the spiking
+    ``rows`` of the step before delivered to, the only ones that are not 0."""
+    if depth > 1:
+        flat[e0 : e0 + n] = 0
+        flat[i0 : i0 + n] = 0
+        return
+    for r in rows:
+        for c in range(row_len[r]):
+            flat[target[r, c]] = 0
 
 
 @numba.njit(inline="always")
@@ -483,7 +518,7 @@ def run_networks(
     """
     n = v.shape[0] // batch
     n_src = sources.shape[2]
-    fired = np.zeros(8 * ((n + 7) // 8), dtype=np.uint8)  # whole words: scanned 8 at a time
+    fired = np.zeros(64 * ((n + 63) // 64), dtype=np.uint8)  # whole lines: scanned 64 at a time
     fired_words = fired.view(np.uint64)
     x = np.empty(n, dtype=v.dtype)
     first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
@@ -501,7 +536,7 @@ def run_networks(
         k = done[b]
         # a step's receive (decay plus input) is left pending and done in the next step's pass
         # over the neurons; before a sample, or at the end, on its own
-        pending, e0, i0 = False, 0, 0
+        pending, e0, i0, start = False, 0, 0, m
         while k < steps and m + width <= out.shape[0]:
             s = step0 + k
             if sample_every > 0 and s % sample_every == 0:
@@ -520,10 +555,11 @@ def run_networks(
                 v_reset, v_th, ref_steps = p.v_reset[q], p.v_th[q], p.ref_steps[q]
                 merged = not (adaptation or p.conductance[q])
                 if pending and merged:
+                    in_e, in_i = flat[e0 + lo : e0 + hi], flat[i0 + lo : i0 + hi]
+                    d_e, d_i = p.d_e[q], p.d_i[q]
                     _receive_integrate_threshold(
-                        vq, ge, gi, flat[e0 + lo : e0 + hi], flat[i0 + lo : i0 + hi],
-                        p.d_e[q], p.d_i[q], ends, em, c0, k_e, k_i, v_reset, v_th, ref_steps,
-                        firedq, s, check_refractory,
+                        vq, ge, gi, in_e, in_i, d_e, d_i, ends, em, c0, p.uniform[q], k_e, k_i,
+                        v_reset, v_th, ref_steps, firedq, s, check_refractory,
                     )  # fmt: skip
                     continue
                 if pending:
@@ -559,11 +595,16 @@ def run_networks(
                 _threshold(xq, vq, ends, v_reset, v_th, ref_steps, firedq, s, check_refractory)
                 if adaptation:
                     _add_where(aq, p.increment[q], firedq)
+            if pending:
+                _clear(flat, e0, i0, n, out[start:m], target, row_len, depth)
             pending = False
             start = m
-            for w in range(fired_words.shape[0]):  # the spiking neurons, eight at a time
-                if fired_words[w]:
-                    for i in range(8 * w, 8 * w + 8):
+            for line in range(0, fired_words.shape[0], 8):  # the spiking neurons, 64 at a time
+                hit = fired_words[line]
+                for w in range(line + 1, line + 8):
+                    hit |= fired_words[w]
+                if hit:
+                    for i in range(8 * line, 8 * line + 64):
                         if fired[i]:
                             out[m] = b * width + i
                             m += 1
@@ -610,9 +651,13 @@ def kernel_params(params, start: np.ndarray, dtype: np.dtype) -> KernelParams:
         for name in constants
     }
     conductance = np.zeros(1) if params.conductance is None else params.conductance
+    c0 = fields["c0"]  # one number where its bytes are (no bias; 0.0 and -0.0 differ)
+    uniform = [c0[lo:hi].tobytes() == c0[lo:hi][:1].tobytes() * (hi - lo) for lo, hi in
+               zip(start[:-1], start[1:], strict=True)]  # fmt: skip
     return KernelParams(
         **fields,
         conductance=per_population(conductance, np.uint8),
+        uniform=np.array(uniform, dtype=np.uint8),
         start=np.asarray(start, dtype=np.int64),
         one=np.dtype(dtype).type(1),
         adaptation=params.adaptation,
