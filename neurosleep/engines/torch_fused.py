@@ -334,6 +334,7 @@ class KernelRule(NamedTuple):
 # kernel's branches below take the codes in the registries' (sorted) order
 STDP_CODES = {name: code for code, name in enumerate(rules_math.STDP_FORMS.names())}
 RATE_CODES = {name: code for code, name in enumerate(rules_math.RATE_CHANGES.names())}
+ADDITIVE = STDP_CODES["additive"]
 _jit = numba.njit(inline="always")
 _forms = [rules_math.STDP_FORMS.get(name) for name in STDP_CODES]
 _depress_0, _depress_1, _depress_2 = (_jit(form.pre) for form in _forms)
@@ -445,14 +446,27 @@ def _rules_after(rules, b, width, n, cells, rows, weight, target):
 
 @numba.njit(inline="always", boundscheck=False)
 def _rule_after(r, b, width, n, cells, rows, weight, target):
-    x, y = r.x, r.y
-    _scale(x[b * width + r.pre_lo : b * width + r.pre_hi], r.decay_x)
-    _scale(y[b * n + r.post_lo : b * n + r.post_hi], r.decay_y)
+    """One rule's :func:`_rules_after`. Additive STDP with bounds that are numbers, the
+    shipped models' rule, runs its own copy of the spike updates, form and bounds constants
+    there (no branch and no bound loaded per synapse); a copy per form would double the
+    kernel's compile time."""
+    _scale(r.x[b * width + r.pre_lo : b * width + r.pre_hi], r.decay_x)
+    _scale(r.y[b * n + r.post_lo : b * n + r.post_hi], r.decay_y)
     stdp = r.kind == 0 and r.active
+    if stdp and r.form == ADDITIVE and not r.relative:
+        _spike_updates(r, b, width, n, cells, rows, weight, target, True, ADDITIVE, False)
+    else:
+        _spike_updates(r, b, width, n, cells, rows, weight, target, stdp, r.form, r.relative)
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _spike_updates(r, b, width, n, cells, rows, weight, target, stdp, form, relative):
+    """The spiking ``rows``' weight updates (where ``stdp``) and trace jumps, pre before post."""
+    x, y = r.x, r.y
     for row in rows:
         if stdp:
-            _depress(r.form, r.pre_first[row], r.pre_count[row], target, cells, weight, y,
-                     r.eta, r.a_plus, r.a_minus, r.w_min, r.w_max, r.relative)  # fmt: skip
+            _depress(form, r.pre_first[row], r.pre_count[row], target, cells, weight, y,
+                     r.eta, r.a_plus, r.a_minus, r.w_min, r.w_max, relative)  # fmt: skip
         column = row - b * width
         if r.pre_lo <= column < r.pre_hi:
             x[row] += r.jump
@@ -463,8 +477,8 @@ def _rule_after(r, b, width, n, cells, rows, weight, target):
             if r.post_lo <= column < r.post_hi:
                 y[post] += r.jump
             if stdp:
-                _potentiate(r.form, r.post_synapses, r.post_start[post], r.post_start[post + 1],
-                            weight, x, r.eta, r.a_plus, r.w_min, r.w_max, r.relative)  # fmt: skip
+                _potentiate(form, r.post_synapses, r.post_start[post], r.post_start[post + 1],
+                            weight, x, r.eta, r.a_plus, r.w_min, r.w_max, relative)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
