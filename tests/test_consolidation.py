@@ -168,7 +168,7 @@ def test_the_joint_configuration_is_the_shipped_one_with_its_stated_changes(root
     """models/assemblies_joint.yaml and protocols/consolidation_joint_*.yaml (docs/results.md,
     "The joint configuration on held-out seeds 101–120") differ from the shipped files only in
     the recall state, the sleep's STDP gain, B's neurons (the third round's fixed 15 of 20,
-    ``default_rng(0)``) and the sleep's block of S2."""
+    ``default_rng(0)``) and the sleep's block of S2 (and their names and descriptions)."""
     shipped = model_dict(root)
     joint = yaml.safe_load((root / "models" / "assemblies_joint.yaml").read_text())
     assert joint["modulation"].pop("test") == {
@@ -190,7 +190,7 @@ def test_the_joint_configuration_is_the_shipped_one_with_its_stated_changes(root
         stored[1] = base["data"]["memories"]["stored"][1]
         if name == "sleep":
             assert mine["schedule"][-2]["sleep"].pop("block") == ["S2"]
-        for key in ("name", "model"):
+        for key in ("name", "model", "description"):
             assert mine.pop(key) != base.pop(key)
         assert mine == base, name
         assert load_protocol(root / "protocols" / f"consolidation_joint_{name}.yaml").phases
