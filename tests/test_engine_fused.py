@@ -271,6 +271,37 @@ def test_merged_pass_input_cells_and_bias(root, delay):
         )
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_streamed_arrays_lie_apart_within_a_page(root, dtype):
+    """The arrays that the kernel's pass streams at the same index start at different offsets
+    within a 4 KiB page (no load waits on an unrelated store to an address 4 KiB away), also
+    for a batch whose g_e and g_i halves of the input buffer would otherwise lie a multiple of
+    4 KiB apart (64 networks of 200 neurons: 102 400 bytes); the g_i cells after that gap still
+    take the same input as the tensor loop's."""
+    spec = small_cuba(root, None)
+    engines = [make_engine("torch", spec, seeds=range(1, 65), dtype=dtype, fused=f) for f in (0, 1)]
+    engine = engines[1]
+    item = engine.buffer.element_size()
+    assert engine.batch * engine.n * 8 % 4096 == 0
+    starts = [x.data_ptr() for x in engine.state]
+    starts += [engine.buffer.data_ptr(), engine.buffer.data_ptr() + engine.inhibitory * item]
+    for i, x in enumerate(starts):
+        for y in starts[i + 1 :]:
+            apart = (x - y) % 4096
+            assert min(apart, 4096 - apart) >= 512, (x % 4096, y % 4096)
+    assert engine.inhibitory * item % 4096 == 1024
+    recording = Recording(spikes=("exc", "inh"))
+    sinks = [MemorySink() for _ in engines]
+    for e, sink in zip(engines, sinks, strict=True):
+        e.run(20.0, recording, sink)
+    for pop in ("exc", "inh"):
+        (ta, ia), (tb, ib) = (sink.spike_array(pop) for sink in sinks)
+        assert len(ta) > 100
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(ta, tb)
+    np.testing.assert_array_equal(*(e.get_state("v", "exc") for e in engines))
+
+
 def test_fused_refuses_a_gpu_device():
     with pytest.raises(ValueError, match="CPU only"):
         make_engine("torch", small_network(), seeds=[1], device="cuda", fused=True)

@@ -5,7 +5,9 @@ after them (``N + Ns`` presynaptic rows); state tensors are ``[B, N]`` for ``B``
 seed). All projections of all networks form one padded row table (ELL: each presynaptic row's
 synapses padded to the longest row ``K``): delivering a step's spikes touches only the rows of
 neurons that spiked (``index_select`` of ``[n_spikes, K]``, one ``index_add_``). Delays go through
-a ring buffer of synaptic input ``[D, 2·B·N + 1]`` (the last cell takes padding).
+a ring buffer of synaptic input ``[D, M]``: each network's ``g_e`` cells, from ``I ≥ B·N`` on
+their ``g_i`` cells (``I`` sets them apart from the ``g_e`` cells by 1 KiB modulo 4 KiB, see
+:func:`_in_page`), and a last cell that takes padding (``M = I + B·N + 1``).
 
 Integration matches the Brian2 engine's: exact for current synapses (the linear system's
 propagator), exponential Euler for conductance synapses; threshold after the update, delivery
@@ -20,6 +22,7 @@ other devices (CUDA) and with ``fused=False``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -211,8 +214,8 @@ def _put(x: torch.Tensor, mask: torch.Tensor, value: float | torch.Tensor) -> to
 class Connectivity(NamedTuple):
     """All synapses of all networks as a padded row table over ``R = B·(N + Ns)`` rows."""
 
-    target: torch.Tensor  # int32 [R, K] (int64 where 2·B·N + 1 does not fit): index into
-    # the input buffer (2·B·N + 1 cells); 32-bit, the fused kernel reads half the bytes
+    target: torch.Tensor  # int32 [R, K] (int64 where M does not fit): index into the input
+    # buffer's M cells; 32-bit, the fused kernel reads half the bytes
     delay: torch.Tensor  # int64 [R, K] (steps)
     weight: torch.Tensor  # [R·K + 1] (flat; the last entry is the padding slot)
     weight_rows: torch.Tensor  # [R, K] view of weight[:-1]
@@ -222,6 +225,31 @@ class Connectivity(NamedTuple):
     row_of_slot: torch.Tensor  # int64 [R·K + 1]: presynaptic row (b·(N+Ns) + j)
     post_of_slot: torch.Tensor  # int64 [R·K + 1]: postsynaptic neuron (b·N + i)
     max_delay: int
+
+
+PAGE = 4096  # bytes; see :func:`_in_page`
+
+
+def _in_page(shape: tuple[int, ...], dtype: torch.dtype, device, offset: int) -> torch.Tensor:
+    """A zeroed tensor whose data starts ``offset`` bytes into a 4 KiB page (on the CPU;
+    elsewhere a plain one). The fused kernel's pass over the neurons streams several [B·N]
+    arrays at the same index; where two of them lie a multiple of 4 KiB apart, a load looks
+    like the store just issued to the other (the addresses' low 12 bits agree: "4K aliasing")
+    and waits for it. Set apart by ``offset``, they cannot."""
+    size = math.prod(shape)
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    item = torch.empty(0, dtype=dtype).element_size()
+    raw = torch.zeros(size + PAGE // item, dtype=dtype)
+    start = (offset - raw.data_ptr()) % PAGE // item
+    return raw[start : start + size].view(shape)
+
+
+def _inhibitory_start(cells: int, item: int) -> int:
+    """The input buffer's first inhibitory cell: after the ``cells`` excitatory ones, the first
+    that lies 1 KiB into a 4 KiB page from the excitatory cell of the same neuron (``item``
+    bytes per cell), so that the two are not 4 KiB apart (see :func:`_in_page`)."""
+    return cells + (PAGE // 4 - cells * item) % PAGE // item
 
 
 def _index_type(size: int) -> torch.dtype:
@@ -281,15 +309,16 @@ class TorchEngine(Engine):
         self.sizes = {name: spec.size(name) for name in self.offsets}
         self.bias = np.zeros(self.n)  # mV, per neuron (set_bias)
         self.params = neuron_params(spec, None, self.tdtype, device)
+        # the input buffer's cells: g_e of each neuron, then from here g_i, then one padding
+        item = torch.empty(0, dtype=self.tdtype).element_size()
+        self.inhibitory = _inhibitory_start(self.batch * self.n, item)
         self.state = self._initial_state()
         self.conn = self._connectivity()
-        depth = self.conn.max_delay + 1
-        self.buffer = torch.zeros(
-            (depth, 2 * self.batch * self.n + 1), dtype=self.tdtype, device=device
-        )
-        b_n, shape = self.batch * self.n, (self.batch, self.n)
+        depth, b_n, i0 = self.conn.max_delay + 1, self.batch * self.n, self.inhibitory
+        self.buffer = _in_page((depth, i0 + b_n + 1), self.tdtype, device, 5 * PAGE // 8)
+        shape = (self.batch, self.n)
         self.inputs = [  # per ring slot: views of its g_e and g_i parts, and the whole slot
-            (row[:b_n].view(shape), row[b_n : 2 * b_n].view(shape), row) for row in self.buffer
+            (row[:b_n].view(shape), row[i0 : i0 + b_n].view(shape), row) for row in self.buffer
         ]
         self.base_rates = {  # [B, size] Hz (numpy: the input is drawn on the CPU)
             name: np.tile(source_rates(spec, name), (self.batch, 1)) for name in spec.sources
@@ -312,37 +341,39 @@ class TorchEngine(Engine):
 
     # ------------------------------------------------------------------ construction
     def _initial_state(self) -> NeuronState:
-        def stack(var: str) -> torch.Tensor:
+        shape = (self.batch, self.n)
+
+        def stack(var: str, offset: int) -> torch.Tensor:
             rows = [
                 np.concatenate([net.initial[p][var] for p in self.spec.populations])
                 for net in self.networks
             ]
-            # a copy in torch's 64-byte-aligned memory (numpy's is only 16-byte aligned): the
-            # fused kernel's vector loads are faster, and its speed no longer varies by instance
-            return torch.tensor(np.stack(rows), dtype=self.tdtype, device=self.device)
+            # cache-line aligned, and each array an eighth of a page further into a page than
+            # the one before (see _in_page): the fused kernel's speed no longer varies by instance
+            x = _in_page(shape, self.tdtype, self.device, offset)
+            return x.copy_(torch.as_tensor(np.stack(rows), dtype=self.tdtype))
 
-        ref_end = torch.zeros((self.batch, self.n), dtype=torch.int32, device=self.device)
-        return NeuronState(stack("v"), stack("g_e"), stack("g_i"), stack("a"), ref_end)
+        ref_end = _in_page(shape, torch.int32, self.device, PAGE // 2)
+        v, g_e, g_i, a = (
+            stack(var, k * PAGE // 8) for k, var in enumerate(("v", "g_e", "g_i", "a"))
+        )
+        return NeuronState(v, g_e, g_i, a, ref_end)
 
     def _connectivity(self) -> Connectivity:
         b_n, width = self.batch * self.n, self.width
-        rows, targets, delays, weights = [], [], [], []
+        rows, posts, targets, delays, weights = [], [], [], [], []
         for b, net in enumerate(self.networks):
             for name, syn in net.synapses.items():
                 proj = self.spec.projections[name]
                 rows.append(b * width + self.offsets[proj.pre] + syn.pre)
                 post = b * self.n + self.offsets[proj.post] + syn.post
-                targets.append(post + (b_n if channel(self.spec, name) == "i" else 0))
+                posts.append(post)
+                targets.append(post + (self.inhibitory if channel(self.spec, name) == "i" else 0))
                 delays.append(syn.delay)
                 weights.append(syn.weight)
         n_rows = self.batch * width
         cat = (lambda xs: np.concatenate(xs)) if rows else (lambda xs: np.zeros(0, dtype=np.int64))
-        row, target, delay, weight = (
-            cat(rows),
-            cat(targets),
-            cat(delays),
-            cat(weights),
-        )
+        row, post, target, delay, weight = (cat(x) for x in (rows, posts, targets, delays, weights))
         order = np.argsort(row, kind="stable")
         counts = np.bincount(row, minlength=n_rows)
         k = max(1, int(counts.max(initial=0)))
@@ -352,10 +383,11 @@ class TorchEngine(Engine):
         slot[order] = row[order] * k + position
         pad = n_rows * k
         full = lambda fill, dtype: np.full(pad + 1, fill, dtype=dtype)  # noqa: E731
-        t_flat, d_flat, w_flat = full(2 * b_n, np.int64), full(0, np.int64), full(0.0, float)
+        cells = self.inhibitory + b_n + 1  # the last one takes the padding
+        t_flat, d_flat, w_flat = full(cells - 1, np.int64), full(0, np.int64), full(0.0, float)
         r_flat, p_flat = full(0, np.int64), full(0, np.int64)
         t_flat[slot], d_flat[slot], w_flat[slot], r_flat[slot] = target, delay, weight, row
-        p_flat[slot] = target % b_n
+        p_flat[slot] = post
         slots, start = {}, 0
         for net in self.networks:
             for name, syn in net.synapses.items():
@@ -369,7 +401,7 @@ class TorchEngine(Engine):
         weight = t(w_flat, self.tdtype)
 
         return Connectivity(
-            target=t(t_flat[:-1].reshape(n_rows, k), _index_type(2 * b_n + 1)),
+            target=t(t_flat[:-1].reshape(n_rows, k), _index_type(cells)),
             delay=t(d_flat[:-1].reshape(n_rows, k)),
             weight=weight,
             weight_rows=weight[:-1].view(n_rows, k),

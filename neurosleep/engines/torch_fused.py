@@ -32,7 +32,10 @@ synapses with its row's delivery and a post spike's, scattered over the table, f
 
 Layout as in ``engines/torch.py``: neuron arrays are flat ``[B·N]``; presynaptic rows
 ``b·W + column`` with ``W = N + Ns`` (neurons, then sources); the input buffer is ``[D, M]``
-with ``M = 2·B·N + 1`` (g_e cells, g_i cells, and a padding cell the kernel never touches).
+with ``M = I + B·N + 1`` (g_e cells, g_i cells from ``I`` on, and a padding cell the kernel
+never touches). The engine places the arrays that a pass streams together (the state's, the
+input cells) at different offsets within a 4 KiB page: a load from an address 4 KiB (or a
+multiple) away from a store just issued waits for it (10–20 % of a batch's plastic step).
 """
 
 from __future__ import annotations
@@ -362,7 +365,7 @@ def _depress(form, first, count, target, cells, weight, y, eta, a_plus, a_minus,
              relative):  # fmt: skip
     """STDP at one pre spike: its synapses, the slots ``first`` … ``first + count − 1`` of its
     row (which delivery has just read), their post neurons from the delivery ``target`` cells
-    (flat [R·K]; the inhibitory channel's cells from ``cells`` = B·N on)."""
+    (flat [R·K]; the inhibitory channel's cells from ``cells`` on)."""
     for slot in range(first, first + count):
         lo, hi = _bound(w_min, w_max, relative, slot)
         cell = target[slot]
@@ -543,6 +546,7 @@ def run_networks(
         sample_g |= code == 1 or code == 2
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     depth, cells = buffer.shape
+    inhibitory = cells - 1 - batch * n  # the first g_i cell
     flat, target_flat = buffer.reshape(-1), target.reshape(-1)
     for b in range(first, last):
         vb, ab, ref_b = v[b * n : (b + 1) * n], a[b * n : (b + 1) * n], ref_end[b * n : (b + 1) * n]
@@ -632,10 +636,10 @@ def run_networks(
                 _prefetch_potentiation(rules, b, width, n, out[start:m], weight)
             _deliver(out[start:m], s, target, delay, weight_rows, row_len, gain, use_gain, buffer)
             e0 = (s % depth) * cells + b * n  # this step's input (decay plus input; emptied)
-            i0 = e0 + batch * n
+            i0 = e0 + inhibitory
             pending = True
             if rules is not None:
-                _rules_after(rules, b, width, n, batch * n, out[start:m], weight, target_flat)
+                _rules_after(rules, b, width, n, inhibitory, out[start:m], weight, target_flat)
             k += 1
         if pending:
             _receive(p, ge_b, gi_b, flat, e0, i0)
