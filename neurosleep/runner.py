@@ -125,6 +125,7 @@ def _run_into(protocol: Protocol, claim: Claim, command_line: list[str], progres
 
 
 def _phase_loop(protocol, experiment, recorder: Recorder, show: bool) -> None:
+    experiment.prepare(protocol.phases)
     phases = tqdm(protocol.phases, desc=protocol.name, unit="phase", disable=not show)
     for phase in phases:
         phases.set_postfix_str(f"{phase.kind} {phase.name}")

@@ -364,6 +364,14 @@ class Engine(ABC):
         """Replace weights: one array per network (a list), or one array for every network."""
 
     @abstractmethod
+    def set_floors(self, projection: str, floors: list[np.ndarray] | None) -> None:
+        """Lower bounds per synapse for every plasticity rule of ``projection``: one array
+        [synapses] per network (the projection's weight unit, :class:`Synapses` order; −inf
+        where a synapse keeps its rule's bound), applied as the larger of each rule's own lower
+        bound and the floor; a floor above a rule's upper bound yields to it. ``None`` restores
+        the rules' own bounds. Stays until changed (not part of a modulation)."""
+
+    @abstractmethod
     def get_state(self, variable: str, population: str) -> np.ndarray:
         """A state variable [batch, size] (v, a in mV; g_e, g_i in the population's g unit)."""
 

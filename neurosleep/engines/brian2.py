@@ -5,7 +5,8 @@ current synapses, ``'exponential_euler'`` for conductance synapses), ``PoissonGr
 Poisson and pattern sources, ``SpikeGeneratorGroup`` for array sources, one ``Synapses`` per
 projection built from the arrays of :func:`~neurosleep.engines.base.build` (``connect(i=, j=)``);
 a rule's bounds are namespace constants, or with ``bounds: relative`` synaptic constants
-(``w_min_k``, ``w_max_k : volt (constant)``, one per synapse).
+(``w_min_k``, ``w_max_k : volt (constant)``, one per synapse); the clipping's lower end is a
+synaptic variable ``w_low_k`` (the rule's lower bound, or a floor set by ``set_floors``).
 Plasticity rules are translated through :data:`RULE_CODE` (spec rule name -> code), STDP
 forms through :data:`STDP_FORMS` and rate rules through :data:`RATE_CHANGES`; unknown names
 raise. Plasticity runs in a separate undelayed pre pathway ``plast`` (order 0, after
@@ -95,8 +96,10 @@ def brian2_tau_m(values: dict[str, float], adaptation: bool) -> float:
 def clip_bounds(k: int) -> str:
     """Rule ``k``'s clipping interval, widened by ``w_slack``: 0 while the projection learns,
     infinite while its plasticity is off, so that a weight outside the bounds (set from
-    outside, or left by another rule's bounds) is not moved when nothing is learnt."""
-    return f"w_min_{k} - w_slack, w_max_{k} + w_slack"
+    outside, or left by another rule's bounds) is not moved when nothing is learnt. The lower
+    end is the synaptic ``w_low_k``: the rule's ``w_min_k``, or a floor above it
+    (``set_floors``)."""
+    return f"w_low_{k} - w_slack, w_max_{k} + w_slack"
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,7 @@ class Brian2Engine(Engine):
                 )
             else:
                 namespace.update(bounds)
+            model += f"w_low_{k} : {'volt' if unit == 'mV' else '1'}\n"
             namespace.update(code.namespace)
             if code.periodic is not None:
                 periodic.append((code.periodic, code.interval))
@@ -322,6 +326,7 @@ class Brian2Engine(Engine):
         synapses.w = syn.weight * self._unit(unit)
         for bound, values in per_synapse.items():
             setattr(synapses, bound, values)
+        self._set_low(synapses, name, syn, None)
         if syn.delay.any():
             synapses.pre.delay = syn.delay * self.spec.dt * b2.ms
         if pre:
@@ -369,6 +374,22 @@ class Brian2Engine(Engine):
                 self.groups[name].rates = (
                     rates_with_modulation(self.base_rates[name], modulation, name) * self.b2.Hz
                 )
+
+    def _set_low(self, synapses, name: str, syn, floor: np.ndarray | None) -> None:
+        """Each rule's ``w_low_k`` of projection ``name``: its lower bound, raised to ``floor``
+        (None: not raised) and at most its upper bound."""
+        unit = self._unit(self.spec.weight_unit(name))
+        for k, rule in enumerate(self.spec.projections[name].plasticity):
+            low, high = rule_bounds(self.spec, name, rule, syn.weight)
+            low = np.broadcast_to(np.asarray(low, dtype=float), syn.weight.shape)
+            if floor is not None:
+                low = np.minimum(np.maximum(low, floor), high)
+            setattr(synapses, f"w_low_{k}", low * unit)
+
+    def set_floors(self, projection: str, floors: list[np.ndarray] | None) -> None:
+        floor = None if floors is None else np.asarray(floors[0], dtype=float)
+        syn = self.networks[0].synapses[projection]
+        self._set_low(self.synapses[projection], projection, syn, floor)
 
     def set_bias(self, population: str, values_mv: np.ndarray | None) -> None:
         values = 0.0 if values_mv is None else np.asarray(values_mv, dtype=float)

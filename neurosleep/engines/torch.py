@@ -426,12 +426,28 @@ class TorchEngine(Engine):
             rule.eta = rule_gain(modulation, "plasticity", rule.projection)
             rule.depression = rule_gain(modulation, "depression", rule.projection)
             rule.set_form(stdp_form(modulation, rule.projection, getattr(rule.rule, "form", "")))
+        self._kernel_rules()
+        for name in self.base_rates:
+            self._set_spike_p(name)
+
+    def _kernel_rules(self) -> None:
+        """The fused kernel's rules from the rule objects' current gains and bounds."""
         if self.fused:
             self.kernel_rules = self.kernel.kernel_rules(
                 self.rules, self.batch, np.dtype(self.dtype)
             )
-        for name in self.base_rates:
-            self._set_spike_p(name)
+
+    def set_floors(self, projection: str, floors: list[np.ndarray] | None) -> None:
+        floor = None
+        if floors is not None:
+            size, wide = self.conn.weight.shape[0], torch.float64
+            floor = torch.full((size,), -math.inf, dtype=wide, device=self.device)
+            for s, f in zip(self.conn.slots[projection], floors, strict=True):
+                floor[s] = torch.as_tensor(np.asarray(f, dtype=float), dtype=wide, device=s.device)
+        for rule in self.rules:
+            if rule.projection == projection:
+                rule.set_floor(floor)
+        self._kernel_rules()
 
     def _neuron_params(self) -> None:
         """The step constants of the current modulation and bias."""

@@ -11,7 +11,8 @@ post_neurons)``: traces decay, pre spikes update weights and traces, then post s
 Weight updates touch only the synapses of neurons that spiked (STDP) or, every ``interval``,
 the projection's synapses (rate rules). Updates are in place on the engine's weight tensor.
 With ``bounds: relative`` the bounds are tensors over the weight table (one value per
-synapse, from its built weight) and are indexed with the slots being updated.
+synapse, from its built weight) and are indexed with the slots being updated; so are they
+while an engine's ``set_floors`` holds lower bounds per synapse (:meth:`RuleState.set_floor`).
 
 The update functions registered in ``STDP_FORMS`` and ``RATE_CHANGES`` are pure expressions of
 numbers or tensors: the tensor loop calls them on tensors, the fused CPU kernel
@@ -125,6 +126,7 @@ class RuleState:
         self.slots = torch.cat(self.conn.slots[projection])
         dev, dtype = engine.device, engine.tdtype
         self.w_min, self.w_max = self._bounds(engine, projection, rule, dtype)
+        self.own_bounds = (self.w_min, self.w_max)  # the rule's, while floors are set
         # one more entry each: the padding row / neuron of the tensor loop's spike lists
         self.x = torch.zeros(engine.batch * engine.width + 1, dtype=dtype, device=dev)
         self.y = torch.zeros(engine.batch * engine.n + 1, dtype=dtype, device=dev)
@@ -159,6 +161,19 @@ class RuleState:
             low[slots] = torch.as_tensor(lo, dtype=dtype, device=engine.device)
             high[slots] = torch.as_tensor(hi, dtype=dtype, device=engine.device)
         return low, high
+
+    def set_floor(self, floor: torch.Tensor | None) -> None:
+        """Lower bounds [R·K + 1] over the weight table (float64; −inf where the rule's own
+        bound holds): the bounds become float64 tensors, the lower one the larger of the rule's
+        and ``floor``, at most the upper one. ``None``: the rule's own bounds again."""
+        if floor is None:
+            self.w_min, self.w_max = self.own_bounds
+            return
+        low, high = (
+            _wide(b) if isinstance(b, torch.Tensor) else torch.full_like(floor, b)
+            for b in self.own_bounds
+        )
+        self.w_min, self.w_max = torch.minimum(torch.maximum(low, floor), high), high
 
     def set_form(self, form: str) -> None:
         """A brain state's STDP form (rules without forms ignore it)."""

@@ -100,6 +100,11 @@ class Experiment(ABC):
         too large, more networks than the engine runs at once."""
         return []
 
+    def prepare(self, phases: list[PlannedPhase]) -> None:
+        """The expanded schedule, once before its first phase runs (e.g. to know which phases
+        a later one refers to); by default unused."""
+        return None
+
     @abstractmethod
     def wake(self, phase: PlannedPhase, progress: Progress) -> None: ...
 

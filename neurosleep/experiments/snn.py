@@ -51,6 +51,7 @@ from neurosleep.experiments.base import (
     Progress,
 )
 from neurosleep.limits import memory_problem
+from neurosleep.protocol import flat_phases
 from neurosleep.sleep import SLEEP, Drive, SleepRecord, SNNContext
 from neurosleep.sleep.spontaneous import blocked_groups
 from neurosleep.spec.snn import Modulation, Patterns, SNNSpec
@@ -203,6 +204,17 @@ class SNNExperiment(Experiment):
         )
         self.recording = self._recording()
         self.sink.write_spikes = set(self.recording.spikes)
+        self.tag_phases: set[str] = set()  # wake phases whose starting weights a sleep needs
+        self.wake_weights: dict[str, dict[str, list[np.ndarray]]] = {}
+
+    def prepare(self, phases: list[PlannedPhase]) -> None:
+        """Note the wake phases that a sleep's ``protect.since`` names (their starting weights
+        are kept)."""
+        self.tag_phases = {
+            protect.since
+            for phase in flat_phases(phases)
+            if (protect := getattr(phase.params, "protect", None)) is not None
+        }
 
     @classmethod
     def n_tasks(cls, data: SNNData) -> int:
@@ -242,6 +254,7 @@ class SNNExperiment(Experiment):
         ]
         stored = [m.name for m in data.memories.stored] if data.memories else []
         memories = {m.name: m.groups for m in data.memories.stored} if data.memories else {}
+        wakes: list[str] = []  # the wake phases before the phase being checked
         for phase in phases:
             cue = getattr(phase.params, "cue", None)
             if cue is not None and cue.memory not in stored:
@@ -263,6 +276,15 @@ class SNNExperiment(Experiment):
                 for i, item in enumerate(getattr(phase.params, "block", None) or [])
                 if (problem := blocked_groups(item, memories))
             ]
+            protect = getattr(phase.params, "protect", None)
+            if protect is not None and protect.since not in wakes:
+                message = (
+                    f"{protect.since!r} is not a wake phase before this one; "
+                    f"wake phases so far: {wakes}"
+                )
+                problems.append((phase.source + ("protect", "since"), message))
+            if phase.kind == "wake":
+                wakes.append(phase.name)
             if phase.engine not in (None, engine):
                 message = "snn runs keep one engine for the whole run (no phase engine override)"
                 problems.append((phase.source + ("engine",), message))
@@ -393,6 +415,12 @@ class SNNExperiment(Experiment):
     # ------------------------------------------------------------------ phases
     def wake(self, phase: PlannedPhase, progress: Progress) -> None:
         params: SNNWake = phase.params
+        if phase.name in self.tag_phases:
+            self.wake_weights[phase.name] = {
+                name: self.sim.get_weights(name)
+                for name, proj in self.model.projections.items()
+                if proj.plasticity
+            }
         self.enter("wake", params, params.plasticity)
         if self.data.memories:
             stats = self._measure(
@@ -430,6 +458,7 @@ class SNNExperiment(Experiment):
             memories={m.name: m.indices() for m in memories.stored} if memories else {},
             memory_population=memories.population if memories else None,
             spikes=self._kept_spikes,
+            wake_weights=self.wake_weights,
         )
         try:
             algorithm(phase.params, context)

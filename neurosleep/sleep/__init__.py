@@ -111,6 +111,9 @@ class SNNContext:
     ``spikes(population)``: that population's spikes since the sleep phase began, every
     network — times (ms) and node ids ``b·size + i``; kept in memory only for the populations
     the algorithm's ``spikes`` names (and ``memory_population``), an error for any other.
+    ``wake_weights[phase][projection]``: each plastic projection's weights (one array per
+    network) at the start of the wake phase named ``phase``, kept for the phases that a sleep
+    phase's ``protect.since`` names (and run so far).
     """
 
     model: SNNSpec
@@ -121,6 +124,7 @@ class SNNContext:
     memories: dict[str, list[np.ndarray]] = field(default_factory=dict)
     memory_population: str | None = None
     spikes: PhaseSpikes | None = None
+    wake_weights: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

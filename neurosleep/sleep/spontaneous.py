@@ -10,6 +10,11 @@ Cued reactivation (targeted memory reactivation, cf. Cairney et al. 2016): ``cue
 first group of one stored memory weakly and periodically during the sleep (the memories'
 source, ``rate`` for ``duration`` every ``every``).
 
+Synaptic tagging (cf. Frey & Morris 1997): ``protect`` spares in sleep the synapses that the
+wake phases since a named one potentiated: each such synapse's lower bound is, for the sleep,
+its weight at the sleep's start (depression cannot take it lower; potentiation can still raise
+it), while every other synapse keeps its rule's bounds (docs/protocols.md).
+
 Two options make it a control (docs/consolidation.md, "Controls"): ``block`` inhibits the
 neurons of named memories, or of some of a memory's groups, for the whole sleep (a constant
 negative input, ``block_bias``, on each of their neurons: their reactivation is blocked);
@@ -69,6 +74,16 @@ def blocked_groups(item: str | Groups, memories: dict[str, list]) -> str | None:
     return f"memory {name!r} has groups 0 to {n - 1}, not {bad[0]}" if bad else None
 
 
+class Protect(Params):
+    """``protect: {since: learn_B, margin: 0.0}``: a synapse of a plastic projection is tagged
+    when its weight ``w`` at the sleep's start has risen since the start of wake phase
+    ``since`` (``w0``): ``w − w0 > margin·|w0|``; in the sleep a tagged synapse's lower bound
+    is ``w`` (at most its rule's upper bound), the others keep their rules' bounds."""
+
+    since: str = Field(description="the name of a wake phase before this sleep")
+    margin: float = Field(0.0, ge=0, description="rise that tags, relative to w0 (0: any rise)")
+
+
 class SpontaneousParams(PhaseState):
     """``sleep: {kind: spontaneous, duration: 2000 ms, state: sleep, plasticity: 0.75}``."""
 
@@ -84,6 +99,9 @@ class SpontaneousParams(PhaseState):
     )
     surrogate: Literal["none", "time", "neurons"] = Field(
         "none", description="apply the sleep's STDP to its own spikes shuffled so"
+    )
+    protect: Protect | None = Field(
+        None, description="synaptic tagging: the recently potentiated synapses are not depressed"
     )
 
 
@@ -149,10 +167,15 @@ def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
     cue = drive(params.cue, context) if params.cue else None
     blocked, start = _block(params, context), context.engine.t_ms
     try:
+        tagged = _protect(params.protect, context) if params.protect else {}
         stats = context.simulate(params.duration, params, params.plasticity, cue)
     finally:
         if blocked is not None:
             context.engine.set_bias(context.memory_population, None)
+        for name in before if params.protect else ():
+            context.engine.set_floors(name, None)
+    for name, fraction in tagged.items():
+        context.record.scalar(f"{name}_tagged", fraction, "1")
     rates = {f"rate_{p}": s.rate_mean for p, s in stats.items()}
     if blocked is not None:
         pop = context.memory_population
@@ -164,6 +187,21 @@ def run(params: SpontaneousParams, context: SNNContext) -> SNNOutcome:
         _surrogate(params, context, initial, start)
     write_change(context, before, rates)
     return SNNOutcome(changed=tuple(before))
+
+
+def _protect(protect: Protect, context: SNNContext) -> dict[str, float]:
+    """Floors at the tagged synapses' current weights (``engine.set_floors``); per plastic
+    projection, the fraction of its synapses tagged (every network)."""
+    if protect.since not in context.wake_weights:
+        raise ValueError(f"protect: no weights kept from a wake phase {protect.since!r}")
+    fractions = {}
+    for name, before in context.wake_weights[protect.since].items():
+        now = context.engine.get_weights(name)
+        tags = [w - w0 > protect.margin * np.abs(w0) for w0, w in zip(before, now, strict=True)]
+        floors = [np.where(tag, w, -np.inf) for tag, w in zip(tags, now, strict=True)]
+        context.engine.set_floors(name, floors)
+        fractions[name] = float(np.concatenate(tags).mean()) if sum(map(len, tags)) else 0.0
+    return fractions
 
 
 def _cue_on_grid(params: SpontaneousParams, model: SNNSpec) -> list[tuple[tuple, str]]:
@@ -281,8 +319,12 @@ def spikes_read(params: SpontaneousParams, model: SNNSpec) -> set[str]:
 
 
 def check(params: SpontaneousParams, model: SNNSpec, before: list) -> list[tuple[tuple, str]]:
-    """A cue's times on the dt grid; a surrogate's rules."""
-    return _cue_on_grid(params, model) + _surrogate_rules(params, model)
+    """A cue's times on the dt grid; a surrogate's rules; no surrogate with ``protect`` (its
+    offline STDP keeps the rules' bounds)."""
+    problems = _cue_on_grid(params, model) + _surrogate_rules(params, model)
+    if params.protect is not None and params.surrogate != "none":
+        problems.append((("protect",), "protect cannot be combined with a surrogate"))
+    return problems
 
 
 register(
