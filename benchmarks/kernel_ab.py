@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cuba_bench import SPIKES, Discard, PlasticTorch, load  # noqa: E402
 
+from neurosleep.engines import torch_fused as engines_torch_fused  # noqa: E402
+
 KERNEL = "neurosleep/engines/torch_fused.py"
 
 
@@ -42,7 +45,14 @@ def kernel_at(revision: str, folder: Path):
     ).stdout  # fmt: skip
     path = folder / f"torch_fused_{revision.replace('/', '_')}.py"
     path.write_text(source)
-    return load_module(f"baseline_{revision}", path)
+    module = load_module(f"baseline_{revision}", path)
+    ours = inspect.signature(engines_torch_fused.run_networks.py_func)
+    if inspect.signature(module.run_networks.py_func) != ours:
+        sys.exit(
+            f"kernel_ab: run_networks at {revision} takes other arguments than this checkout's; "
+            "compare against a revision with the same ones"
+        )
+    return module
 
 
 def load_module(name: str, path: Path):

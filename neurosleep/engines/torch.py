@@ -682,7 +682,11 @@ class TorchEngine(Engine):
         )
 
         def advance(first: int, last: int) -> None:
-            self.kernel.run_networks(first, last, steps, self.step, b, width, *arrays)
+            fired = np.zeros(64 * -(-self.n // 64), dtype=np.uint8)  # scanned 64 at a time
+            integrated = np.empty(self.n, dtype=v.dtype)
+            self.kernel.run_networks(
+                first, last, steps, self.step, b, width, *arrays, fired, integrated
+            )
 
         threads = min(threads, b)
         per_network: list[list[np.ndarray]] = [[] for _ in range(b)]
