@@ -12,6 +12,7 @@ shared. Run one section at a time::
     python benchmarks/cuba_bench.py fidelity --seeds 5        # rates: torch vs Brian2's script
     python benchmarks/cuba_bench.py sweep --sizes 4000 16000 64000 256000
     python benchmarks/cuba_bench.py batch --networks 32
+    python benchmarks/cuba_bench.py batches --model cuba_stdp  # per network, batches of 8 … 32
     python benchmarks/cuba_bench.py cold
     python benchmarks/cuba_bench.py record
     python benchmarks/cuba_bench.py memory --durations 1000 20000
@@ -363,8 +364,8 @@ class PlasticTorch:
     ``duration`` ms and returns the loop seconds; ``last``: rate (Hz) and mean |Δw| (mV, E→E,
     over all networks) of that call."""
 
-    def __init__(self, model: str, networks: int = 1, seeds=None, **options) -> None:
-        self.spec = cuba_spec(4000, model)
+    def __init__(self, model: str, networks: int = 1, seeds=None, n: int = 4000, **options) -> None:
+        self.spec = cuba_spec(n, model)
         self.networks = networks
         seeds = seeds or list(range(1, networks + 1))
         self.engine = make_engine("torch", self.spec, seeds=seeds, **options)
@@ -377,11 +378,33 @@ class PlasticTorch:
         elapsed = loop_time(self.engine, duration, sink=sink)
         cpu = time.process_time() - cpu
         w1 = np.concatenate(self.engine.get_weights("ee"))
-        size = 4000 * self.networks
+        size = sum(p.size for p in self.spec.populations.values()) * self.networks
         self.last = {"rate": sink.count / size / (duration * 1e-3)}
         self.last["dw"] = float(np.abs(w1 - w0).mean())
         self.last["cpu"] = cpu
         return elapsed
+
+
+def batches(args) -> None:
+    """Processor time per network per simulated second of one torch engine per batch size
+    (``--batches``; CUBA or plastic CUBA of ``--n`` neurons), interleaved: whether a network
+    costs the same in a batch of any size, as it should (each runs its block alone)."""
+    runners = {b: PlasticTorch(args.model, b, n=args.n, dtype=args.dtype) for b in args.batches}
+    for run in runners.values():
+        run(10.0)
+    cpu = {b: [] for b in runners}
+    for _ in range(args.repeats):
+        for b, run in runners.items():
+            run()
+            cpu[b].append(run.last["cpu"] / b)
+    print(
+        f"{args.model}, {args.n} neurons, 1 s, {args.dtype}, {args.threads} torch thread(s), "
+        f"median of {args.repeats}; {load()}"
+    )
+    rows = [
+        [b, f"{1e3 * np.median(cpu[b]):.1f}", f"{runners[b].last['rate']:.2f}"] for b in runners
+    ]
+    print(table(["networks", "processor ms per network", "rate Hz"], rows))
 
 
 def plastic(args) -> None:
@@ -725,14 +748,26 @@ def main() -> None:
     )
     parser.add_argument(
         "section",
-        choices=["loop", "plastic", "fidelity", "sweep", "batch", "cold", "record", "memory"],
+        choices=[
+            "loop",
+            "plastic",
+            "fidelity",
+            "sweep",
+            "batch",
+            "batches",
+            "cold",
+            "record",
+            "memory",
+        ],
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cpp", action="store_true", help="also time Brian2 cpp_standalone")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
-    parser.add_argument("--model", default="cuba", help="sweep: cuba or cuba_stdp (plastic)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 16, 24, 31, 32])
+    parser.add_argument("--n", type=int, default=4000, help="neurons (batches section)")
+    parser.add_argument("--model", default="cuba", help="sweep, batches: cuba or cuba_stdp")
     parser.add_argument("--engines", nargs="+", default=["torch", "brian2"], help="record")
     parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
     parser.add_argument("--durations", type=float, nargs="+", default=[1000.0, 20000.0])
@@ -751,6 +786,7 @@ def main() -> None:
         "fidelity": fidelity,
         "sweep": sweep,
         "batch": batch,
+        "batches": batches,
         "cold": cold,
         "record": record,
         "memory": memory,
