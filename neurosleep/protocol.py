@@ -218,11 +218,17 @@ class Protocol:
         return yaml.safe_dump(self.resolved, sort_keys=False)
 
 
-def load_protocol(path: str | Path, overrides: list[str] = ()) -> Protocol:
-    """Read, override (``key.path=value``), validate and expand a protocol file."""
+def load_protocol(
+    path: str | Path, overrides: list[str] = (), *, check_device: bool = True
+) -> Protocol:
+    """Read, override (``key.path=value``), validate and expand a protocol file.
+    ``check_device``: refuse a torch device this machine does not have (off where another
+    machine runs it: ``neurosleep validate``, a study's driver)."""
     path = Path(path)
     data, locate = load_yaml(path)
-    return build_protocol(data, locate, overrides, base=path.parent, path=path)
+    return build_protocol(
+        data, locate, overrides, base=path.parent, path=path, check_device=check_device
+    )
 
 
 def build_protocol(
@@ -232,8 +238,10 @@ def build_protocol(
     *,
     base: Path = Path("."),
     path: Path | None = None,
+    check_device: bool = True,
 ) -> Protocol:
-    """Validate a protocol mapping (already read) and expand its schedule."""
+    """Validate a protocol mapping (already read) and expand its schedule (``check_device``:
+    as in :func:`load_protocol`)."""
     if not isinstance(data, dict):
         raise SpecError([locate.problem((), "a protocol must be a mapping of keys")])
     data = copy.deepcopy(data)
@@ -260,7 +268,7 @@ def build_protocol(
                 f"choose one of: {', '.join(experiment.engines)}",
             )
         )
-    device = _device_problem(top.device)
+    device = device_problem(top.device) if check_device else None
     if device:
         problems.append(locate.problem(("device",), device))
     data_params = _validate(experiment.Data, top.data, locate, ("data",), problems)
@@ -300,7 +308,7 @@ def build_protocol(
     )
 
 
-def _device_problem(device: str) -> str | None:
+def device_problem(device: str) -> str | None:
     """Why the torch ``device`` cannot be used on this machine (``None``: it can)."""
     if not device.startswith("cuda"):
         return None

@@ -651,9 +651,10 @@ case(
     flags("--device", "cuda"),
     '--set device="cuda"',
     "device",
+    commands=("run",),  # validate checks the file, and notes the device (test_protocol.py)
     skip="CUDA present" if torch.cuda.is_available() else None,
 )
-case("device-cuda-99", H, put("device", "cuda:99"), "p.yaml:", "device")
+case("device-cuda-99", H, put("device", "cuda:99"), "p.yaml:", "device", commands=("run",))
 case("task-out-of-range", H, put("schedule.1.test.task", 5), "test.task", "task must be")
 case(
     "repeat-both",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
 import torch
 import yaml
 
+from neurosleep.cli import main
 from neurosleep.errors import SpecError
 from neurosleep.io.runfile import open_run
 from neurosleep.protocol import load_protocol
@@ -181,6 +183,20 @@ def test_expressions_are_not_python(write_protocol, good):
 TORCH_ONLY = {
     "consolidation_sleep_symmetric_stdp": r"sleep.modulation.form: the brian2 engine runs 'ee''s",
 }
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_validate_checks_the_file_and_notes_a_device_this_machine_lacks(capsys):
+    """``neurosleep validate`` checks the file, not this machine: a protocol for CUDA is valid
+    here, with a note on stderr; ``run`` refuses it, naming the device key."""
+    path = str(ROOT / "protocols" / "consolidation_large.yaml")
+    assert main(["validate", path]) == 0
+    captured = capsys.readouterr()
+    assert "valid" in captured.out and "on cuda" in captured.out
+    assert captured.err.startswith("note: not on this machine: device 'cuda' asked for")
+    assert main(["run", path]) == 2
+    refused = capsys.readouterr().err
+    assert re.search(r"consolidation_large\.yaml:\d+: device: device 'cuda'", refused), refused
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.yaml")), ids=lambda p: p.stem)

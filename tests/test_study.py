@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from neurosleep.cli import main
@@ -134,6 +135,25 @@ def test_invalid_study_runs_nothing(make_study, tmp_path, capsys):
     assert main(["study", "run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "study.yaml:" in err and "space.schedule.dream.t: value 'ten'" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_study_validates_here_and_runs_only_where_its_workers_have_cuda(
+    make_study, tmp_path, capsys
+):
+    """A study whose protocol asks for CUDA is valid on a machine without one (its runs may go
+    to a scheduler's workers, which check their own device), with a note; run on this
+    machine's workers it is refused before anything runs or is written."""
+    path = make_study(device="cuda")
+    assert main(["study", "validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid" in captured.out
+    assert "note: not on this machine: device 'cuda' asked for" in captured.err
+    assert main(["study", "run", str(path), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().split("\n")
+    assert len(err) == 1 and "study.yaml: device 'cuda' asked for" in err[0], err
+    assert "--scheduler sends them to workers that may have it" in err[0]
     assert not (tmp_path / "out").exists()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from neurosleep.examples import ExamplesError, protocol_path
 from neurosleep.progress import PROGRESS
-from neurosleep.protocol import Protocol, load_protocol
+from neurosleep.protocol import Protocol, device_problem, load_protocol
 
 PROTOCOL_HELP = "protocol file (YAML), or the name of a shipped protocol (neurosleep examples list)"
 RUN_EXAMPLES = """examples:
@@ -117,14 +117,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load(args: argparse.Namespace) -> Protocol:
+def load(args: argparse.Namespace, check_device: bool = True) -> Protocol:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     for key in ("engine", "device", "output"):  # strings as given, never read as YAML
         if getattr(args, key, None) is not None:
             overrides.append(f"{key}={json.dumps(getattr(args, key))}")
-    return load_protocol(args.protocol, overrides)
+    return load_protocol(args.protocol, overrides, check_device=check_device)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -157,12 +157,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    protocol = load(args)
+    protocol = load(args, check_device=False)  # the file is checked, not this machine
     print(
         f"{args.protocol}: valid — {protocol.model.kind} model {protocol.model.name!r}, "
         f"engine {protocol.engine} on {protocol.device}, {protocol.n_tasks} task(s), "
         f"{len(protocol.phases)} phases, output {protocol.output}"
     )
+    if problem := device_problem(protocol.device):
+        print(f"note: not on this machine: {problem}", file=sys.stderr)
     for phase in protocol.phases:
         task = "" if phase.task < 0 else f" task {phase.task}"
         algorithm = f" ({phase.algorithm})" if phase.algorithm else ""

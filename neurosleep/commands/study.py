@@ -9,6 +9,7 @@ from pathlib import Path
 from neurosleep.commands.run import protocol_argument, study_argument
 from neurosleep.errors import StudyError
 from neurosleep.progress import PROGRESS, progress_shown
+from neurosleep.protocol import device_problem
 
 STUDY_HELP = "study file (YAML), or a shipped study's name (neurosleep examples list)"
 
@@ -139,6 +140,12 @@ def _run(args: argparse.Namespace) -> int:
 def _execute(study, args) -> int:
     from neurosleep.study.driver import run_study
 
+    missing = _missing_devices(study)
+    if missing and not args.scheduler:  # the runs go to this machine's workers
+        raise StudyError(
+            f"{study.path}: {missing[0]} (the runs go to this machine's workers; "
+            "--scheduler sends them to workers that may have it)"
+        )
     if not args.quiet:
         print(f"study {study.name}: folder {study.folder}", file=sys.stderr)
     progress = progress_shown("never" if args.quiet else args.progress)
@@ -162,7 +169,15 @@ def _validate(args: argparse.Namespace) -> int:
         f"{args.study}: valid — {len(study.protocols)} condition(s), {len(spec.space)} axes, "
         f"{spec.search.kind} search, {len(spec.seeds)} seeds, folder {study.folder}"
     )
+    for problem in _missing_devices(study):
+        print(f"note: not on this machine: {problem}", file=sys.stderr)
     return 0
+
+
+def _missing_devices(study) -> list[str]:
+    """Why this machine cannot run the torch devices the study's runs ask for (none: it can);
+    a scheduler's workers check their own."""
+    return [problem for device in sorted(study.devices) if (problem := device_problem(device))]
 
 
 def _status(args: argparse.Namespace) -> int:

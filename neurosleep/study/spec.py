@@ -412,6 +412,7 @@ class Study:
     base_raw: list[dict]  # each condition's raw protocol with the study's ``set`` applied
     folder: Path
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    devices: set[str] = field(default_factory=set)  # the torch devices its checked runs ask for
 
     @property
     def searched(self) -> int:
@@ -481,7 +482,7 @@ class Study:
         for text in overrides:
             apply_override(data, text, locate)
         data["model"] = build_protocol(
-            data, locate, base=self.protocols[config.condition].parent
+            data, locate, base=self.protocols[config.condition].parent, check_device=False
         ).resolved["model"]
         for name, value in macros.items():
             try:
@@ -493,10 +494,14 @@ class Study:
     def _resolve(self, config: Configuration, overrides: list[str]):
         from neurosleep.protocol import load_protocol
 
-        try:
-            return load_protocol(self.protocols[config.condition], overrides)
+        try:  # the device is the worker's to check (a scheduler's workers may have it)
+            protocol = load_protocol(
+                self.protocols[config.condition], overrides, check_device=False
+            )
         except SpecError as exc:
             raise SpecError([self._relocate(p, config) for p in exc.problems]) from None
+        self.devices.add(protocol.device)
+        return protocol
 
     def _relocate(self, problem: Problem, config: Configuration) -> Problem:
         """A protocol problem caused by an override → the study key that set it."""
@@ -595,7 +600,7 @@ def _splits(study: Study) -> dict[str, dict[str, Any]]:
     if study.spec.splits is not None:
         return {split: dict(study.spec.splits.get(split, {})) for split in SPLITS}
     kinds = {
-        build_protocol(raw, Locator(str(p), {}), base=p.parent).model.kind
+        build_protocol(raw, Locator(str(p), {}), base=p.parent, check_device=False).model.kind
         for raw, p in zip(study.base_raw, study.protocols, strict=True)
     }
     defaults = [DEFAULT_SPLITS.get(kind) for kind in kinds]
