@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+
 def run(
     protocol: str | Path,
     *,

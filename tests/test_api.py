@@ -30,8 +30,12 @@ def test_run_by_path_with_overrides(write_protocol, hopfield_protocol, tmp_path,
     assert run.phases()["stop_ms"].iloc[2] - run.phases()["start_ms"].iloc[2] == 20.0
     with pytest.raises(OutputError, match="already exists"):
         neurosleep.run(path, output=str(out), progress=False)
-    again = neurosleep.run(path, **{"schedule.dream.steps": 20, "seed": 2, "output": str(out)},
-                           overwrite=True, progress="never")
+    again = neurosleep.run(
+        path,
+        **{"schedule.dream.steps": 20, "seed": 2, "output": str(out)},
+        overwrite=True,
+        progress="never",
+    )
     # same protocol and seed → the same numbers
     assert again.evaluations().equals(run.evaluations())
 

@@ -33,8 +33,21 @@ def test_run_by_name_from_another_folder(tmp_path, monkeypatch, capsys, one_torc
     assert "run file: outputs/hopfield_dreaming_seed2.h5" in out
     assert (tmp_path / "outputs" / "hopfield_dreaming_seed2.h5").is_file()
     assert err == ""  # stderr is not a terminal here: no progress bars, no \r
-    assert main(["run", "hopfield_dreaming", "--seed", "2", *SHORT, "--overwrite",
-                 "--progress", "always"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hopfield_dreaming",
+                "--seed",
+                "2",
+                *SHORT,
+                "--overwrite",
+                "--progress",
+                "always",
+            ]
+        )
+        == 0
+    )
     assert "\r" in capsys.readouterr().err
 
 
@@ -95,14 +108,17 @@ def test_closed_pipe_is_silent(root):
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
-def test_missing_extra_is_one_line(tmp_path, monkeypatch, capsys, write_protocol,
-                                   hopfield_protocol):
+def test_missing_extra_is_one_line(
+    tmp_path, monkeypatch, capsys, write_protocol, hopfield_protocol
+):
     monkeypatch.setitem(sys.modules, "dask", None)  # as if Dask were not installed
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     path = write_protocol(hopfield_protocol)
     folder = str(tmp_path / "sweep")
-    assert main(["sweep", str(path), "--seeds", "1", "2", "--workers", "2", "--folder", folder,
-                 "-q"]) == 2
+    assert (
+        main(["sweep", str(path), "--seeds", "1", "2", "--workers", "2", "--folder", folder, "-q"])
+        == 2
+    )
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "pip install 'neurosleep[study]'" in err
 

@@ -90,9 +90,7 @@ def study_argument(text: str) -> Path:
 
 
 def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "protocol", type=protocol_argument, help=PROTOCOL_HELP
-    )
+    parser.add_argument("protocol", type=protocol_argument, help=PROTOCOL_HELP)
     parser.add_argument(
         "--set",
         dest="overrides",

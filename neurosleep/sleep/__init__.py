@@ -155,9 +155,7 @@ class MLPContext:
     weights: tuple[torch.Tensor, ...]
     biases: bool
     activations: Callable[[torch.Tensor], list[torch.Tensor]]
-    forward: Callable[
-        [Sequence[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]
-    ]
+    forward: Callable[[Sequence[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     inputs: torch.Tensor
     labels: torch.Tensor
     shape: tuple[int, ...]

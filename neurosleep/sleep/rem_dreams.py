@@ -245,8 +245,9 @@ def run(params: REMDreamsParams, context: MLPContext) -> MLPOutcome:
         units={"loss": "1"},
     )
     if n:
-        context.record.scalar("rem_loss_last", float(losses[-max(1, params.steps // 10):].mean()),
-                              "1")
+        context.record.scalar(
+            "rem_loss_last", float(losses[-max(1, params.steps // 10) :].mean()), "1"
+        )
     context.progress(1.0)
     new = [w.detach() for w in weights]
     return MLPOutcome(weights=new, steps=params.steps, dt_ms=params.dt)
