@@ -265,18 +265,26 @@ def _clear(flat, e0, i0, n, rows, target, row_len, depth):
 
 
 @numba.njit(inline="always")
-def _sample(samples, j, b, variables, columns, v, g_e, g_i, a):
-    """The sampled states of network ``b`` into ``samples[j, b]``."""
+def _sample(samples, j, b, variables, columns, v, g_e, g_i, a, p, flat, e0, i0, pending):
+    """The sampled states of network ``b`` into ``samples[j, b]``. Where the step before's
+    receive is ``pending`` (done in this step's pass), a conductance is sampled as that
+    receive leaves it, the same multiply-add (:func:`_decay_add`) for this neuron only."""
     for c in range(columns.shape[0]):
         code, i = variables[c], columns[c]
         if code == 0:
             samples[j, b, c] = v[i]
-        elif code == 1:
-            samples[j, b, c] = g_e[i]
-        elif code == 2:
-            samples[j, b, c] = g_i[i]
-        else:
+        elif code == 3:
             samples[j, b, c] = a[i]
+        elif not pending:
+            samples[j, b, c] = g_e[i] if code == 1 else g_i[i]
+        else:
+            q = 0
+            while p.start[q + 1] <= i:  # the neuron's population
+                q += 1
+            if code == 1:
+                samples[j, b, c] = fma(g_e[i], p.d_e[q], flat[e0 + i])
+            else:
+                samples[j, b, c] = fma(g_i[i], p.d_i[q], flat[i0 + i])
 
 
 @numba.njit(inline="always")
@@ -546,10 +554,6 @@ def run_networks(
     n_src = sources.shape[2]
     fired_words = fired.view(np.uint64)
     first_sample = step0 + (-step0 % sample_every) if sample_every > 0 else 0
-    # a pending receive changes g_e and g_i only: done before a sample that reads them
-    sample_g = False
-    for code in sample_var:
-        sample_g |= code == 1 or code == 2
     adaptation, check_refractory = p.adaptation, not p.reset_below_threshold
     depth, cells = buffer.shape
     inhibitory = cells - 1 - batch * n  # the first g_i cell
@@ -564,16 +568,15 @@ def run_networks(
         out, m = spikes_out[b], written[b]
         k = done[b]
         # a step's receive (decay plus input) is left pending and done in the next step's pass
-        # over the neurons; before a sample, or at the end, on its own
+        # over the neurons (a sample takes its result for the sampled neurons); at the end,
+        # on its own
         pending, e0, i0, start = False, 0, 0, m
         while k < steps and m + width <= out.shape[0]:
             s = step0 + k
             if sample_every > 0 and s % sample_every == 0:
-                if pending and sample_g:
-                    _receive(p, ge_b, gi_b, flat, e0, i0)
-                    pending = False
                 j = (s - first_sample) // sample_every
-                _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab)
+                _sample(samples, j, b, sample_var, sample_col, vb, ge_b, gi_b, ab, p, flat, e0,
+                        i0, pending)  # fmt: skip
             if rules is not None and periodic:
                 _rules_before(rules, b, s, weight)
             for q in range(p.start.shape[0] - 1):  # integrate, threshold and reset
