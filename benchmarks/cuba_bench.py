@@ -613,8 +613,11 @@ def record(args) -> None:
     the same network running on without recording (one engine, so that both see the same
     memory layout): ``--duration`` ms in ``--block`` ms blocks; the recorded
     time ends when every block is written and the file flushed (creating and closing the run
-    file, which a run without recording does too, are not timed)."""
+    file, which a run without recording does too, are not timed). A run file's stream buffers
+    are those the one before gave back (a process's later run files); ``--fresh-buffers``: new
+    ones, whose pages the first blocks touch first (a process's first run file)."""
     from neurosleep.experiments.snn import RecorderSink
+    from neurosleep.io import recorder
     from neurosleep.io.recorder import Recorder
 
     spec = cuba_spec(4000)
@@ -625,6 +628,8 @@ def record(args) -> None:
     rows = []
 
     def recorded_run(engine, path: Path) -> tuple[float, float]:
+        if args.fresh_buffers:  # none kept from the run file before
+            recorder._BUFFERS = recorder._BufferPool()
         rec = Recorder.create(path, attrs={}, n_tasks=1)
         sink = RecorderSink(rec, spec, 1.0, networks=1)
         sink.write_spikes = {"exc", "inh"}
@@ -664,9 +669,11 @@ def record(args) -> None:
             ]
         )
         print(rows[-1], flush=True)
+    buffers = "new for each run file" if args.fresh_buffers else "kept from the run file before"
     print(
         f"all spikes + 100 v at 1 ms to HDF5 in {args.block:g} ms blocks; CUBA 4000, "
         f"{args.duration / 1000:g} s, every block written and flushed in the recorded time; "
+        f"stream buffers {buffers}; "
         f"median of {args.repeats}; {load()}"
     )
     header = ["engine", "no recording s", "recording s", "overhead (wall)"]
@@ -775,6 +782,11 @@ def main() -> None:
     parser.add_argument("--block", type=float, default=1000.0, help="recording block (ms)")
     parser.add_argument("--duration", type=float, default=10000.0, help="record section (ms)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--fresh-buffers",
+        action="store_true",
+        help="record: each run file gets new stream buffers, as a process's first one does",
+    )
     args = parser.parse_args()
     import torch
 

@@ -3,6 +3,7 @@ fills, larger blocks appended whole; what is read back equals what was appended.
 
 import h5py
 import numpy as np
+import pytest
 
 from neurosleep.io import recorder as rec_module
 from neurosleep.io.recorder import Recorder
@@ -39,3 +40,35 @@ def test_ids_are_copied_when_queued(tmp_path):
         ids[:] = 9  # before the recorder writes anything
     with h5py.File(path, "r") as f:
         assert f["spikes/exc/node_ids"][:].tolist() == [3, 1, 2]
+
+
+def test_a_closed_recorders_buffers_serve_the_next_one_alone(tmp_path, monkeypatch):
+    # the next recorder of the process takes the closed one's buffers; neither file holds
+    # the other's rows, and the closed recorder cannot write into a buffer it gave back
+    monkeypatch.setattr(rec_module, "PENDING_BYTES", 256)
+    monkeypatch.setattr(rec_module, "_BUFFERS", rec_module._BufferPool())
+    first, second = tmp_path / "first.h5", tmp_path / "second.h5"
+    rec = Recorder.create(first, attrs={}, n_tasks=1)
+    rec.append_spikes("exc", np.arange(20.0), np.arange(20))
+    kept = rec._streams["spikes/exc"]["timestamps"].buffer
+    rec.close("complete")
+    with Recorder.create(second, attrs={}, n_tasks=1) as other:
+        other.append_spikes("exc", np.array([0.5, 1.5]), np.array([7, 8]))
+        assert any(s.buffer is kept for s in other._streams["spikes/exc"].values())
+        with pytest.raises(RuntimeError, match="recorder is closed"):
+            rec.append_spikes("exc", np.array([99.0]), np.array([99]))
+        with pytest.raises(RuntimeError, match="recorder is closed"):
+            rec.append_report("v", "exc", np.ones((1, 2)), times_ms=[0.0], dt_ms=1.0, units="mV")
+    with h5py.File(first, "r") as f:
+        assert f["spikes/exc/timestamps"][:].tolist() == list(np.arange(20.0))
+    with h5py.File(second, "r") as f:
+        assert f["spikes/exc/timestamps"][:].tolist() == [0.5, 1.5]
+        assert f["spikes/exc/node_ids"][:].tolist() == [7, 8]
+
+
+def test_the_pool_keeps_a_bounded_number_of_bytes(monkeypatch):
+    monkeypatch.setattr(rec_module, "KEPT_BUFFER_BYTES", 1000)
+    pool = rec_module._BufferPool()
+    pool.give([np.empty(100), np.empty(100)])  # 800 bytes each: the second is not kept
+    assert pool.take((100,), np.float64) is not None
+    assert pool._bytes == 0 and not any(pool._free.values())
