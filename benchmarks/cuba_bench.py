@@ -407,6 +407,34 @@ def batches(args) -> None:
     print(table(["networks", "processor ms per network", "rate Hz"], rows))
 
 
+def graphs(args) -> None:
+    """The tensor loop against the same step captured as a CUDA graph (``graphs=True``), static
+    and plastic CUBA of ``--n`` neurons, one network and ``--networks``, 1 s, interleaved
+    (on the CPU the step runs uncaptured: no gain expected). Rates and mean |Δw| of both say
+    they simulate the same networks."""
+    opts = {"device": args.device, "dtype": args.dtype, "fused": False}
+    rows = []
+    for model in ("cuba", "cuba_stdp"):
+        for networks in (1, args.networks):
+            runners = {
+                form: PlasticTorch(model, networks, n=args.n, graphs=form == "graph", **opts)
+                for form in ("loop", "graph")
+            }
+            for run in runners.values():
+                run(10.0)
+            m = interleaved(runners, args.repeats)
+            loop, graph = runners["loop"].last, runners["graph"].last
+            rows.append(
+                [model, networks, f"{m['loop']:.3f}", f"{m['graph']:.3f}",
+                 f"{m['loop'] / m['graph']:.2f}", f"{loop['rate']:.2f} / {graph['rate']:.2f}",
+                 f"{loop['dw']:.4f} / {graph['dw']:.4f}"]
+            )  # fmt: skip
+            print(rows[-1], flush=True)
+    print(f"{args.n} neurons, 1 s, {args.device}, {args.dtype}, median of {args.repeats}; {load()}")
+    header = ["model", "networks", "tensor loop s", "graphs=True s", "loop / graphs"]
+    print(table(header + ["rate Hz (loop / graph)", "mean |Δw| mV"], rows))
+
+
 def plastic(args) -> None:
     """Plastic CUBA 4000 (models/cuba_stdp.yaml), 1 s: torch against Brian2's own script
     with the same STDP, interleaved; rates and mean |Δw| say they simulate the same network.
@@ -762,6 +790,7 @@ def main() -> None:
             "sweep",
             "batch",
             "batches",
+            "graphs",
             "cold",
             "record",
             "memory",
@@ -799,6 +828,7 @@ def main() -> None:
         "sweep": sweep,
         "batch": batch,
         "batches": batches,
+        "graphs": graphs,
         "cold": cold,
         "record": record,
         "memory": memory,

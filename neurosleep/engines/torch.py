@@ -17,7 +17,8 @@ On the CPU the step loop runs fused (``fused=True``, the default there): the sam
 by numba (:mod:`neurosleep.engines.torch_fused`) over the tensors' memory, plasticity rules
 included, a whole block per call. The
 tensor functions below (:func:`lif_step`, :func:`deliver`, :func:`receive`) are the loop on
-other devices (CUDA) and with ``fused=False``.
+other devices (CUDA) and with ``fused=False``; with ``graphs=True`` their step runs over fixed
+tensors (:class:`StepGraph`), on CUDA as one captured CUDA graph replayed every step.
 """
 
 from __future__ import annotations
@@ -280,7 +281,9 @@ def deliver(
 @ENGINES.register("torch")
 class TorchEngine(Engine):
     """Batched torch simulation; ``device`` any torch device, ``dtype`` float64 or float32;
-    ``fused``: run the step loop as the compiled CPU kernel (default: on the CPU)."""
+    ``fused``: run the step loop as the compiled CPU kernel (default: on the CPU);
+    ``graphs``: run the tensor loop's step as one captured CUDA graph, replayed every step
+    (:class:`StepGraph`; elsewhere the same step uncaptured)."""
 
     name = "torch"
 
@@ -292,12 +295,17 @@ class TorchEngine(Engine):
         device: str = "cpu",
         dtype: str = "float64",
         fused: bool | None = None,
+        graphs: bool = False,
     ) -> None:
         super().__init__(spec, seeds=seeds, device=device, dtype=dtype)
         is_cpu = torch.device(device).type == "cpu"
         if fused and not is_cpu:
             raise ValueError(f"the fused step loop runs on the CPU only, not on {device!r}")
-        self.fused = is_cpu if fused is None else fused
+        self.fused = is_cpu and not graphs if fused is None else fused
+        if graphs and self.fused:
+            raise ValueError("graphs=True is a form of the tensor loop: it needs fused=False")
+        self.graphs = graphs  # the tensor loop's step as a StepGraph (CUDA graphs on CUDA)
+        self._graph = None  # the run's StepGraph
         if self.fused:  # numba (≈0.3 s to import) only where a fused engine is built
             from neurosleep.engines import torch_fused
 
@@ -542,6 +550,10 @@ class TorchEngine(Engine):
         self._plan = (recording, plan)
         return plan
 
+    def run(self, duration_ms: float, recording: Recording | None = None, sink: Sink | None = None):
+        self._graph = None  # a run captures the phase as it is set now
+        super().run(duration_ms, recording, sink)
+
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         plan = self._planned(recording)
         if self.fused:
@@ -565,11 +577,10 @@ class TorchEngine(Engine):
         a block the room is set to about twice its busiest step.
         """
         kept = self._kept_for_rerun()
+        loop = self._graph_steps if self.graphs else self._tensor_steps
         while True:
             cap = self.spike_cap
-            rows, overflow, samples, sample_steps = self._tensor_steps(
-                steps, sources, every, columns, cap
-            )
+            rows, overflow, samples, sample_steps = loop(steps, sources, every, columns, cap)
             if not overflow.item():  # the block's one wait for the device
                 break
             self._rerun_from(kept)
@@ -603,9 +614,7 @@ class TorchEngine(Engine):
         for k in range(steps):
             step = self.step + k
             if every and step % every == 0:
-                sample_steps.append(step)
-                for key, cols in index.items():
-                    state_log[key].append(getattr(state, key[0]).index_select(1, cols))
+                _sample(state, index, state_log, sample_steps, step)
             for rule in self.rules:
                 rule.before(step)
             spikes, state = lif_step(state, p, step)
@@ -624,10 +633,28 @@ class TorchEngine(Engine):
             spike_log.append(spiking)
         self.state = state
         rows = torch.stack(spike_log) if spike_log else torch.zeros((0, cap), dtype=torch.int64)
-        samples = {
-            key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()
-        }
-        return rows, overflow, samples, sample_steps
+        return rows, overflow, _stacked(state_log), sample_steps
+
+    def _graph_steps(self, steps, sources, every, columns, cap):
+        """:meth:`_tensor_steps` with each step one call of the run's
+        :class:`StepGraph` (a replayed CUDA graph on CUDA);
+        sampling and periodic rules between the calls."""
+        if self._graph is None or not self._graph.fits(steps, cap):
+            self._graph = StepGraph(self, steps, cap)
+        graph = self._graph
+        graph.start(self.state, self.step, sources)
+        index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
+        state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
+        sample_steps: list[int] = []
+        for k in range(steps):
+            step = self.step + k
+            if every and step % every == 0:
+                _sample(graph.state, index, state_log, sample_steps, step)
+            for rule in self.rules:
+                rule.before(step)
+            graph()
+        self.state, rows, overflow = graph.finish(steps)
+        return rows, overflow, _stacked(state_log), sample_steps
 
     def _kept_for_rerun(self) -> tuple:
         """What a block changes in place (the state tensors are replaced, not changed)."""
@@ -743,6 +770,127 @@ class RecordingPlan(NamedTuple):
     cols: np.ndarray
     spike_starts: np.ndarray
     spike_sizes: np.ndarray
+
+
+class StepGraph:
+    """One step of ``engine``'s tensor loop over fixed tensors (``graphs=True``, a CUDA graph
+    on CUDA): blocks of at most ``steps`` steps with ``cap`` spike entries per step (padded with
+    the number of rows ``R``).
+
+    A CUDA graph replays the kernels it captured on the addresses it captured them with, so all
+    that changes from one step to the next lives here in tensors allocated once and changed in
+    place by the step itself: the state, the step number (refractory ends, the ring buffer's slot,
+    delivery with delays), the step within the block (its row of the source spikes and of the
+    spike log) and the overflow flag. What the tensor loop decides in Python per step stays
+    outside the graph, between calls: sampling the state and the periodic plasticity rules'
+    ``before(step)``. Whatever a phase sets (modulation, bias, weights, floors) is captured as it
+    stands, so the engine makes a new step graph for every ``run`` (and for a new spike
+    room or a longer block).
+
+    On CUDA the first call of a step graph is a real step on a side stream (the warm-up a
+    capture wants), the second is captured and replayed, the later ones replayed. Elsewhere every
+    call runs :meth:`body` as it is: the same operations, which is what the CPU tests
+    compare with the tensor loop bit for bit and count for waits on the device.
+    """
+
+    def __init__(self, engine, steps: int, cap: int) -> None:
+        self.engine, self.steps, self.cap = engine, steps, cap
+        device = engine.device
+        self.state = NeuronState(*(x.clone() for x in engine.state))
+        self.step = torch.zeros((), dtype=torch.int64, device=device)  # the engine's step
+        self.k = torch.zeros((), dtype=torch.int64, device=device)  # the step within the block
+        n_sources = engine.width - engine.n
+        self.sources = (
+            torch.zeros((steps, engine.batch, n_sources), dtype=torch.bool, device=device)
+            if n_sources
+            else None
+        )
+        self.log = torch.empty((steps, cap), dtype=torch.int64, device=device)  # spiking rows
+        self.overflow = torch.zeros((), dtype=torch.bool, device=device)
+        self.capture = torch.device(device).type == "cuda"
+        self.warm = False
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def fits(self, steps: int, cap: int) -> bool:
+        return steps <= self.steps and cap == self.cap
+
+    def start(self, state: NeuronState, step: int, sources: torch.Tensor | None) -> None:
+        """A block from ``step`` with the state ``state`` and its source spikes [steps, B, Ns]."""
+        for fixed, value in zip(self.state, state, strict=True):
+            fixed.copy_(value)
+        self.step.fill_(step)
+        self.k.zero_()
+        self.overflow.zero_()
+        if sources is not None:
+            self.sources[: len(sources)].copy_(sources)
+
+    def finish(self, steps: int) -> tuple[NeuronState, torch.Tensor, torch.Tensor]:
+        """The block's end: (state, spiking rows [steps, cap], whether a step had more)."""
+        state = NeuronState(*(x.clone() for x in self.state))
+        return state, self.log[:steps].clone(), self.overflow.clone()
+
+    def __call__(self) -> None:
+        """Advance one step (see the module's docstring for CUDA)."""
+        if not self.capture:
+            self.body()
+        elif self.graph is not None:
+            self.graph.replay()
+        elif not self.warm:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.body()
+            torch.cuda.current_stream().wait_stream(side)
+            self.warm = True
+        else:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.body()
+            self.graph.replay()  # a capture records the step without running it
+
+    def body(self) -> None:
+        """The tensor loop's step (:meth:`TorchEngine._tensor_steps`), in place."""
+        e, state, step = self.engine, self.state, self.step
+        p, conn, buffer = e.params, e.conn, e.buffer
+        n_rows, n_neurons = e.batch * e.width, e.batch * e.n
+        spikes, new = lif_step(state, p, step)
+        if self.sources is None:
+            allspikes = spikes
+        else:
+            allspikes = torch.cat((spikes, self.sources.index_select(0, self.k.view(1))[0]), 1)
+        flat = allspikes.view(-1)
+        spiking = torch.nonzero_static(flat, size=self.cap, fill_value=n_rows).view(-1)
+        self.overflow.logical_or_(flat.sum() > self.cap)
+        deliver(spiking, conn, e.gain_active, buffer, step)
+        slot = torch.remainder(step, buffer.shape[0]).view(1)
+        arriving = buffer.index_select(0, slot).view(-1)
+        shape, i0 = (e.batch, e.n), e.inhibitory
+        input_e = arriving[:n_neurons].view(shape)
+        input_i = arriving[i0 : i0 + n_neurons].view(shape)
+        new = receive(new, p, input_e, input_i)
+        buffer.index_fill_(0, slot, 0.0)
+        if e.rules:
+            post = torch.nonzero_static(spikes.view(-1), size=self.cap, fill_value=n_neurons)
+            for rule in e.rules:
+                rule.after(step, spiking, post.view(-1))
+        self.log.index_copy_(0, self.k.view(1), spiking.view(1, -1))
+        for fixed, value in zip(state, new, strict=True):
+            if value is not fixed:
+                fixed.copy_(value)
+        self.k.add_(1)
+        self.step.add_(1)
+
+
+def _sample(state: NeuronState, index: dict, state_log: dict, sample_steps: list, step: int):
+    """The sampled columns ``index[(variable, population)]`` of ``state`` at ``step``."""
+    sample_steps.append(step)
+    for key, cols in index.items():
+        state_log[key].append(getattr(state, key[0]).index_select(1, cols))
+
+
+def _stacked(state_log: dict) -> dict:
+    """A block's samples per (variable, population): [samples, B, columns] (numpy)."""
+    return {key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()}
 
 
 @cache
