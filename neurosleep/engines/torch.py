@@ -835,7 +835,12 @@ class StepGraph:
             self.body()
         elif self.graph is not None:
             self.graph.replay()
-        elif not self.warm:
+        else:
+            with torch.cuda.device(self.engine.device):  # streams of the engine's device
+                self._warm_up_or_capture()
+
+    def _warm_up_or_capture(self) -> None:
+        if not self.warm:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):

@@ -198,7 +198,7 @@ class RuleState:
     def write(self, slots: torch.Tensor, values: torch.Tensor, bounds: tuple) -> None:
         """Clamp the float64 ``values`` and write them (rounded once to the engine's dtype)."""
         self.conn.weight[slots] = torch.clamp(values, *bounds).to(self.conn.weight.dtype)
-        self.conn.weight[self.pad] = 0.0
+        self.conn.weight[self.pad :].zero_()  # no Python scalar: on CUDA that is a host copy
 
 
 class STDPRule(RuleState):
