@@ -69,6 +69,9 @@ def test_a_closed_recorders_buffers_serve_the_next_one_alone(tmp_path, monkeypat
 def test_the_pool_keeps_a_bounded_number_of_bytes(monkeypatch):
     monkeypatch.setattr(rec_module, "KEPT_BUFFER_BYTES", 1000)
     pool = rec_module._BufferPool()
-    pool.give([np.empty(100), np.empty(100)])  # 800 bytes each: the second is not kept
-    assert pool.take((100,), np.float64) is not None
-    assert pool._bytes == 0 and not any(pool._free.values())
+    kept, dropped = np.empty(100), np.empty(100)
+    pool.give([kept, dropped])  # 800 bytes each: the second is not kept
+    assert pool.take((100,), np.float64) is kept
+    fresh = pool.take((100,), np.float64)  # none left: a new one
+    assert fresh is not kept and fresh is not dropped
+    assert pool._bytes == 0

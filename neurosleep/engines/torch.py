@@ -324,10 +324,7 @@ class TorchEngine(Engine):
         self.conn = self._connectivity()
         depth, b_n, i0 = self.conn.max_delay + 1, self.batch * self.n, self.inhibitory
         self.buffer = _in_page((depth, i0 + b_n + 1), self.tdtype, device, 5 * PAGE // 8)
-        shape = (self.batch, self.n)
-        self.inputs = [  # per ring slot: views of its g_e and g_i parts, and the whole slot
-            (row[:b_n].view(shape), row[i0 : i0 + b_n].view(shape), row) for row in self.buffer
-        ]
+        self.inputs = [(*_channels(row, self), row) for row in self.buffer]  # views per slot
         self.base_rates = {  # [B, size] Hz (numpy: the input is drawn on the CPU)
             name: np.tile(source_rates(spec, name), (self.batch, 1)) for name in spec.sources
         }
@@ -577,10 +574,11 @@ class TorchEngine(Engine):
         a block the room is set to about twice its busiest step.
         """
         kept = self._kept_for_rerun()
-        loop = self._graph_steps if self.graphs else self._tensor_steps
         while True:
             cap = self.spike_cap
-            rows, overflow, samples, sample_steps = loop(steps, sources, every, columns, cap)
+            rows, overflow, samples, sample_steps = self._tensor_steps(
+                steps, sources, every, columns, cap
+            )
             if not overflow.item():  # the block's one wait for the device
                 break
             self._rerun_from(kept)
@@ -596,65 +594,55 @@ class TorchEngine(Engine):
     def _tensor_steps(self, steps, sources, every, columns, cap):
         """``steps`` steps with ``cap`` spike entries per step: the spiking rows [steps, cap]
         (padded with ``R``), whether a step had more (a device bool), the sampled states
-        (numpy) and their steps."""
+        (numpy) and their steps. Each step is one call of :class:`EagerSteps` or, with
+        ``graphs``, of the run's :class:`StepGraph`; sampling and periodic rules between."""
+        if not self.graphs:
+            stepper = EagerSteps(self, sources, cap)
+        else:
+            if self._graph is None or not self._graph.fits(steps, cap):
+                self._graph = StepGraph(self, steps, cap)
+            stepper = self._graph
+            stepper.start(self.state, self.step, sources)
         index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
-        spike_log: list[torch.Tensor] = []
         state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
         sample_steps: list[int] = []
-        state, p, conn, buffer, gain = (
-            self.state,
-            self.params,
-            self.conn,
-            self.buffer,
-            self.gain_active,
-        )
-        depth, inputs = buffer.shape[0], self.inputs
-        n_rows, n_neurons = self.batch * self.width, self.batch * self.n
-        overflow = torch.zeros((), dtype=torch.bool, device=self.device)
         for k in range(steps):
             step = self.step + k
             if every and step % every == 0:
-                _sample(state, index, state_log, sample_steps, step)
+                sample_steps.append(step)
+                for key, cols in index.items():
+                    state_log[key].append(getattr(stepper.state, key[0]).index_select(1, cols))
             for rule in self.rules:
                 rule.before(step)
-            spikes, state = lif_step(state, p, step)
-            allspikes = spikes if sources is None else torch.cat((spikes, sources[k]), dim=1)
-            flat = allspikes.view(-1)
-            spiking = torch.nonzero_static(flat, size=cap, fill_value=n_rows).view(-1)
-            overflow |= flat.sum() > cap
-            deliver(spiking, conn, gain, buffer, step)
-            input_e, input_i, slot = inputs[step % depth]
-            state = receive(state, p, input_e, input_i)
-            slot.zero_()
-            if self.rules:
-                post = torch.nonzero_static(spikes.view(-1), size=cap, fill_value=n_neurons)
-                for rule in self.rules:
-                    rule.after(step, spiking, post.view(-1))
-            spike_log.append(spiking)
-        self.state = state
-        rows = torch.stack(spike_log) if spike_log else torch.zeros((0, cap), dtype=torch.int64)
-        return rows, overflow, _stacked(state_log), sample_steps
+            stepper(step, k)
+        self.state, rows, overflow = stepper.finish(steps)
+        samples = {
+            key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()
+        }
+        return rows, overflow, samples, sample_steps
 
-    def _graph_steps(self, steps, sources, every, columns, cap):
-        """:meth:`_tensor_steps` with each step one call of the run's
-        :class:`StepGraph` (a replayed CUDA graph on CUDA);
-        sampling and periodic rules between the calls."""
-        if self._graph is None or not self._graph.fits(steps, cap):
-            self._graph = StepGraph(self, steps, cap)
-        graph = self._graph
-        graph.start(self.state, self.step, sources)
-        index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
-        state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
-        sample_steps: list[int] = []
-        for k in range(steps):
-            step = self.step + k
-            if every and step % every == 0:
-                _sample(graph.state, index, state_log, sample_steps, step)
+    def _step(self, state: NeuronState, step, source_row, cap: int, slot) -> tuple:
+        """One step of the tensor loop from ``state`` at ``step`` (an int, or a device int64
+        tensor in a step graph): integrate, fire, deliver, receive, plasticity (weights,
+        traces and the ring buffer changed in place). ``source_row``: the step's source spikes
+        [B, Ns] (None: no sources); ``slot()``: (g_e input, g_i input) [B, N] of the ring
+        buffer's slot of ``step``, read after delivery; the caller empties it. Returns the
+        spiking rows [cap] (padded with ``R``), whether the step had more (a device bool) and
+        the new state."""
+        p = self.params
+        spikes, state = lif_step(state, p, step)
+        allspikes = spikes if source_row is None else torch.cat((spikes, source_row), dim=1)
+        flat = allspikes.view(-1)
+        spiking = torch.nonzero_static(flat, size=cap, fill_value=self.batch * self.width)
+        spiking = spiking.view(-1)
+        more = flat.sum() > cap
+        deliver(spiking, self.conn, self.gain_active, self.buffer, step)
+        state = receive(state, p, *slot())
+        if self.rules:
+            post = torch.nonzero_static(spikes.view(-1), size=cap, fill_value=self.batch * self.n)
             for rule in self.rules:
-                rule.before(step)
-            graph()
-        self.state, rows, overflow = graph.finish(steps)
-        return rows, overflow, _stacked(state_log), sample_steps
+                rule.after(step, spiking, post.view(-1))
+        return spiking, more, state
 
     def _kept_for_rerun(self) -> tuple:
         """What a block changes in place (the state tensors are replaced, not changed)."""
@@ -829,8 +817,9 @@ class StepGraph:
         state = NeuronState(*(x.clone() for x in self.state))
         return state, self.log[:steps].clone(), self.overflow.clone()
 
-    def __call__(self) -> None:
-        """Advance one step (see the module's docstring for CUDA)."""
+    def __call__(self, step: int, k: int) -> None:
+        """Advance one step (the step numbers live in the graph's own tensors; on CUDA see
+        above)."""
         if not self.capture:
             self.body()
         elif self.graph is not None:
@@ -854,48 +843,59 @@ class StepGraph:
             self.graph.replay()  # a capture records the step without running it
 
     def body(self) -> None:
-        """The tensor loop's step (:meth:`TorchEngine._tensor_steps`), in place."""
-        e, state, step = self.engine, self.state, self.step
-        p, conn, buffer = e.params, e.conn, e.buffer
-        n_rows, n_neurons = e.batch * e.width, e.batch * e.n
-        spikes, new = lif_step(state, p, step)
-        if self.sources is None:
-            allspikes = spikes
-        else:
-            allspikes = torch.cat((spikes, self.sources.index_select(0, self.k.view(1))[0]), 1)
-        flat = allspikes.view(-1)
-        spiking = torch.nonzero_static(flat, size=self.cap, fill_value=n_rows).view(-1)
-        self.overflow.logical_or_(flat.sum() > self.cap)
-        deliver(spiking, conn, e.gain_active, buffer, step)
-        slot = torch.remainder(step, buffer.shape[0]).view(1)
-        arriving = buffer.index_select(0, slot).view(-1)
-        shape, i0 = (e.batch, e.n), e.inhibitory
-        input_e = arriving[:n_neurons].view(shape)
-        input_i = arriving[i0 : i0 + n_neurons].view(shape)
-        new = receive(new, p, input_e, input_i)
+        """:meth:`TorchEngine._step` over the fixed tensors, in place."""
+        e, buffer = self.engine, self.engine.buffer
+        slot = torch.remainder(self.step, buffer.shape[0]).view(1)
+
+        def arriving() -> tuple[torch.Tensor, torch.Tensor]:  # after delivery: a copy
+            row = buffer.index_select(0, slot).view(-1)
+            return _channels(row, e)
+
+        source_row = (
+            None if self.sources is None else self.sources.index_select(0, self.k.view(1))[0]
+        )
+        spiking, more, new = e._step(self.state, self.step, source_row, self.cap, arriving)
         buffer.index_fill_(0, slot, 0.0)
-        if e.rules:
-            post = torch.nonzero_static(spikes.view(-1), size=self.cap, fill_value=n_neurons)
-            for rule in e.rules:
-                rule.after(step, spiking, post.view(-1))
+        self.overflow.logical_or_(more)
         self.log.index_copy_(0, self.k.view(1), spiking.view(1, -1))
-        for fixed, value in zip(state, new, strict=True):
+        for fixed, value in zip(self.state, new, strict=True):
             if value is not fixed:
                 fixed.copy_(value)
         self.k.add_(1)
         self.step.add_(1)
 
 
-def _sample(state: NeuronState, index: dict, state_log: dict, sample_steps: list, step: int):
-    """The sampled columns ``index[(variable, population)]`` of ``state`` at ``step``."""
-    sample_steps.append(step)
-    for key, cols in index.items():
-        state_log[key].append(getattr(state, key[0]).index_select(1, cols))
+class EagerSteps:
+    """The tensor loop's steps as they come (``graphs=False``): each step's state replaces
+    the one before, its spiking rows are kept in a list; the interface of :class:`StepGraph`."""
+
+    def __init__(self, engine: TorchEngine, sources: torch.Tensor | None, cap: int) -> None:
+        self.engine, self.sources, self.cap = engine, sources, cap
+        self.state = engine.state
+        self.log: list[torch.Tensor] = []
+        self.overflow = torch.zeros((), dtype=torch.bool, device=engine.device)
+
+    def __call__(self, step: int, k: int) -> None:
+        e = self.engine
+        input_e, input_i, row = e.inputs[step % e.buffer.shape[0]]  # views: read when used
+        source_row = None if self.sources is None else self.sources[k]
+        spiking, more, self.state = e._step(
+            self.state, step, source_row, self.cap, lambda: (input_e, input_i)
+        )
+        row.zero_()
+        self.overflow |= more
+        self.log.append(spiking)
+
+    def finish(self, steps: int) -> tuple[NeuronState, torch.Tensor, torch.Tensor]:
+        """The block's end: (state, spiking rows [steps, cap], whether a step had more)."""
+        rows = torch.stack(self.log) if self.log else torch.zeros((0, self.cap), dtype=torch.int64)
+        return self.state, rows, self.overflow
 
 
-def _stacked(state_log: dict) -> dict:
-    """A block's samples per (variable, population): [samples, B, columns] (numpy)."""
-    return {key: torch.stack(log).cpu().numpy() if log else None for key, log in state_log.items()}
+def _channels(row: torch.Tensor, engine: TorchEngine) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ring-buffer slot's [M] cells as its (g_e input, g_i input), views [B, N] each."""
+    shape, b_n, i0 = (engine.batch, engine.n), engine.batch * engine.n, engine.inhibitory
+    return row[:b_n].view(shape), row[i0 : i0 + b_n].view(shape)
 
 
 @cache
