@@ -1,0 +1,173 @@
+"""Can memories A and B be recalled in full at once on the shared neurons? An oracle sleep.
+
+González et al. 2020's sleep ends with the synapses between the two sequences' shared neurons
+split: a neuron pair keeps one direction, some pairs A's, the others B's (S1 and S1*). This
+script builds that end state by hand — no sleep dynamics — and tests recall on it, to ask
+whether the state a sleep should reach recalls both memories in this network at all.
+
+After learning A, B and S2 (the shipped ``consolidation_sleep`` protocol up to its test after
+B), the sleep phase is replaced by ``pair_split`` (registered here, instantaneous): every
+reciprocal pair of synapses among A's neurons whose two directions are A's (the pre neuron
+earlier in A than the post neuron) and B's is given to A with probability ``fraction``
+(drawn once per pair, so a pair given to A at 0.25 is given to A at 0.5 too): both its
+synapses go back to their weights at the end of learning A (A's direction strong, B's weak);
+the other pairs keep their weights after learning B. With ``one_way`` the A-direction
+synapses without a reverse synapse (≈ 40 % of them at p 0.6) go back to their weights after
+learning A too — B loses nothing by those. Within-group synapses and every other synapse keep
+their weights. Then the final test (27 trials per memory).
+
+    python benchmarks/pair_split.py --networks 20 --seed 1 --out outputs/pair_split
+
+prints, per condition, full recall and graded score of A, B and S2 (mean ± SEM over the
+networks and the lowest network), the no-sleep control being ``fraction`` 0 without
+``one_way``. ``--set KEY=VALUE`` changes the protocol (model keys too) for every condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import Field
+
+from neurosleep.io.runfile import open_run
+from neurosleep.params import Params
+from neurosleep.protocol import load_protocol
+from neurosleep.runner import run as run_protocol
+from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
+from neurosleep.sleep.spontaneous import Protect
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PairSplitParams(Params):
+    """``sleep: {kind: pair_split, fraction: 0.5, one_way: false, protect: {since: learn_B}}``."""
+
+    fraction: float = Field(ge=0, le=1, description="share of A/B reciprocal pairs given to A")
+    one_way: bool = Field(False, description="also restore A's synapses without a reverse")
+    first: str = "A"
+    second: str = "B"
+    projection: str = "ee"
+    pair_seed: int = 0
+    # the experiment keeps the weights at the start of the wake phase a sleep's `protect` names
+    protect: Protect = Protect(since="learn_B")
+
+
+def split(params: PairSplitParams, context: SNNContext) -> SNNOutcome:
+    groups = context.memories[params.first]
+    position = np.full(context.model.size(context.memory_population), -1)
+    for k, g in enumerate(groups):
+        position[g] = k
+    after_first = context.wake_weights[params.protect.since][params.projection]
+    new = []
+    for b, (net, now) in enumerate(
+        zip(context.engine.networks, context.engine.get_weights(params.projection), strict=True)
+    ):
+        syn = net.synapses[params.projection]
+        pre, post = position[syn.pre], position[syn.post]
+        forward = (pre >= 0) & (post >= 0) & (pre < post)  # A's direction
+        pairs = zip(syn.pre.tolist(), syn.post.tolist(), strict=True)
+        index = {(i, j): s for s, (i, j) in enumerate(pairs)}
+        w = now.copy()
+        draw = np.random.default_rng((params.pair_seed, b)).random(len(w))
+        for s in np.flatnonzero(forward):
+            r = index.get((int(syn.post[s]), int(syn.pre[s])))
+            if r is None:
+                if params.one_way:
+                    w[s] = after_first[b][s]
+            elif draw[s] < params.fraction:
+                w[s], w[r] = after_first[b][s], after_first[b][r]
+        new.append(w)
+    context.engine.set_weights(params.projection, new)
+    context.progress(1.0)
+    return SNNOutcome(changed=(params.projection,))
+
+
+register(
+    SleepAlgorithm(
+        name="pair_split",
+        Params=PairSplitParams,
+        model_kind="snn",
+        run=split,
+        summary="oracle: A's learned weights back on a share of the shared pairs",
+    )
+)
+
+
+def condition(args, fraction: float, one_way: bool) -> Path:
+    """Run the protocol with the oracle split as its sleep; returns the run file."""
+    tag = f"{Path(args.protocol).stem}_f{fraction:g}" + ("_oneway" if one_way else "") + args.tag
+    out = Path(args.out).resolve() / f"{tag}_s{args.seed}.h5"
+    if out.exists() and args.reuse:
+        return out
+    protocol = ROOT / args.protocol
+    doc = yaml.safe_load(protocol.read_text())
+    model = ROOT / args.model if args.model else protocol.parent / doc["model"]
+    doc["model"] = yaml.safe_load(model.read_text())  # inline, so that --set model.… applies
+    doc["model"].pop("format_version", None)
+    doc["record"] = {"spikes": "none", "weights": "none"}
+    doc["schedule"] = [p for p in doc["schedule"] if next(iter(p.values()))["name"] != "sleep"]
+    doc["schedule"].insert(
+        -1,
+        {
+            "sleep": {
+                "name": "split",
+                "kind": "pair_split",
+                "fraction": fraction,
+                "one_way": one_way,
+            }
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "protocol.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        sets = [f"seed={args.seed}", f"data.networks={args.networks}", f"output={out}"]
+        run_protocol(load_protocol(path, sets + args.set), overwrite=True, progress="never")
+    return out
+
+
+def scores(path: Path, phase: str) -> dict[str, np.ndarray]:
+    """Per memory: full recall and graded score per network in test ``phase``."""
+    with open_run(path) as rf:
+        index = next(p.index for p in rf.phases() if p.name == phase)
+        r = rf.arrays(f"recall/{index}")
+        names = ("A", "B", "S2")  # the protocol's stored memories, in order
+        return {name: (r["full_recall"][:, m], r["sequence"][:, m]) for m, name in enumerate(names)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
+    parser.add_argument("--protocol", default="protocols/consolidation_sleep.yaml")
+    parser.add_argument("--model", help="model file (default: the protocol's)")
+    parser.add_argument("--out", default="outputs/pair_split")
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--set", action="append", default=[], help="protocol KEY=VALUE")
+    parser.add_argument("--reuse", action="store_true", help="read existing run files")
+    args = parser.parse_args()
+    print(
+        f"networks {args.seed}…{args.seed + args.networks - 1}; full recall (mean ± SEM, lowest)"
+        " / graded, final test"
+    )
+    print("| A's pairs | A's one-way synapses | A | B | S2 |\n|---|---|---|---|---|")
+    for one_way in (False, True):
+        for fraction in args.fractions:
+            final = scores(condition(args, fraction, one_way), "final")
+            cells = []
+            for name in ("A", "B", "S2"):
+                full, graded = final[name]
+                sem = full.std(ddof=1) / np.sqrt(len(full)) if len(full) > 1 else 0.0
+                cells.append(
+                    f"{full.mean():.2f} ± {sem:.2f} ({full.min():.2f}) / {graded.mean():.2f}"
+                )
+            restored = "restored" if one_way else "as after B"
+            print(f"| {fraction:g} | {restored} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
