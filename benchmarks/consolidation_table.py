@@ -15,8 +15,9 @@ Writes the figure (graded recall per memory across test phases, one panel per co
         --figure docs/img/consolidation/recall.png
 
 ``--only`` takes protocol names, condition labels and the named sets ``controls`` (no sleep,
-sleep and every control), ``large`` and ``joint`` (the joint configuration's sleep and no
-sleep); ``--size large`` runs the conditions on the large configuration
+sleep and every control), ``large``, ``joint`` (the joint configuration's sleep and no
+sleep) and ``soft`` (the soft-bound sleep configuration: no sleep, sleep, nightmares and its
+controls); ``--size large`` runs the conditions on the large configuration
 (``models/assemblies_large.yaml``, every memory's groups ×10; run files named ``…_large``);
 ``benchmarks/consolidation_controls.sh`` runs the controls' tables in one command.
 ``--reuse`` reads existing run files in ``--out`` instead of running again (refusing one whose
@@ -84,6 +85,40 @@ CONTROLS = [
         for f in DOSES
     ),
 ]
+# the soft-bound sleep configuration (models/assemblies_joint.yaml, B over all of A's neurons,
+# soft-bound STDP in sleep; docs/results.md, "Soft-bound sleep"), its nightmares and controls
+SOFT = [
+    Condition("soft: no sleep", "consolidation_soft_no_sleep"),
+    Condition("soft: sleep", "consolidation_soft_sleep"),
+    Condition("soft: nightmares", "consolidation_soft_nightmares"),
+    Condition(
+        "soft: sleep, plasticity off",
+        "consolidation_soft_sleep",
+        ("schedule.sleep.plasticity=0",),
+        "_no_plasticity",
+    ),
+    Condition(
+        "soft: sleep, A blocked",
+        "consolidation_soft_sleep",
+        ("schedule.sleep.block=[A, S2]",),
+        "_blocked",
+    ),
+    *(
+        Condition(
+            f"soft: surrogate, {what}",
+            "consolidation_soft_sleep",
+            (f"schedule.sleep.surrogate={how}",),
+            f"_surrogate_{how}",
+        )
+        for what, how in (("shuffled in time", "time"), ("neurons permuted", "neurons"))
+    ),
+    Condition(
+        "soft: sleep, additive STDP",
+        "consolidation_soft_sleep",
+        ('schedule.sleep.modulation={"form": {"*": "additive"}}',),
+        "_additive",
+    ),
+]
 CONDITIONS = [
     Condition("no sleep", "consolidation_no_sleep"),
     Condition("sleep", "consolidation_sleep"),
@@ -98,6 +133,7 @@ CONDITIONS = [
     Condition("NREM + REM", "consolidation_nrem_rem"),
     Condition("REM only", "consolidation_rem_only"),
     *CONTROLS,
+    *SOFT,
 ]
 
 # named sets of conditions for --only: the controls table (docs/results.md, "Controls and the
@@ -107,6 +143,7 @@ SUITES = {
     "controls": ("no sleep", "sleep", *(c.label for c in CONTROLS)),
     "large": ("no sleep", "sleep", "sleep, plasticity off", "nightmares"),
     "joint": ("joint: no sleep", "joint: sleep"),
+    "soft": tuple(c.label for c in SOFT),
 }
 
 
@@ -353,6 +390,8 @@ PAIRS = [
     ("REM only", "sleep"),
     ("REM only", "no sleep"),
     *((c.label, "no sleep") for c in CONTROLS),
+    ("soft: nightmares", "soft: sleep"),
+    *((c.label, "soft: no sleep") for c in SOFT[1:]),
 ]
 
 

@@ -148,6 +148,12 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/pair_split")
     parser.add_argument("--tag", default="")
     parser.add_argument("--set", action="append", default=[], help="protocol KEY=VALUE")
+    parser.add_argument(
+        "--one-way",
+        choices=("no", "yes", "both"),
+        default="both",
+        help="restore A's one-way synapses",
+    )
     parser.add_argument("--reuse", action="store_true", help="read existing run files")
     args = parser.parse_args()
     print(
@@ -155,7 +161,7 @@ def main() -> None:
         " / graded, final test"
     )
     print("| A's pairs | A's one-way synapses | A | B | S2 |\n|---|---|---|---|---|")
-    for one_way in (False, True):
+    for one_way in {"no": (False,), "yes": (True,), "both": (False, True)}[args.one_way]:
         for fraction in args.fractions:
             final = scores(condition(args, fraction, one_way), "final")
             cells = []

@@ -182,6 +182,8 @@ def test_expressions_are_not_python(write_protocol, good):
 # shipped protocols that use what only the torch engine does, and Brian2's refusal
 TORCH_ONLY = {
     "consolidation_sleep_symmetric_stdp": r"sleep.modulation.form: the brian2 engine runs 'ee''s",
+    "consolidation_soft_sleep": r"sleep.modulation.form: the brian2 engine runs 'ee''s",
+    "consolidation_soft_nightmares": r"sleep.modulation.form: the brian2 engine runs 'ee''s",
 }
 
 
