@@ -97,7 +97,7 @@ SOFT = [
         ("schedule.sleep.plasticity=0",),
         "_no_plasticity",
     ),
-    Condition(
+    Condition(  # B lies on A's neurons and S2's are blocked anyway: every exc neuron is
         "soft: sleep, A blocked",
         "consolidation_soft_sleep",
         ("schedule.sleep.block=[A, S2]",),
@@ -391,7 +391,7 @@ PAIRS = [
     ("REM only", "no sleep"),
     *((c.label, "no sleep") for c in CONTROLS),
     ("soft: nightmares", "soft: sleep"),
-    *((c.label, "soft: no sleep") for c in SOFT[1:]),
+    *((c.label, "soft: no sleep") for c in SOFT if c.label != "soft: no sleep"),
 ]
 
 

@@ -6,15 +6,19 @@ script builds that end state by hand — no sleep dynamics — and tests recall 
 whether the state a sleep should reach recalls both memories in this network at all.
 
 After learning A, B and S2 (the shipped ``consolidation_sleep`` protocol up to its test after
-B), the sleep phase is replaced by ``pair_split`` (registered here, instantaneous): every
-reciprocal pair of synapses among A's neurons whose two directions are A's (the pre neuron
-earlier in A than the post neuron) and B's is given to A with probability ``fraction``
-(drawn once per pair, so a pair given to A at 0.25 is given to A at 0.5 too): both its
-synapses go back to their weights at the end of learning A (A's direction strong, B's weak);
-the other pairs keep their weights after learning B. With ``one_way`` the A-direction
-synapses without a reverse synapse (≈ 40 % of them at p 0.6) go back to their weights after
-learning A too — B loses nothing by those. Within-group synapses and every other synapse keep
-their weights. Then the final test (27 trials per memory).
+B), the sleep phase is replaced by ``pair_split`` (registered here, instantaneous). A *shared
+pair* is a reciprocal pair of E→E synapses whose one direction is A's (both neurons in A's
+groups, the pre neuron's group earlier in A) and whose other is B's (both neurons in B's groups,
+the pre neuron's group earlier in B). Each shared pair is given to A with probability
+``fraction`` (drawn once per pair from ``pair_seed`` and the network's seed, so a pair given to
+A at 0.25 is given to A at 0.5 too): both its synapses go back to their weights at the end of
+learning A (A's direction strong, B's weak); the other shared pairs keep their weights after
+learning B. With ``one_way`` A's other synapses — A-direction synapses without a reverse
+synapse in B's direction (≈ 40 % of them at p 0.6 when B covers A's neurons) — go back to
+their weights after learning A too; no B synapse changes by those. Within-group synapses,
+B's synapses outside shared pairs and every other synapse keep their weights (so ``fraction``
+1 with ``one_way`` is not the whole network after learning A). Then the final test (27 trials
+per memory).
 
     python benchmarks/pair_split.py --networks 20 --seed 1 --out outputs/pair_split
 
@@ -44,42 +48,57 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class PairSplitParams(Params):
-    """``sleep: {kind: pair_split, fraction: 0.5, one_way: false, protect: {since: learn_B}}``."""
+    """``sleep: {kind: pair_split, fraction: 0.5, one_way: false}``."""
 
-    fraction: float = Field(ge=0, le=1, description="share of A/B reciprocal pairs given to A")
-    one_way: bool = Field(False, description="also restore A's synapses without a reverse")
-    first: str = "A"
-    second: str = "B"
-    projection: str = "ee"
-    pair_seed: int = 0
-    # the experiment keeps the weights at the start of the wake phase a sleep's `protect` names
-    protect: Protect = Protect(since="learn_B")
+    fraction: float = Field(ge=0, le=1, description="share of the shared pairs given to A")
+    one_way: bool = Field(False, description="also restore A's synapses outside shared pairs")
+    first: str = Field("A", description="the memory whose learned weights come back")
+    second: str = Field("B", description="the interfering memory over the same neurons")
+    projection: str = Field("ee", description="the plastic projection (weights in mV)")
+    pair_seed: int = Field(0, description="with each network's seed, draws the pairs given back")
+    # the experiment keeps each plastic projection's weights at the start of the wake phase a
+    # sleep's `protect.since` names: here only to read them (no synapse is protected)
+    protect: Protect = Field(
+        Protect(since="learn_B"), description="since: the wake phase that follows learning first"
+    )
+
+
+def positions(groups: list[np.ndarray], size: int) -> np.ndarray:
+    """Each neuron's group index in a memory's stored order (-1 outside it) [size]."""
+    position = np.full(size, -1)
+    for k, g in enumerate(groups):
+        position[g] = k
+    return position
 
 
 def split(params: PairSplitParams, context: SNNContext) -> SNNOutcome:
-    groups = context.memories[params.first]
-    position = np.full(context.model.size(context.memory_population), -1)
-    for k, g in enumerate(groups):
-        position[g] = k
-    after_first = context.wake_weights[params.protect.since][params.projection]
+    """Give a share of the shared pairs (and with ``one_way`` A's other synapses) their weights
+    at the start of wake phase ``protect.since`` back, in every network; no time passes."""
+    size = context.model.size(context.memory_population)
+    in_first = positions(context.memories[params.first], size)
+    in_second = positions(context.memories[params.second], size)
+    learned = context.wake_weights[params.protect.since][params.projection]  # [networks][S] mV
+    seeds = context.engine.seeds
     new = []
     for b, (net, now) in enumerate(
         zip(context.engine.networks, context.engine.get_weights(params.projection), strict=True)
     ):
         syn = net.synapses[params.projection]
-        pre, post = position[syn.pre], position[syn.post]
-        forward = (pre >= 0) & (post >= 0) & (pre < post)  # A's direction
+        pre, post = in_first[syn.pre], in_first[syn.post]
+        first_direction = (pre >= 0) & (post >= 0) & (pre < post)
+        pre, post = in_second[syn.pre], in_second[syn.post]
+        second_direction = (pre >= 0) & (post >= 0) & (pre < post)
         pairs = zip(syn.pre.tolist(), syn.post.tolist(), strict=True)
         index = {(i, j): s for s, (i, j) in enumerate(pairs)}
         w = now.copy()
-        draw = np.random.default_rng((params.pair_seed, b)).random(len(w))
-        for s in np.flatnonzero(forward):
+        draw = np.random.default_rng((params.pair_seed, seeds[b])).random(len(w))
+        for s in np.flatnonzero(first_direction):
             r = index.get((int(syn.post[s]), int(syn.pre[s])))
-            if r is None:
+            if r is None or not second_direction[r]:
                 if params.one_way:
-                    w[s] = after_first[b][s]
+                    w[s] = learned[b][s]
             elif draw[s] < params.fraction:
-                w[s], w[r] = after_first[b][s], after_first[b][r]
+                w[s], w[r] = learned[b][s], learned[b][r]
         new.append(w)
     context.engine.set_weights(params.projection, new)
     context.progress(1.0)
@@ -129,7 +148,7 @@ def condition(args, fraction: float, one_way: bool) -> Path:
     return out
 
 
-def scores(path: Path, phase: str) -> dict[str, np.ndarray]:
+def scores(path: Path, phase: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per memory: full recall and graded score per network in test ``phase``."""
     with open_run(path) as rf:
         index = next(p.index for p in rf.phases() if p.name == phase)
