@@ -118,6 +118,40 @@ SOFT = [
         ('schedule.sleep.modulation={"form": {"*": "additive"}}',),
         "_additive",
     ),
+    Condition(
+        "soft: sleep, symmetric STDP",
+        "consolidation_soft_sleep",
+        ('schedule.sleep.modulation={"form": {"*": "symmetric"}}',),
+        "_symmetric",
+    ),
+    Condition(
+        "soft: sleep, a_minus = a_plus",
+        "consolidation_soft_sleep",
+        (
+            'schedule.sleep.modulation={"form": {"*": "multiplicative"}, '
+            '"depression": {"*": 1.4285714}}',
+        ),
+        "_gonzalez",
+    ),
+    Condition(  # the wake state with the sleep's background drive, the same STDP form
+        "soft: awake rest, sleep's drive",
+        "consolidation_soft_sleep",
+        (
+            "schedule.sleep.state=wake",
+            'schedule.sleep.modulation={"form": {"*": "multiplicative"}, '
+            '"scale": {"noise.rate": 4.0, "noise_i.rate": 4.0}}',
+        ),
+        "_awake_rest",
+    ),
+    *(  # the sleep state's STDP gain (×2 in models/assemblies_joint.yaml) times these factors
+        Condition(
+            f"soft: sleep, STDP ×{2 * f:g}",
+            "consolidation_soft_sleep",
+            (f"schedule.sleep.plasticity={f}",),
+            f"_stdp{2 * f:g}",
+        )
+        for f in (0.375, 0.5, 2.0)
+    ),
 ]
 CONDITIONS = [
     Condition("no sleep", "consolidation_no_sleep"),
