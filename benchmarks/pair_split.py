@@ -30,19 +30,20 @@ networks and the lowest network), the no-sleep control being ``fraction`` 0 with
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
 from pathlib import Path
 
 import numpy as np
-import yaml
+from consolidation_table import load_condition, memory_names, recall_rows, refuse_other
 from pydantic import Field
 
+from neurosleep.analysis.stats import mean_sem
 from neurosleep.io.runfile import open_run
 from neurosleep.params import Params
-from neurosleep.protocol import load_protocol
-from neurosleep.runner import run as run_protocol
+from neurosleep.runner import run
 from neurosleep.sleep import SleepAlgorithm, SNNContext, SNNOutcome, register
 from neurosleep.sleep.spontaneous import Protect
+from neurosleep.yamlfile import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +72,15 @@ def positions(groups: list[np.ndarray], size: int) -> np.ndarray:
     return position
 
 
+def reverse_synapses(pre: np.ndarray, post: np.ndarray, size: int) -> np.ndarray:
+    """Index of each synapse's reverse (post -> pre) synapse, -1 where there is none [S];
+    ``pre``, ``post`` sorted by (pre, post) as every projection's synapses are."""
+    keys = pre * size + post
+    wanted = post * size + pre
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, at, -1)
+
+
 def split(params: PairSplitParams, context: SNNContext) -> SNNOutcome:
     """Give a share of the shared pairs (and with ``one_way`` A's other synapses) their weights
     at the start of wake phase ``protect.since`` back, in every network; no time passes."""
@@ -88,17 +98,16 @@ def split(params: PairSplitParams, context: SNNContext) -> SNNOutcome:
         first_direction = (pre >= 0) & (post >= 0) & (pre < post)
         pre, post = in_second[syn.pre], in_second[syn.post]
         second_direction = (pre >= 0) & (post >= 0) & (pre < post)
-        pairs = zip(syn.pre.tolist(), syn.post.tolist(), strict=True)
-        index = {(i, j): s for s, (i, j) in enumerate(pairs)}
+        reverse = reverse_synapses(syn.pre, syn.post, size)
+        shared = first_direction & (reverse >= 0)
+        shared[shared] = second_direction[reverse[shared]]
         w = now.copy()
         draw = np.random.default_rng((params.pair_seed, seeds[b])).random(len(w))
-        for s in np.flatnonzero(first_direction):
-            r = index.get((int(syn.post[s]), int(syn.pre[s])))
-            if r is None or not second_direction[r]:
-                if params.one_way:
-                    w[s] = learned[b][s]
-            elif draw[s] < params.fraction:
-                w[s], w[r] = learned[b][s], learned[b][r]
+        given = np.flatnonzero(shared & (draw < params.fraction))
+        w[given], w[reverse[given]] = learned[b][given], learned[b][reverse[given]]
+        if params.one_way:
+            own = first_direction & ~shared
+            w[own] = learned[b][own]
         new.append(w)
     context.engine.set_weights(params.projection, new)
     context.progress(1.0)
@@ -116,45 +125,30 @@ register(
 )
 
 
-def condition(args, fraction: float, one_way: bool) -> Path:
-    """Run the protocol with the oracle split as its sleep; returns the run file."""
-    tag = f"{Path(args.protocol).stem}_f{fraction:g}" + ("_oneway" if one_way else "") + args.tag
-    out = Path(args.out).resolve() / f"{tag}_s{args.seed}.h5"
-    if out.exists() and args.reuse:
-        return out
-    protocol = ROOT / args.protocol
-    doc = yaml.safe_load(protocol.read_text())
-    model = ROOT / args.model if args.model else protocol.parent / doc["model"]
-    doc["model"] = yaml.safe_load(model.read_text())  # inline, so that --set model.… applies
-    doc["model"].pop("format_version", None)
-    doc["record"] = {"spikes": "none", "weights": "none"}
-    doc["schedule"] = [p for p in doc["schedule"] if next(iter(p.values()))["name"] != "sleep"]
-    doc["schedule"].insert(
-        -1,
-        {
-            "sleep": {
-                "name": "split",
-                "kind": "pair_split",
-                "fraction": fraction,
-                "one_way": one_way,
-            }
-        },
+def condition(args: argparse.Namespace, fraction: float, one_way: bool) -> Path:
+    """Run (or, with ``--reuse``, find and check) the protocol with the oracle split in place of
+    its sleep; returns the run file."""
+    path = Path(args.out) / (
+        f"{args.protocol}_f{fraction:g}{'_oneway' if one_way else ''}{args.tag}_s{args.seed}.h5"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "protocol.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        sets = [f"seed={args.seed}", f"data.networks={args.networks}", f"output={out}"]
-        run_protocol(load_protocol(path, sets + args.set), overwrite=True, progress="never")
-    return out
-
-
-def scores(path: Path, phase: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per memory: full recall and graded score per network in test ``phase``."""
-    with open_run(path) as rf:
-        index = next(p.index for p in rf.phases() if p.name == phase)
-        r = rf.arrays(f"recall/{index}")
-        names = ("A", "B", "S2")  # the protocol's stored memories, in order
-        return {name: (r["full_recall"][:, m], r["sequence"][:, m]) for m, name in enumerate(names)}
+    schedule = load_yaml(ROOT / "protocols" / f"{args.protocol}.yaml")[0]["schedule"]
+    schedule = [p for p in schedule if "sleep" not in p]
+    split = {"name": "split", "kind": "pair_split", "fraction": fraction, "one_way": one_way}
+    schedule.insert(-1, {"sleep": split})  # before the final test
+    overrides = [
+        f"seed={args.seed}",
+        f"data.networks={args.networks}",
+        'record={"spikes": "none", "weights": "none"}',  # nothing recorded, default block
+        f"schedule={json.dumps(schedule)}",
+        *args.set,
+    ]
+    protocol = load_condition(args.protocol, overrides, args.model and str(ROOT / args.model))
+    if args.reuse and path.exists():
+        with open_run(path) as rf:
+            refuse_other(rf, protocol)
+        return path
+    run(protocol, output=path, overwrite=True, progress=False)
+    return path
 
 
 def main() -> None:
@@ -162,7 +156,7 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
-    parser.add_argument("--protocol", default="protocols/consolidation_sleep.yaml")
+    parser.add_argument("--protocol", default="consolidation_sleep", help="a shipped protocol")
     parser.add_argument("--model", help="model file (default: the protocol's)")
     parser.add_argument("--out", default="outputs/pair_split")
     parser.add_argument("--tag", default="")
@@ -173,7 +167,7 @@ def main() -> None:
         default="both",
         help="restore A's one-way synapses",
     )
-    parser.add_argument("--reuse", action="store_true", help="read existing run files")
+    parser.add_argument("--reuse", action="store_true", help="read existing run files (checked)")
     args = parser.parse_args()
     print(
         f"networks {args.seed}…{args.seed + args.networks - 1}; full recall (mean ± SEM, lowest)"
@@ -182,13 +176,15 @@ def main() -> None:
     print("| A's pairs | A's one-way synapses | A | B | S2 |\n|---|---|---|---|---|")
     for one_way in {"no": (False,), "yes": (True,), "both": (False, True)}[args.one_way]:
         for fraction in args.fractions:
-            final = scores(condition(args, fraction, one_way), "final")
+            path = condition(args, fraction, one_way)
+            final = recall_rows([path])[-1]
             cells = []
-            for name in ("A", "B", "S2"):
-                full, graded = final[name]
-                sem = full.std(ddof=1) / np.sqrt(len(full)) if len(full) > 1 else 0.0
+            for m, _ in enumerate(memory_names(path)):
+                full = final["full_recall"][:, m]
+                full_ms = mean_sem(full)
                 cells.append(
-                    f"{full.mean():.2f} ± {sem:.2f} ({full.min():.2f}) / {graded.mean():.2f}"
+                    f"{full_ms.mean:.2f} ± {full_ms.sem:.2f} ({full.min():.2f}) / "
+                    f"{final['sequence'][:, m].mean():.2f}"
                 )
             restored = "restored" if one_way else "as after B"
             print(f"| {fraction:g} | {restored} | " + " | ".join(cells) + " |")
