@@ -270,7 +270,7 @@ def build_protocol(
         )
     device = device_problem(top.device) if check_device else None
     if device:
-        problems.append(locate.problem(("device",), device))
+        problems.append(locate.problem(("device",), f"{device}; or run it with --device cpu"))
     data_params = _validate(experiment.Data, top.data, locate, ("data",), problems)
     record_params = _validate(experiment.Record, top.record, locate, ("record",), problems)
     if data_params is None:  # the schedule's tasks depend on the data
@@ -316,8 +316,8 @@ def device_problem(device: str) -> str | None:
 
     if not torch.cuda.is_available():
         return (
-            f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
-            "use --device cpu, or install a CUDA build of torch (see README)"
+            f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device "
+            "(a CUDA build of torch: see README)"
         )
     index = int(device.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():

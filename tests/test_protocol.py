@@ -187,10 +187,13 @@ TORCH_ONLY = {
 }
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_validate_checks_the_file_and_notes_a_device_this_machine_lacks(capsys):
+def test_validate_checks_the_file_and_notes_a_device_this_machine_lacks(
+    capsys, monkeypatch, tmp_path
+):
     """``neurosleep validate`` checks the file, not this machine: a protocol for CUDA is valid
-    here, with a note on stderr; ``run`` refuses it, naming the device key."""
+    here, with a note on stderr; ``run`` refuses it, naming the device key, and writes nothing."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA
+    monkeypatch.chdir(tmp_path)  # the protocol's relative output would land here
     path = str(ROOT / "protocols" / "consolidation_large.yaml")
     assert main(["validate", path]) == 0
     captured = capsys.readouterr()
@@ -199,6 +202,8 @@ def test_validate_checks_the_file_and_notes_a_device_this_machine_lacks(capsys):
     assert main(["run", path]) == 2
     refused = capsys.readouterr().err
     assert re.search(r"consolidation_large\.yaml:\d+: device: device 'cuda'", refused), refused
+    assert "--device cpu" in refused
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.yaml")), ids=lambda p: p.stem)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -138,13 +139,14 @@ def test_invalid_study_runs_nothing(make_study, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_a_cuda_study_validates_here_and_runs_only_where_its_workers_have_cuda(
-    make_study, tmp_path, capsys
+    make_study, tmp_path, capsys, monkeypatch
 ):
     """A study whose protocol asks for CUDA is valid on a machine without one (its runs may go
     to a scheduler's workers, which check their own device), with a note; run on this
-    machine's workers it is refused before anything runs or is written."""
+    machine's workers it is refused before anything runs or is written; with ``--scheduler``
+    it goes to the driver."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA
     path = make_study(device="cuda")
     assert main(["study", "validate", str(path)]) == 0
     captured = capsys.readouterr()
@@ -153,8 +155,17 @@ def test_a_cuda_study_validates_here_and_runs_only_where_its_workers_have_cuda(
     assert main(["study", "run", str(path), "--workers", "1"]) == 2
     err = capsys.readouterr().err.strip().split("\n")
     assert len(err) == 1 and "study.yaml: device 'cuda' asked for" in err[0], err
-    assert "--scheduler sends them to workers that may have it" in err[0]
+    assert "set device: cpu in the study's `set:`" in err[0] and "--scheduler" in err[0], err
     assert not (tmp_path / "out").exists()
+    driven = []  # the driver itself needs a scheduler; here only whether it is reached
+
+    def run_study(study, **options):
+        driven.append(options["scheduler"])
+        return SimpleNamespace(complete=0, failed=0, rerun=0, total=0, best=None, ok=True)
+
+    monkeypatch.setattr("neurosleep.study.driver.run_study", run_study)
+    assert main(["study", "run", str(path), "--scheduler", "tcp://127.0.0.1:1", "-q"]) == 0
+    assert driven == ["tcp://127.0.0.1:1"]
 
 
 # ---------------------------------------------------------------------------- running

@@ -143,8 +143,9 @@ def _execute(study, args) -> int:
     missing = _missing_devices(study)
     if missing and not args.scheduler:  # the runs go to this machine's workers
         raise StudyError(
-            f"{study.path}: {missing[0]} (the runs go to this machine's workers; "
-            "--scheduler sends them to workers that may have it)"
+            f"{study.path}: {'; '.join(missing)} — the runs go to this machine's workers: set "
+            "device: cpu in the study's `set:` (sweep: --set device=cpu), or send them with "
+            "--scheduler to workers that have it"
         )
     if not args.quiet:
         print(f"study {study.name}: folder {study.folder}", file=sys.stderr)
