@@ -66,6 +66,34 @@ def test_a_closed_recorders_buffers_serve_the_next_one_alone(tmp_path, monkeypat
         assert f["spikes/exc/node_ids"][:].tolist() == [7, 8]
 
 
+def test_a_close_interrupted_while_giving_buffers_back_leaves_nothing_shared(tmp_path, monkeypatch):
+    # SIGTERM arrives as KeyboardInterrupt (runner): if it lands after the first buffer went back
+    # to the pool, the closed recorder must still refuse appends instead of writing into a
+    # buffer the next recorder takes
+    monkeypatch.setattr(rec_module, "PENDING_BYTES", 256)
+    pool = rec_module._BufferPool()
+    monkeypatch.setattr(rec_module, "_BUFFERS", pool)
+    real_give = pool.give
+
+    def give_one_then_interrupt(buffers):
+        real_give([next(iter(buffers))])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool, "give", give_one_then_interrupt)
+    rec = Recorder.create(tmp_path / "first.h5", attrs={}, n_tasks=1)
+    rec.append_spikes("exc", np.arange(20.0), np.arange(20))
+    with pytest.raises(KeyboardInterrupt):
+        rec.close("complete")
+    monkeypatch.setattr(pool, "give", real_give)
+    assert pool._bytes > 0  # a buffer did go back
+    with Recorder.create(tmp_path / "second.h5", attrs={}, n_tasks=1) as other:
+        other.append_spikes("exc", np.array([0.5, 1.5]), np.array([7, 8]))
+        with pytest.raises(RuntimeError, match="recorder is closed"):
+            rec.append_spikes("exc", np.array([99.0]), np.array([99]))
+    with h5py.File(tmp_path / "second.h5", "r") as f:
+        assert f["spikes/exc/timestamps"][:].tolist() == [0.5, 1.5]
+
+
 def test_the_pool_keeps_a_bounded_number_of_bytes(monkeypatch):
     monkeypatch.setattr(rec_module, "KEPT_BUFFER_BYTES", 1000)
     pool = rec_module._BufferPool()

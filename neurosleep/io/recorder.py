@@ -127,9 +127,11 @@ class Recorder:
         self.file.attrs["closed"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.flush()
         self.file.close()
-        for streams in self._streams.values():  # every row written: the buffers are free
-            _BUFFERS.give(stream.buffer for stream in streams.values())
-        self._streams.clear()
+        # every row written: the buffers are free. Detached before any goes back, so that an
+        # interrupt while giving them leaves this recorder refusing appends (_require_open)
+        streams, self._streams = self._streams, {}
+        for group in streams.values():
+            _BUFFERS.give(stream.buffer for stream in group.values())
 
     def __enter__(self) -> Recorder:
         return self
