@@ -62,8 +62,8 @@ def assert_same_runs(a, b) -> None:
 @pytest.mark.parametrize("spike_cap", [None, 1], ids=["room", "reruns"])
 def test_step_graph_gives_the_tensor_loops_run(spike_cap):
     """Spikes, samples of v, g_e and a, and weights equal the tensor loop's to the bit, across
-    blocks, phases with other plasticity gains (each run captures anew) and, with room for one
-    spike per step, blocks run again with more room (a new step graph)."""
+    blocks, phases with other plasticity gains (a new modulation drops the step graphs) and,
+    with room for one spike per step, blocks run again with more room (a new step graph)."""
     reference = run_phases()
     sink, weights = graph = run_phases(spike_cap=spike_cap, graphs=True)
     assert_same_runs(reference, graph)
@@ -86,6 +86,39 @@ def test_no_device_wait_inside_a_block_of_step_graphs():
     assert counter.calls["aten.lift_fresh"] < 200 // 4
 
 
+def test_step_graphs_are_kept_across_runs_and_dropped_when_what_they_capture_changes(
+    monkeypatch,
+):
+    """An experiment runs the engine block by block: a step graph serves every block of its
+    spike room until the modulation, a bias or the floors change (what a capture bakes in)."""
+    from neurosleep.engines import torch as torch_engine
+
+    built = []
+
+    class Counted(torch_engine.StepGraph):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            built.append(self)
+
+    monkeypatch.setattr(torch_engine, "StepGraph", Counted)
+    engine = make_engine("torch", small_network(RULES, noise=True), seeds=[4, 5], fused=False,
+                         graphs=True)  # fmt: skip
+    recording = Recording(spikes=("cur",), block=2.0)
+    for _ in range(10):  # 10 runs of one block each, as experiments/snn.py makes them
+        engine.run(2.0, recording, MemorySink())
+    assert len(built) == len(engine._graphs) < 10, [g.cap for g in built]
+    for change in (
+        lambda: engine.set_modulation(Modulation(plasticity={"*": 2.0})),
+        lambda: engine.set_bias("cur", np.full(6, -1.0)),
+        lambda: engine.set_floors("in_cur", None),
+    ):
+        change()
+        assert engine._graphs == {}
+        before = len(built)
+        engine.run(2.0, recording, MemorySink())
+        assert len(built) == before + 1
+
+
 def test_graphs_are_a_form_of_the_tensor_loop():
     with pytest.raises(ValueError, match="needs fused=False"):
         make_engine("torch", small_network(RULES), seeds=[1], fused=True, graphs=True)
@@ -95,7 +128,7 @@ def test_graphs_are_a_form_of_the_tensor_loop():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_captured_step_on_cuda_gives_the_cpus_run():
-    """On CUDA the step is captured once per run and replayed: the CPU's spikes, and its
+    """On CUDA each step graph is captured once and replayed: the CPU's spikes, and its
     samples and weights within float64 rounding (CUDA's atomic adds sum in another order; the
     tolerance of test_torch_on_cuda_matches_cpu)."""
     (sink, weights), (cpu_sink, cpu_weights) = run_phases("cuda", graphs=True), run_phases()

@@ -305,7 +305,8 @@ class TorchEngine(Engine):
         if graphs and self.fused:
             raise ValueError("graphs=True is a form of the tensor loop: it needs fused=False")
         self.graphs = graphs  # the tensor loop's step as a StepGraph (CUDA graphs on CUDA)
-        self._graph = None  # the run's StepGraph
+        # step graphs by spike room, for the modulation, bias and floors as they are set now
+        self._graphs: dict[int, StepGraph] = {}
         if self.fused:  # numba (≈0.3 s to import) only where a fused engine is built
             from neurosleep.engines import torch_fused
 
@@ -452,10 +453,13 @@ class TorchEngine(Engine):
         for rule in self.rules:
             if rule.projection == projection:
                 rule.set_floor(floor)
+        self._graphs = {}  # captured with the old floors
         self._kernel_rules()
 
     def _neuron_params(self) -> None:
-        """The step constants of the current modulation and bias."""
+        """The step constants of the current modulation and bias (step graphs captured with
+        the old ones are dropped)."""
+        self._graphs = {}
         bias = self.bias if self.bias.any() else None
         self.params = neuron_params(self.spec, self.modulation, self.tdtype, self.device, bias)
         if self.fused:
@@ -547,10 +551,6 @@ class TorchEngine(Engine):
         self._plan = (recording, plan)
         return plan
 
-    def run(self, duration_ms: float, recording: Recording | None = None, sink: Sink | None = None):
-        self._graph = None  # a run captures the phase as it is set now
-        super().run(duration_ms, recording, sink)
-
     def _run_block(self, steps: int, recording: Recording, sink: Sink | None) -> None:
         plan = self._planned(recording)
         if self.fused:
@@ -599,9 +599,9 @@ class TorchEngine(Engine):
         if not self.graphs:
             stepper = EagerSteps(self, sources, cap)
         else:
-            if self._graph is None or not self._graph.fits(steps, cap):
-                self._graph = StepGraph(self, steps, cap)
-            stepper = self._graph
+            stepper = self._graphs.get(cap)
+            if stepper is None or stepper.steps < steps:
+                stepper = self._graphs[cap] = StepGraph(self, steps, cap)
             stepper.start(self.state, self.step, sources)
         index = {key: torch.as_tensor(c, device=self.device) for key, c in columns.items()}
         state_log: dict[tuple[str, str], list[torch.Tensor]] = {key: [] for key in index}
@@ -771,9 +771,10 @@ class StepGraph:
     delivery with delays), the step within the block (its row of the source spikes and of the
     spike log) and the overflow flag. What the tensor loop decides in Python per step stays
     outside the graph, between calls: sampling the state and the periodic plasticity rules'
-    ``before(step)``. Whatever a phase sets (modulation, bias, weights, floors) is captured as it
-    stands, so the engine makes a new step graph for every ``run`` (and for a new spike
-    room or a longer block).
+    ``before(step)``. The modulation, bias and floors are captured as they stand, so the engine
+    drops its step graphs when one of them is set (weights are changed in place, sources copied
+    in per block); it keeps one per spike room, as the room follows each block's busiest step,
+    and makes a new one for a longer block.
 
     On CUDA the first call of a step graph is a real step on a side stream (the warm-up a
     capture wants), the second is captured and replayed, the later ones replayed. Elsewhere every
@@ -798,9 +799,6 @@ class StepGraph:
         self.capture = torch.device(device).type == "cuda"
         self.warm = False
         self.graph: torch.cuda.CUDAGraph | None = None
-
-    def fits(self, steps: int, cap: int) -> bool:
-        return steps <= self.steps and cap == self.cap
 
     def start(self, state: NeuronState, step: int, sources: torch.Tensor | None) -> None:
         """A block from ``step`` with the state ``state`` and its source spikes [steps, B, Ns]."""
