@@ -388,7 +388,10 @@ class PlasticTorch:
 def batches(args) -> None:
     """Processor time per network per simulated second of one torch engine per batch size
     (``--batches``; CUBA or plastic CUBA of ``--n`` neurons), interleaved: whether a network
-    costs the same in a batch of any size, as it should (each runs its block alone)."""
+    costs the same in a batch of any size, as it should (each runs its block alone). CPU only:
+    processor time says nothing of a GPU's."""
+    if args.device != "cpu":
+        raise SystemExit(f"batches times processor time on the CPU, not on {args.device!r}")
     runners = {b: PlasticTorch(args.model, b, n=args.n, dtype=args.dtype) for b in args.batches}
     for run in runners.values():
         run(10.0)
@@ -802,7 +805,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 64000, 256000])
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16, 24, 31, 32])
-    parser.add_argument("--n", type=int, default=4000, help="neurons (batches section)")
+    parser.add_argument("--n", type=int, default=4000, help="neurons (batches, graphs)")
     parser.add_argument("--model", default="cuba", help="sweep, batches: cuba or cuba_stdp")
     parser.add_argument("--engines", nargs="+", default=["torch", "brian2"], help="record")
     parser.add_argument("--seeds", type=int, default=5, help="networks (fidelity section)")
